@@ -37,6 +37,9 @@ type Spec struct {
 
 	// Sources lists the files the spec was read from, in merge order.
 	Sources []string `json:"-" yaml:"-"`
+
+	// volumeUses are the binds that name a volume, checked after merging.
+	volumeUses []volumeUse
 }
 
 // Ref is an image reference as written in the spec, with where it was written.

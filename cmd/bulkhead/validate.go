@@ -2,17 +2,75 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+
+	"github.com/bulkhead-dev/bulkhead/builder/config"
 )
 
-// Placeholder until the validate verb lands; replaced by its real file.
 func validateCommand() command {
 	return command{
 		name:    "validate",
-		summary: "(not yet implemented)",
-		run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-			return errors.New("not implemented")
-		},
+		summary: "check spec files (merged in order) and report every problem",
+		run:     runValidate,
 	}
+}
+
+// validateProblem is one problem in --json output.
+type validateProblem struct {
+	File    string `json:"file"`
+	Line    int    `json:"line"`
+	Col     int    `json:"col"`
+	Message string `json:"message"`
+}
+
+func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("validate", "[--json] FILE...", stderr)
+	asJSON := fs.Bool("json", false, "print problems as a JSON array on stdout")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	files := fs.Args()
+	if len(files) == 0 {
+		fs.Usage()
+		return fmt.Errorf("%w: no spec files given", errUsage)
+	}
+	_, err := config.Load(files...)
+	var errs config.Errors
+	if err != nil && !errors.As(err, &errs) {
+		return err
+	}
+	if *asJSON {
+		return printProblemsJSON(stdout, errs)
+	}
+	if len(errs) > 0 {
+		for _, e := range errs {
+			fmt.Fprintln(stderr, e.Error())
+		}
+		return exitError{1}
+	}
+	for _, f := range files {
+		fmt.Fprintf(stdout, "%s: ok\n", f)
+	}
+	return nil
+}
+
+func printProblemsJSON(w io.Writer, errs config.Errors) error {
+	problems := make([]validateProblem, 0, len(errs))
+	for _, e := range errs {
+		problems = append(problems, validateProblem{
+			File: e.Pos.File, Line: e.Pos.Line, Col: e.Pos.Col, Message: e.Msg,
+		})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(problems); err != nil {
+		return fmt.Errorf("writing problems: %w", err)
+	}
+	if len(problems) > 0 {
+		return exitError{1}
+	}
+	return nil
 }

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeSpec(t *testing.T, name, data string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestValidate(t *testing.T) {
+	good := writeSpec(t, "good.yml", "kernel:\n  image: linuxkit/kernel:6.6\nservices:\n  - name: getty\n    image: linuxkit/getty:v1\n    binds: [\"data:/data\"]\n")
+	vols := writeSpec(t, "vols.yml", "volumes:\n  - name: data\n")
+	bad := writeSpec(t, "bad.yml", "sevices: []\nservices:\n  - name: getty\n    image: linuxkit/getty:v2\n")
+
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"validate", good, vols}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d, stderr %s", code, stderr.String())
+	}
+	if want := good + ": ok\n" + vols + ": ok\n"; stdout.String() != want {
+		t.Errorf("stdout = %q, want %q", stdout.String(), want)
+	}
+
+	stdout.Reset()
+	stderr.Reset()
+	if code := run(context.Background(), []string{"validate", good, vols, bad}, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	want := bad + `:1:1: unknown field "sevices" (did you mean "services"?)` + "\n" +
+		bad + `:3:5: duplicate container name "getty" (first defined at ` + good + ":4:5)\n"
+	if stderr.String() != want || stdout.Len() != 0 {
+		t.Errorf("stderr:\n%s\nwant:\n%s\nstdout: %q", stderr.String(), want, stdout.String())
+	}
+
+	stdout.Reset()
+	stderr.Reset()
+	if code := run(context.Background(), []string{"validate", "--json", bad}, &stdout, &stderr); code != 1 {
+		t.Fatalf("--json exit %d, want 1", code)
+	}
+	var problems []map[string]any
+	if err := json.Unmarshal(stdout.Bytes(), &problems); err != nil {
+		t.Fatalf("--json output %q: %v", stdout.String(), err)
+	}
+	if len(problems) != 1 || problems[0]["file"] != bad || problems[0]["line"] != 1.0 ||
+		problems[0]["col"] != 1.0 || !strings.HasPrefix(problems[0]["message"].(string), "unknown field") {
+		t.Errorf("problems = %v", problems)
+	}
+}
+
+func TestValidateUsage(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"validate"}, &stdout, &stderr); code != 2 {
+		t.Errorf("no files: exit %d, want 2", code)
+	}
+	if code := run(context.Background(), []string{"validate", filepath.Join(t.TempDir(), "nope.yml")}, &stdout, &stderr); code != 1 {
+		t.Errorf("missing file: exit %d, want 1", code)
+	}
+}

@@ -1,0 +1,73 @@
+package rootfs
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Option configures ApplyLayer and Assemble.
+type Option func(*options) error
+
+type options struct {
+	epoch   int64  // upper bound for every ModTime, Unix seconds
+	origin  string // Origin recorded on entries read from a layer
+	baseDir string // where relative files[].source paths start when the spec position names no file
+	homeDir string // what "~/" in files[].source expands to
+}
+
+func newOptions(opts []Option) (*options, error) {
+	o := &options{baseDir: "."}
+	for _, opt := range opts {
+		if err := opt(o); err != nil {
+			return nil, err
+		}
+	}
+	return o, nil
+}
+
+// WithEpoch clamps every modification time to at most sec (Unix seconds),
+// the build's SOURCE_DATE_EPOCH. Entries bulkhead generates get exactly sec.
+// The default is 0, the Unix epoch.
+func WithEpoch(sec int64) Option {
+	return func(o *options) error {
+		if sec < 0 {
+			return fmt.Errorf("negative epoch %d", sec)
+		}
+		o.epoch = sec
+		return nil
+	}
+}
+
+// WithOrigin sets the Origin ApplyLayer records on the entries it adds,
+// for example "docker.io/library/alpine:3.21@sha256:…".
+func WithOrigin(origin string) Option {
+	return func(o *options) error {
+		o.origin = origin
+		return nil
+	}
+}
+
+// WithBaseDir sets the directory relative files[].source paths are read
+// from when the entry's spec position names no file. By default a source is
+// relative to the directory of the spec file that declared it.
+func WithBaseDir(dir string) Option {
+	return func(o *options) error {
+		if dir == "" {
+			return errors.New("empty base directory")
+		}
+		o.baseDir = dir
+		return nil
+	}
+}
+
+// WithHomeDir sets what a leading "~/" in files[].source expands to. By
+// default it is the current user's home directory.
+func WithHomeDir(dir string) Option {
+	return func(o *options) error {
+		if dir == "" {
+			return errors.New("empty home directory")
+		}
+		o.homeDir = dir
+		return nil
+	}
+}

@@ -1,0 +1,139 @@
+package output
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// AtomicFile is an output file written under a temporary name in its final
+// directory (".name.tmp-XXXX") and renamed into place by Commit. Until then
+// nothing exists at the final path; Abort removes the temporary file.
+type AtomicFile struct {
+	f      *os.File
+	path   string
+	closed bool
+	done   bool
+}
+
+// Create starts writing the file at path. The file gets mode 0644.
+func Create(path string) (*AtomicFile, error) {
+	dir, name := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
+	if err != nil {
+		return nil, fmt.Errorf("creating %s: %w", path, err)
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("creating %s: %w", path, err)
+	}
+	return &AtomicFile{f: f, path: path}, nil
+}
+
+// Name is the final path.
+func (a *AtomicFile) Name() string { return a.path }
+
+// Write writes to the temporary file.
+func (a *AtomicFile) Write(p []byte) (int, error) { return a.f.Write(p) }
+
+// Commit flushes the file to disk, renames it to its final path and flushes
+// the directory. After Commit, Abort does nothing.
+func (a *AtomicFile) Commit() error {
+	return commitAll(a)
+}
+
+// Abort closes and removes the temporary file. It does nothing after Commit
+// or a previous Abort, so it can be deferred.
+func (a *AtomicFile) Abort() error {
+	if a.done {
+		return nil
+	}
+	a.done = true
+	var errs []error
+	if !a.closed {
+		errs = append(errs, a.f.Close())
+	}
+	if err := os.Remove(a.f.Name()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("removing temporary %s: %w", a.f.Name(), err)
+	}
+	return nil
+}
+
+// finish flushes and closes the temporary file.
+func (a *AtomicFile) finish() error {
+	if err := a.f.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", a.path, err)
+	}
+	a.closed = true
+	if err := a.f.Close(); err != nil {
+		return fmt.Errorf("closing %s: %w", a.path, err)
+	}
+	return nil
+}
+
+// commitAll commits files together: only once every one of them is on disk
+// are they renamed into place. If any fails before the renames, none
+// appears; the ones not yet renamed are always removed.
+func commitAll(files ...*AtomicFile) error {
+	for _, a := range files {
+		if a.done {
+			return fmt.Errorf("committing %s: already committed or aborted", a.path)
+		}
+	}
+	for _, a := range files {
+		if err := a.finish(); err != nil {
+			abortAll(files)
+			return err
+		}
+	}
+	for i, a := range files {
+		if err := os.Rename(a.f.Name(), a.path); err != nil {
+			abortAll(files[i:])
+			return fmt.Errorf("committing %s: %w", a.path, err)
+		}
+		a.done = true
+	}
+	return syncDirs(files)
+}
+
+func abortAll(files []*AtomicFile) {
+	for _, a := range files {
+		_ = a.Abort()
+	}
+}
+
+// syncDirs flushes each distinct directory holding files.
+func syncDirs(files []*AtomicFile) error {
+	seen := map[string]bool{}
+	for _, a := range files {
+		dir := filepath.Dir(a.path)
+		if seen[dir] {
+			continue
+		}
+		seen[dir] = true
+		if err := syncDir(dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	return nil
+}

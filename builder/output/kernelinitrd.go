@@ -1,0 +1,113 @@
+package output
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
+)
+
+// Inputs is what a kernel+initrd boot needs: the kernel image (Kernel with
+// KernelSize bytes, or the file at KernelPath), the kernel command line, and
+// the root tree that becomes the initrd.
+type Inputs struct {
+	Kernel     io.ReaderAt
+	KernelSize int64
+	KernelPath string
+	Cmdline    string
+	Tree       *rootfs.Tree
+}
+
+// KernelInitrd holds the paths WriteKernelInitrd wrote.
+type KernelInitrd struct {
+	Kernel  string // <base>-kernel
+	Initrd  string // <base>-initrd.img
+	Cmdline string // <base>-cmdline
+}
+
+// KernelInitrdPaths names LinuxKit's kernel+initrd files for base in dir.
+func KernelInitrdPaths(dir, base string) KernelInitrd {
+	p := filepath.Join(dir, base)
+	return KernelInitrd{Kernel: p + "-kernel", Initrd: p + "-initrd.img", Cmdline: p + "-cmdline"}
+}
+
+// WriteKernelInitrd writes LinuxKit's kernel+initrd format into dir: the
+// kernel, the initrd (opts as for WriteInitrd) and the command line. Either
+// all three files appear or none does.
+func WriteKernelInitrd(ctx context.Context, dir, base string, in Inputs, opts ...Option) (KernelInitrd, error) {
+	paths := KernelInitrdPaths(dir, base)
+	if in.Tree == nil {
+		return paths, errors.New("writing kernel+initrd: no root tree")
+	}
+	var files []*AtomicFile
+	defer func() { abortAll(files) }()
+	for _, p := range []string{paths.Kernel, paths.Initrd, paths.Cmdline} {
+		f, err := Create(p)
+		if err != nil {
+			return paths, fmt.Errorf("writing kernel+initrd: %w", err)
+		}
+		files = append(files, f)
+	}
+	if err := copyKernel(ctx, files[0], in); err != nil {
+		return paths, fmt.Errorf("writing kernel: %w", err)
+	}
+	if err := WriteInitrd(ctx, files[1], in.Tree, opts...); err != nil {
+		return paths, err
+	}
+	if _, err := io.WriteString(files[2], in.Cmdline); err != nil {
+		return paths, fmt.Errorf("writing cmdline: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return paths, fmt.Errorf("writing kernel+initrd: %w", err)
+	}
+	if err := commitAll(files...); err != nil {
+		return paths, fmt.Errorf("writing kernel+initrd: %w", err)
+	}
+	return paths, nil
+}
+
+func copyKernel(ctx context.Context, w io.Writer, in Inputs) error {
+	r, size := in.Kernel, in.KernelSize
+	switch {
+	case r != nil && in.KernelPath != "":
+		return errors.New("both a kernel reader and a kernel path given")
+	case r == nil && in.KernelPath == "":
+		return errors.New("no kernel given")
+	case r == nil:
+		f, err := os.Open(in.KernelPath)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		r, size = f, fi.Size()
+	}
+	n, err := io.Copy(w, io.NewSectionReader(ctxReaderAt{ctx, r}, 0, size))
+	if err != nil {
+		return err
+	}
+	if n != size {
+		return fmt.Errorf("kernel is %d bytes, want %d", n, size)
+	}
+	return nil
+}
+
+// ctxReaderAt stops reading once ctx is done.
+type ctxReaderAt struct {
+	ctx context.Context
+	r   io.ReaderAt
+}
+
+func (c ctxReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.ReadAt(p, off)
+}

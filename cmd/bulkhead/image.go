@@ -2,17 +2,164 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/builder/recipe"
+	"github.com/bulkhead-dev/bulkhead/builder/resolve"
+	"github.com/dustin/go-humanize"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// Placeholder until the image verb lands; replaced by its real file.
 func imageCommand() command {
 	return command{
 		name:    "image",
-		summary: "(not yet implemented)",
+		summary: "build component images from recipes (image build), list the store (image ls)",
 		run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-			return errors.New("not implemented")
+			if len(args) == 0 {
+				fmt.Fprintf(stderr, "Usage: bulkhead image build [flags] images/<name>...\n       bulkhead image ls [flags]\n")
+				return fmt.Errorf("%w: missing subcommand", errUsage)
+			}
+			switch args[0] {
+			case "build":
+				return runImageBuild(ctx, args[1:], stdout, stderr)
+			case "ls":
+				return runImageLs(ctx, args[1:], stdout, stderr)
+			}
+			return fmt.Errorf("%w: unknown subcommand %q (want build or ls)", errUsage, args[0])
 		},
 	}
+}
+
+// storeFlag adds --store to fs, defaulting to resolve.DefaultStoreDir.
+func storeFlag(fs interface {
+	String(name, value, usage string) *string
+}) *string {
+	def, err := resolve.DefaultStoreDir()
+	if err != nil {
+		def = ""
+	}
+	return fs.String("store", def, "image store directory ($BULKHEAD_STORE)")
+}
+
+func runImageBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("image build", "[flags] images/<name>...", stderr)
+	storeDir := storeFlag(fs)
+	cacheDir := fs.String("cache", "", "build cache directory (default: <store>/cache/recipe)")
+	verbose := fs.Bool("v", false, "show build steps and tool output")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return fmt.Errorf("%w: no recipes given", errUsage)
+	}
+	epoch, err := sourceDateEpoch()
+	if err != nil {
+		return err
+	}
+	recipes := make([]*recipe.Recipe, 0, fs.NArg())
+	for _, p := range fs.Args() {
+		r, err := recipe.Load(p)
+		if err != nil {
+			return err
+		}
+		recipes = append(recipes, r)
+	}
+	store, err := resolve.OpenStore(*storeDir)
+	if err != nil {
+		return err
+	}
+	if *cacheDir == "" {
+		*cacheDir = filepath.Join(store.Dir(), "cache", "recipe")
+	}
+	opts := []recipe.Option{recipe.WithCacheDir(*cacheDir), recipe.WithSourceDateEpoch(epoch)}
+	if *verbose {
+		opts = append(opts, recipe.WithProgress(stderr))
+	}
+	for _, r := range recipes {
+		if err := buildOne(ctx, store, r, opts, stdout); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func buildOne(ctx context.Context, store *resolve.Store, r *recipe.Recipe, opts []recipe.Option, stdout io.Writer) error {
+	start := time.Now()
+	img, err := recipe.Build(ctx, r, opts...)
+	if err != nil {
+		return err
+	}
+	digest, err := store.WriteImage(r.Ref(), img)
+	if err != nil {
+		return err
+	}
+	size, err := compressedSize(img)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%-28s %s  %8s  %s\n", r.Ref(), digest, humanize.Bytes(uint64(size)),
+		time.Since(start).Round(100*time.Millisecond))
+	return nil
+}
+
+// compressedSize is the size of the image's layers as stored.
+func compressedSize(img v1.Image) (int64, error) {
+	m, err := img.Manifest()
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, l := range m.Layers {
+		n += l.Size
+	}
+	return n, nil
+}
+
+// sourceDateEpoch reads SOURCE_DATE_EPOCH; unset means 0.
+func sourceDateEpoch() (int64, error) {
+	s := os.Getenv("SOURCE_DATE_EPOCH")
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a number of seconds", s)
+	}
+	return n, nil
+}
+
+func runImageLs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("image ls", "[flags]", stderr)
+	storeDir := storeFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return fmt.Errorf("%w: image ls takes no arguments", errUsage)
+	}
+	store, err := resolve.OpenStore(*storeDir)
+	if err != nil {
+		return err
+	}
+	idx, err := store.Layout().ImageIndex()
+	if err != nil {
+		return fmt.Errorf("reading the store: %w", err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return fmt.Errorf("reading the store: %w", err)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tDIGEST\tSOURCE")
+	for _, d := range im.Manifests {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", d.Annotations[resolve.AnnotationRefName], d.Digest, d.Annotations[resolve.AnnotationSource])
+	}
+	return tw.Flush()
 }

@@ -3,16 +3,278 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/bulkhead-dev/bulkhead/internal/qemu"
 )
 
-// Placeholder until the run verb lands; replaced by its real file.
+// Exit codes of `bulkhead run`, by how the guest ended.
+const (
+	runExitPanic   = 3
+	runExitReboot  = 4
+	runExitTimeout = 124
+	runExitKilled  = 130
+)
+
+const runSynopsis = "qemu [flags] PREFIX"
+
+const runHelp = `
+Boots PREFIX-kernel, PREFIX-initrd.img and PREFIX-cmdline (what 'bulkhead
+build --format kernel+initrd' writes) in qemu, or the files named by
+--kernel/--initrd/--cmdline, --disk or --iso. The serial console streams to
+stdout. Published ports listen on 127.0.0.1 only; the guest reaches nothing
+outside. An interrupt (Ctrl-C) presses the guest's power button; a second
+one kills qemu.
+
+Exit status:
+  0    the guest powered off
+  1    qemu failed
+  2    usage error
+  3    the guest kernel panicked
+  4    the guest rebooted (reboots end the run)
+  124  --timeout ran out
+  130  killed (second interrupt)
+`
+
 func runCommand() command {
 	return command{
 		name:    "run",
-		summary: "(not yet implemented)",
-		run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-			return errors.New("not implemented")
-		},
+		summary: "boot built artifacts in qemu with the console on stdout",
+		run:     runRun,
+	}
+}
+
+// runOptions is what the run verb's flags and arguments say.
+type runOptions struct {
+	cfg        qemu.Config
+	consoleLog string
+}
+
+func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	opts, err := parseRunArgs(args, stderr)
+	if err != nil {
+		return err
+	}
+	interrupts := make(chan os.Signal, 2)
+	signal.Notify(interrupts, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(interrupts)
+	// The caller's context ends on the first interrupt; the VM must outlive
+	// it so that the interrupt can power the guest down instead.
+	return runQemu(context.WithoutCancel(ctx), opts, stdout, stderr, interrupts)
+}
+
+func parseRunArgs(args []string, stderr io.Writer) (runOptions, error) {
+	fs := newFlags("run", runSynopsis, stderr)
+	usage := fs.Usage
+	fs.Usage = func() { usage(); fmt.Fprint(stderr, runHelp) }
+	var opts runOptions
+	c := &opts.cfg
+	fs.StringVar(&c.Kernel, "kernel", "", "kernel `file` (overrides PREFIX-kernel)")
+	fs.StringVar(&c.Initrd, "initrd", "", "initrd `file` (overrides PREFIX-initrd.img)")
+	cmdlineFile := fs.String("cmdline", "", "kernel command line `file` (overrides PREFIX-cmdline)")
+	appendArgs := fs.String("append", "", "extra kernel command line `arguments`")
+	fs.StringVar(&c.Disk, "disk", "", "raw disk image `file` to boot")
+	fs.StringVar(&c.ISO, "iso", "", "ISO image `file` to boot")
+	fs.BoolVar(&c.UEFI, "uefi", false, "boot through UEFI firmware (OVMF), with a fresh variable store")
+	fs.IntVar(&c.MemoryMB, "mem", qemu.DefaultMemoryMB, "guest memory in `MB`")
+	fs.IntVar(&c.CPUs, "cpus", qemu.DefaultCPUs, "guest CPUs")
+	fs.DurationVar(&c.Timeout, "timeout", 0, "kill the guest after this `duration` (exit 124); 0: never")
+	fs.BoolVar(&c.AllowReboot, "allow-reboot", false, "let the guest reboot instead of ending the run")
+	fs.StringVar(&opts.consoleLog, "console-log", "", "also write the serial console to `file`")
+	publish := publishFlag{fwds: &c.Forwards}
+	fs.Var(publish, "publish", "forward 127.0.0.1:`HOSTPORT:GUESTPORT[/tcp|udp]` to the guest (repeatable)")
+	fs.Var(publish, "p", "short for --publish `HOSTPORT:GUESTPORT[/tcp|udp]`")
+
+	rest, err := parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return opts, err
+	}
+	if err != nil {
+		return opts, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if len(rest) == 0 || rest[0] != "qemu" {
+		fs.Usage()
+		return opts, fmt.Errorf("%w: the only backend is qemu: bulkhead run %s", errUsage, runSynopsis)
+	}
+	if len(rest) > 2 {
+		return opts, fmt.Errorf("%w: unexpected arguments %q", errUsage, rest[2:])
+	}
+	prefix := ""
+	if len(rest) == 2 {
+		prefix = rest[1]
+	}
+	if err := opts.resolveFiles(prefix, *cmdlineFile); err != nil {
+		return opts, err
+	}
+	c.Cmdline = strings.TrimSpace(c.Cmdline + " " + *appendArgs)
+	return opts, nil
+}
+
+// parseInterspersed parses flags anywhere among the arguments and returns
+// the positional ones.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return rest, nil
+		}
+		rest = append(rest, args[0])
+		args = args[1:]
+	}
+}
+
+// resolveFiles fills the kernel, initrd and command line from PREFIX where
+// no flag named them.
+func (o *runOptions) resolveFiles(prefix, cmdlineFile string) error {
+	c := &o.cfg
+	if prefix != "" && c.Kernel == "" && c.Disk == "" && c.ISO == "" {
+		c.Kernel = prefix + "-kernel"
+		if c.Initrd == "" {
+			c.Initrd = prefix + "-initrd.img"
+		}
+		if cmdlineFile == "" {
+			if _, err := os.Stat(prefix + "-cmdline"); err == nil {
+				cmdlineFile = prefix + "-cmdline"
+			}
+		}
+	}
+	if c.Kernel == "" && c.Disk == "" && c.ISO == "" {
+		return fmt.Errorf("%w: nothing to boot: give PREFIX, --kernel, --disk or --iso", errUsage)
+	}
+	for _, f := range []string{c.Kernel, c.Initrd, c.Disk, c.ISO} {
+		if f == "" {
+			continue
+		}
+		if _, err := os.Stat(f); err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+	}
+	if cmdlineFile != "" {
+		b, err := os.ReadFile(cmdlineFile)
+		if err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+		c.Cmdline = strings.TrimSpace(string(b))
+	}
+	return nil
+}
+
+// publishFlag collects --publish HOSTPORT:GUESTPORT[/tcp|udp] values.
+type publishFlag struct{ fwds *[]qemu.Forward }
+
+func (p publishFlag) String() string {
+	if p.fwds == nil {
+		return ""
+	}
+	var s []string
+	for _, f := range *p.fwds {
+		s = append(s, fmt.Sprintf("%d:%d/%s", f.HostPort, f.GuestPort, f.Proto))
+	}
+	return strings.Join(s, ",")
+}
+
+func (p publishFlag) Set(v string) error {
+	f, err := parsePublish(v)
+	if err != nil {
+		return err
+	}
+	*p.fwds = append(*p.fwds, f)
+	return nil
+}
+
+func parsePublish(v string) (qemu.Forward, error) {
+	ports, proto, hasProto := strings.Cut(v, "/")
+	if !hasProto {
+		proto = "tcp"
+	}
+	host, guest, ok := strings.Cut(ports, ":")
+	hp, herr := strconv.Atoi(host)
+	gp, gerr := strconv.Atoi(guest)
+	if !ok || herr != nil || gerr != nil || (proto != "tcp" && proto != "udp") {
+		return qemu.Forward{}, fmt.Errorf("%q is not HOSTPORT:GUESTPORT[/tcp|udp]", v)
+	}
+	if hp < 1 || hp > 65535 || gp < 1 || gp > 65535 {
+		return qemu.Forward{}, fmt.Errorf("%q: port out of range", v)
+	}
+	return qemu.Forward{Proto: proto, HostAddr: "127.0.0.1", HostPort: hp, GuestPort: gp}, nil
+}
+
+// runQemu boots the guest and maps how it ended to an exit status. The first
+// interrupt powers the guest down, the second kills it.
+func runQemu(ctx context.Context, opts runOptions, stdout, stderr io.Writer, interrupts <-chan os.Signal) error {
+	console := stdout
+	if opts.consoleLog != "" {
+		f, err := os.Create(opts.consoleLog)
+		if err != nil {
+			return fmt.Errorf("creating console log: %w", err)
+		}
+		defer f.Close()
+		console = io.MultiWriter(stdout, f)
+	}
+	cfg := opts.cfg
+	cfg.Console = console
+	vm, err := qemu.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	go forwardInterrupts(vm, interrupts, stderr)
+	res, err := vm.Wait()
+	if err != nil {
+		return err
+	}
+	return runExit(res, stderr)
+}
+
+func forwardInterrupts(vm *qemu.VM, interrupts <-chan os.Signal, stderr io.Writer) {
+	for n := 0; ; n++ {
+		select {
+		case <-vm.Done():
+			return
+		case <-interrupts:
+		}
+		if n > 0 {
+			fmt.Fprintln(stderr, "bulkhead run: killing the guest")
+			vm.Kill()
+			continue
+		}
+		fmt.Fprintln(stderr, "bulkhead run: powering the guest down (interrupt again to kill it)")
+		if err := vm.Powerdown(); err != nil && !errors.Is(err, qemu.ErrStopped) {
+			fmt.Fprintf(stderr, "bulkhead run: %v; killing the guest\n", err)
+			vm.Kill()
+		}
+	}
+}
+
+// runExit reports how the guest ended and returns the matching exit status.
+func runExit(res qemu.Result, stderr io.Writer) error {
+	detail := ""
+	if res.Detail != "" {
+		detail = " (" + res.Detail + ")"
+	}
+	fmt.Fprintf(stderr, "bulkhead run: guest ended: %s%s\n", res.Reason, detail)
+	switch res.Reason {
+	case qemu.Poweroff:
+		return nil
+	case qemu.Panic:
+		return exitError{runExitPanic}
+	case qemu.Reboot:
+		return exitError{runExitReboot}
+	case qemu.Timeout:
+		return exitError{runExitTimeout}
+	case qemu.Killed:
+		return exitError{runExitKilled}
+	default:
+		return exitError{1}
 	}
 }

@@ -1,0 +1,257 @@
+package qemu_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/internal/qemu"
+	"github.com/bulkhead-dev/bulkhead/internal/qemu/qemutest"
+	"github.com/bulkhead-dev/bulkhead/internal/testkernel"
+)
+
+// bootTimeout bounds every boot; a healthy one takes a few seconds of TCG.
+const bootTimeout = 2 * time.Minute
+
+// syncBuffer is a bytes.Buffer safe for the console copy and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// boot starts the test guest with the given command line additions and
+// modules, and kills it when the test ends.
+func boot(t *testing.T, cfg qemu.Config, cmdline string, modules ...string) *qemu.VM {
+	t.Helper()
+	cfg.Kernel = testkernel.Path(t)
+	modDir := ""
+	if len(modules) > 0 {
+		modDir = testkernel.ModulesDir(t)
+	}
+	cfg.Initrd = qemutest.Initrd(t, modDir, modules...)
+	cfg.Cmdline = qemutest.Cmdline + " " + cmdline
+	if cfg.Timeout == 0 {
+		cfg.Timeout = bootTimeout
+	}
+	vm, err := qemu.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		vm.Kill()
+		vm.Wait()
+	})
+	return vm
+}
+
+func wantResult(t *testing.T, vm *qemu.VM, want qemu.Reason) qemu.Result {
+	t.Helper()
+	res, err := vm.Wait()
+	if err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	if res.Reason != want {
+		t.Fatalf("result %+v, want %s; console tail:\n%s", res, want, vm.Tail(40))
+	}
+	return res
+}
+
+func TestGuestPoweroff(t *testing.T) {
+	var copyOut syncBuffer
+	vm := boot(t, qemu.Config{Console: &copyOut}, "bulkhead.guest=poweroff")
+	ctx := context.Background()
+	if _, err := vm.WaitFor(ctx, "hello from guest", bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vm.WaitFor(ctx, "firmware: bios", bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	res := wantResult(t, vm, qemu.Poweroff)
+	if res.ExitCode != 0 || !strings.Contains(res.Detail, "guest-shutdown") {
+		t.Errorf("result %+v, want exit 0 after a guest-shutdown", res)
+	}
+	if !strings.Contains(copyOut.String(), "guest powering off") || copyOut.String() != vm.Console() {
+		t.Errorf("console copy differs from the console:\n%q\n%q", copyOut.String(), vm.Console())
+	}
+	// The VM is gone: a wait now fails at once, saying so.
+	_, err := vm.WaitFor(ctx, "never printed", time.Minute)
+	if !errors.Is(err, qemu.ErrStopped) || !strings.Contains(err.Error(), "vm stopped (poweroff)") {
+		t.Errorf("WaitFor after poweroff: %v", err)
+	}
+	if err := vm.Powerdown(); !errors.Is(err, qemu.ErrStopped) {
+		t.Errorf("Powerdown after poweroff: %v, want ErrStopped", err)
+	}
+}
+
+func TestGuestPanic(t *testing.T) {
+	vm := boot(t, qemu.Config{}, "bulkhead.guest=panic")
+	if _, err := vm.WaitFor(context.Background(), "guest exiting", bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	res := wantResult(t, vm, qemu.Panic)
+	if !strings.Contains(res.Detail, "Attempted to kill init") {
+		t.Errorf("panic detail %q does not name the panic", res.Detail)
+	}
+}
+
+// TestGuestPanicPvpanic lets the guest's pvpanic driver report the panic:
+// qemu then exits by itself (-action panic=exit-failure).
+func TestGuestPanicPvpanic(t *testing.T) {
+	vm := boot(t, qemu.Config{}, "bulkhead.guest=panic", qemutest.PanicModules...)
+	res := wantResult(t, vm, qemu.Panic)
+	if res.ExitCode != 1 {
+		t.Errorf("result %+v, want qemu's exit-failure (1)", res)
+	}
+}
+
+func TestGuestReboot(t *testing.T) {
+	vm := boot(t, qemu.Config{}, "bulkhead.guest=reboot")
+	res := wantResult(t, vm, qemu.Reboot)
+	if !strings.Contains(res.Detail, "guest-reset") {
+		t.Errorf("result %+v, want a guest-reset", res)
+	}
+}
+
+// TestPowerdownAndForward serves HTTP from the guest through a forwarded
+// port, then presses the power button, which the guest answers by powering
+// off.
+func TestPowerdownAndForward(t *testing.T) {
+	port, err := qemu.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := qemu.Config{Forwards: []qemu.Forward{{HostPort: port, GuestPort: 8080}}}
+	modules := append(append([]string{}, qemutest.NetModules...), qemutest.PowerButtonModules...)
+	vm := boot(t, cfg, "bulkhead.listen=8080", modules...)
+	ctx := context.Background()
+	for _, s := range []string{"hello from guest", "listening on 8080", "guest waiting"} {
+		if _, err := vm.WaitFor(ctx, s, bootTimeout); err != nil {
+			t.Fatal(err)
+		}
+	}
+	body := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/", port))
+	if body != "hello over http\n" {
+		t.Errorf("GET through the forward: %q", body)
+	}
+	if err := vm.Powerdown(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vm.WaitFor(ctx, "power button pressed", bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	wantResult(t, vm, qemu.Poweroff)
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return string(b)
+}
+
+// TestWaitForTimeoutAndKill checks the error of a wait that times out, the
+// ordering of waits, and Kill.
+func TestWaitForTimeoutAndKill(t *testing.T) {
+	vm := boot(t, qemu.Config{}, "")
+	ctx := context.Background()
+	if _, err := vm.WaitFor(ctx, "guest waiting", bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	// "hello from guest" came before the last match: it is not found again.
+	_, err := vm.WaitFor(ctx, "hello from guest", 500*time.Millisecond)
+	if !errors.Is(err, qemu.ErrTimeout) {
+		t.Fatalf("WaitFor of an earlier line: %v, want a timeout", err)
+	}
+	for _, want := range []string{`timed out after 500ms waiting for "hello from guest"; console tail:`, "guest waiting"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not contain %q", err, want)
+		}
+	}
+	vm.Kill()
+	wantResult(t, vm, qemu.Killed)
+}
+
+func TestTimeout(t *testing.T) {
+	vm := boot(t, qemu.Config{Timeout: time.Second}, "")
+	res := wantResult(t, vm, qemu.Timeout)
+	if res.ExitCode != -1 {
+		t.Errorf("result %+v: qemu should have been killed", res)
+	}
+}
+
+func TestContextCancelKills(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cfg := qemu.Config{
+		Kernel:  testkernel.Path(t),
+		Initrd:  qemutest.Initrd(t, ""),
+		Cmdline: qemutest.Cmdline,
+	}
+	vm, err := qemu.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	wantResult(t, vm, qemu.Killed)
+}
+
+func TestQemuFailure(t *testing.T) {
+	_, err := qemu.Start(context.Background(), qemu.Config{Kernel: "/nonexistent/kernel"})
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent/kernel") {
+		t.Fatalf("Start with a missing kernel: %v, want qemu's complaint", err)
+	}
+}
+
+// TestUEFIBoot boots the kernel through OVMF (its EFI stub) on a fresh copy
+// of the variable store.
+func TestUEFIBoot(t *testing.T) {
+	vm := boot(t, qemu.Config{UEFI: true}, "bulkhead.guest=poweroff")
+	if _, err := vm.WaitFor(context.Background(), "hello from guest", bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vm.WaitFor(context.Background(), "firmware: efi", bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	wantResult(t, vm, qemu.Poweroff)
+}
+
+// TestAllowReboot lets the guest reboot: it boots again, which successive
+// waits see in order.
+func TestAllowReboot(t *testing.T) {
+	vm := boot(t, qemu.Config{AllowReboot: true}, "bulkhead.guest=reboot")
+	ctx := context.Background()
+	for _, s := range []string{"hello from guest", "guest rebooting", "hello from guest"} {
+		if _, err := vm.WaitFor(ctx, s, bootTimeout); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vm.Kill()
+	wantResult(t, vm, qemu.Killed)
+}

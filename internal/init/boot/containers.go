@@ -1,0 +1,199 @@
+package boot
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/internal/init/backoff"
+	"github.com/bulkhead-dev/bulkhead/internal/init/bundle"
+	"github.com/bulkhead-dev/bulkhead/internal/init/ctrd"
+	"github.com/bulkhead-dev/bulkhead/internal/init/power"
+	"github.com/bulkhead-dev/bulkhead/internal/init/supervise"
+)
+
+// Containerd namespaces. Services default to LinuxKit's, so that
+// `ctr -n services.linuxkit tasks ls` works as it does there; runtime.json's
+// namespace overrides it.
+const (
+	ServicesNamespace   = "services.linuxkit"
+	OnbootNamespace     = "onboot.bulkhead"
+	OnshutdownNamespace = "onshutdown.bulkhead"
+)
+
+func namespace(b bundle.Bundle) string {
+	if b.Runtime.Namespace != "" {
+		return b.Runtime.Namespace
+	}
+	switch b.Kind {
+	case bundle.Onboot:
+		return OnbootNamespace
+	case bundle.Onshutdown:
+		return OnshutdownNamespace
+	}
+	return ServicesNamespace
+}
+
+// logName is the log file name of a bundle under /run/log.
+func logName(b bundle.Bundle) string {
+	if b.Kind == bundle.Services {
+		return b.Name
+	}
+	return string(b.Kind) + "." + b.Name
+}
+
+// runToCompletion runs one onboot or onshutdown container and returns its
+// exit code.
+func (h *host) runToCompletion(ctx context.Context, b bundle.Bundle) (int, error) {
+	if err := bundle.Apply(bundle.Plan(b)); err != nil {
+		return -1, err
+	}
+	defer bundle.Cleanup(b)
+	ct, err := h.client.Create(ctx, namespace(b), b.Name, b.Spec)
+	if err != nil {
+		return -1, err
+	}
+	defer func() {
+		if err := ct.Delete(context.WithoutCancel(ctx)); err != nil {
+			h.logf("%v", err)
+		}
+	}()
+	out, errOut := h.output(b.Name, logName(b)), h.output(b.Name, logName(b))
+	defer out.Flush()
+	defer errOut.Flush()
+	t, err := ct.Start(ctx, out, errOut, h.prepare(b))
+	if err != nil {
+		return -1, err
+	}
+	return t.Wait(ctx)
+}
+
+// prepare returns the hook run between task create and start.
+func (h *host) prepare(b bundle.Bundle) func(uint32) error {
+	return func(pid uint32) error {
+		if err := bundle.Prepare(pid, b.Runtime); err != nil {
+			h.logf("%s %s: %v", b.Kind, b.Name, err) // best effort, as in LinuxKit
+		}
+		return nil
+	}
+}
+
+// onboot runs the onboot containers in order; a failure is logged and the
+// boot goes on.
+func (h *host) onboot(ctx context.Context) {
+	h.runAll(ctx, bundle.Onboot, 0)
+}
+
+func (h *host) runAll(ctx context.Context, kind bundle.Kind, deadline time.Duration) {
+	bundles, err := bundle.List("/", kind)
+	if err != nil {
+		h.logf("%v", err)
+		return
+	}
+	for _, b := range bundles {
+		begin := time.Now()
+		cctx, cancel := ctx, context.CancelFunc(func() {})
+		if deadline > 0 {
+			cctx, cancel = context.WithTimeout(ctx, deadline)
+		}
+		code, err := h.runToCompletion(cctx, b)
+		cancel()
+		took := time.Since(begin).Round(time.Millisecond)
+		if err != nil {
+			h.logf("%s %s failed: %v", kind, b.Name, err)
+			continue
+		}
+		h.logf("%s %s exited %d (%s)", kind, b.Name, code, took)
+	}
+}
+
+// service is one supervised service container.
+type service struct {
+	b   bundle.Bundle
+	sup *supervise.Supervisor
+
+	mu       sync.Mutex
+	ct       *ctrd.Container
+	prepared bool
+}
+
+// startServices starts every service under supervision.
+func (h *host) startServices(ctx context.Context) {
+	bundles, err := bundle.List("/", bundle.Services)
+	if err != nil {
+		h.logf("%v", err)
+		return
+	}
+	for _, b := range bundles {
+		s := &service{b: b}
+		s.sup = supervise.New(b.Name, h.serviceStarter(s), backoff.Default, h.logf)
+		h.services = append(h.services, s)
+		go s.sup.Run(ctx)
+	}
+}
+
+func (h *host) serviceStarter(s *service) supervise.StartFunc {
+	return func(ctx context.Context) (supervise.Process, error) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if !s.prepared {
+			if err := bundle.Apply(bundle.Plan(s.b)); err != nil {
+				bundle.Cleanup(s.b)
+				return nil, err
+			}
+			s.prepared = true
+		}
+		if s.ct == nil {
+			ct, err := h.client.Create(ctx, namespace(s.b), s.b.Name, s.b.Spec)
+			if err != nil {
+				return nil, err
+			}
+			s.ct = ct
+		}
+		name := logName(s.b)
+		t, err := s.ct.Start(ctx, h.output(s.b.Name, name), h.output(s.b.Name, name), h.prepare(s.b))
+		if err != nil {
+			return nil, err
+		}
+		return t, nil
+	}
+}
+
+// shutdown stops the services, runs onshutdown, stops containerd and ends
+// the machine.
+func (h *host) shutdown(ctx context.Context, a power.Action) {
+	var wg sync.WaitGroup
+	for _, s := range h.services {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.sup.Stop(ctx, serviceGrace)
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.ct != nil {
+				if err := s.ct.Delete(ctx); err != nil {
+					h.logf("%v", err)
+				}
+			}
+			bundle.Cleanup(s.b)
+		}()
+	}
+	wg.Wait()
+	h.logf("services stopped")
+	if h.client != nil {
+		h.logf("running onshutdown")
+		h.runAll(ctx, bundle.Onshutdown, onshutdownDeadline)
+		h.client.Close()
+	}
+	if h.daemon != nil {
+		if err := h.daemon.Stop(containerdGrace); err != nil {
+			h.logf("%v", err)
+		} else {
+			h.logf("containerd stopped")
+		}
+	}
+	h.killAll()
+	h.logOrphans()
+	h.unmountAll()
+	halt(h.logf, a)
+}

@@ -1,18 +1,239 @@
 package main
 
 import (
+	"bytes"
 	"context"
-	"errors"
+	"encoding/json"
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/bulkhead-dev/bulkhead/builder/config"
+	"github.com/bulkhead-dev/bulkhead/builder/output"
+	"github.com/bulkhead-dev/bulkhead/builder/resolve"
+	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
 )
 
-// Placeholder until the build verb lands; replaced by its real file.
 func buildCommand() command {
 	return command{
 		name:    "build",
-		summary: "(not yet implemented)",
-		run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-			return errors.New("not implemented")
-		},
+		summary: "build a host from one or more spec files",
+		run:     runBuild,
 	}
+}
+
+type buildFlags struct {
+	out, name, formats, arch, store, compression string
+	locked, offline, asJSON                      bool
+}
+
+func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("build", "[flags] SPEC...", stderr)
+	var f buildFlags
+	fs.StringVar(&f.out, "o", ".", "output directory")
+	fs.StringVar(&f.name, "name", "", "base name of the outputs (default: the first spec's file name without .yml)")
+	fs.StringVar(&f.formats, "format", "kernel+initrd", "output formats, comma separated: kernel+initrd, tar")
+	fs.StringVar(&f.arch, "arch", "amd64", "architecture to build for (os linux)")
+	fs.StringVar(&f.store, "store", "", "image store directory (default $BULKHEAD_STORE, else $XDG_CACHE_HOME/bulkhead/store)")
+	fs.StringVar(&f.compression, "compression", "zstd", "initrd compression: zstd, gzip, none")
+	fs.BoolVar(&f.locked, "locked", false, "refuse any image reference the lock file does not pin")
+	fs.BoolVar(&f.offline, "offline", false, "never contact a registry; use the local store only")
+	fs.BoolVar(&f.asJSON, "json", false, "print a machine-readable summary (outputs, digests, sizes)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	specs := fs.Args()
+	if len(specs) == 0 {
+		fs.Usage()
+		return fmt.Errorf("%w: no spec files given", errUsage)
+	}
+	if f.name == "" {
+		f.name = strings.TrimSuffix(strings.TrimSuffix(filepath.Base(specs[0]), ".yml"), ".yaml")
+	}
+	epoch, err := sourceDateEpoch()
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	sum, err := build(ctx, specs, f, epoch, stderr)
+	if err != nil {
+		return err
+	}
+	if f.asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(sum)
+	}
+	for _, o := range sum.Outputs {
+		fmt.Fprintf(stdout, "%s\t%d bytes\t%s\n", o.Path, o.Size, o.Digest)
+	}
+	return nil
+}
+
+type buildSummary struct {
+	Images  []imageSummary  `json:"images"`
+	Outputs []outputSummary `json:"outputs"`
+}
+
+type imageSummary struct {
+	Ref    string `json:"ref"`
+	Name   string `json:"name"`
+	Digest string `json:"digest"`
+}
+
+type outputSummary struct {
+	Path   string `json:"path"`
+	Format string `json:"format"`
+	Size   int64  `json:"size"`
+	Digest string `json:"digest"`
+}
+
+func build(ctx context.Context, specs []string, f buildFlags, epoch int64, stderr io.Writer) (*buildSummary, error) {
+	formats, err := parseFormats(f.formats)
+	if err != nil {
+		return nil, err
+	}
+	comp, err := output.ParseCompression(f.compression)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --compression: %v", errUsage, err)
+	}
+	spec, err := config.Load(specs...)
+	if err != nil {
+		return nil, err
+	}
+	images, sum, err := resolveSpec(ctx, spec, specs[0], f, stderr)
+	if err != nil {
+		return nil, err
+	}
+	host, err := rootfs.Assemble(ctx, spec, images,
+		rootfs.WithEpoch(epoch), rootfs.WithBaseDir(filepath.Dir(specs[0])))
+	if err != nil {
+		return nil, fmt.Errorf("assembling the root: %w", err)
+	}
+	if err := os.MkdirAll(f.out, 0o755); err != nil {
+		return nil, err
+	}
+	for _, format := range formats {
+		paths, err := writeFormat(ctx, format, host, f, comp)
+		if err != nil {
+			return nil, fmt.Errorf("writing %s: %w", format, err)
+		}
+		for _, p := range paths {
+			o, err := describeOutput(p, format)
+			if err != nil {
+				return nil, err
+			}
+			sum.Outputs = append(sum.Outputs, o)
+		}
+	}
+	return sum, nil
+}
+
+func parseFormats(s string) ([]string, error) {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		switch f = strings.TrimSpace(f); f {
+		case "kernel+initrd", "tar":
+			out = append(out, f)
+		default:
+			return nil, fmt.Errorf("%w: unknown format %q (known: kernel+initrd, tar)", errUsage, f)
+		}
+	}
+	return out, nil
+}
+
+// resolveSpec resolves every image reference of the spec, pinned by the
+// lock file next to the first spec when there is one.
+func resolveSpec(ctx context.Context, spec *config.Spec, first string, f buildFlags, stderr io.Writer) (map[string]*resolve.Image, *buildSummary, error) {
+	platform, err := v1.ParsePlatform("linux/" + f.arch)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: --arch %q: %v", errUsage, f.arch, err)
+	}
+	lock, err := resolve.LoadLockIfExists(resolve.LockPath(first))
+	if err != nil {
+		return nil, nil, err
+	}
+	storeDir := f.store
+	if storeDir == "" {
+		if storeDir, err = resolve.DefaultStoreDir(); err != nil {
+			return nil, nil, err
+		}
+	}
+	store, err := resolve.OpenStore(storeDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := resolve.NewResolver(resolve.WithStore(store), resolve.WithPlatform(*platform),
+		resolve.WithDir(filepath.Dir(first)), resolve.WithLock(lock),
+		resolve.WithLocked(f.locked), resolve.WithOffline(f.offline))
+	if err != nil {
+		return nil, nil, err
+	}
+	refs := specRefs(spec)
+	imgs, err := r.ResolveAll(ctx, refStrings(refs))
+	if err != nil {
+		for _, e := range positioned(err, refs) {
+			fmt.Fprintln(stderr, e)
+		}
+		return nil, nil, exitError{1}
+	}
+	images := map[string]*resolve.Image{}
+	sum := &buildSummary{Images: []imageSummary{}, Outputs: []outputSummary{}}
+	for i, ref := range refs {
+		images[ref.ref] = imgs[i]
+		sum.Images = append(sum.Images, imageSummary{Ref: ref.ref, Name: imgs[i].Name, Digest: imgs[i].Digest.String()})
+	}
+	return images, sum, nil
+}
+
+func writeFormat(ctx context.Context, format string, host *rootfs.Host, f buildFlags, comp output.Compression) ([]string, error) {
+	switch format {
+	case "tar":
+		p := filepath.Join(f.out, f.name+".tar")
+		af, err := output.Create(p)
+		if err != nil {
+			return nil, err
+		}
+		defer af.Abort()
+		if err := output.WriteTar(ctx, af, host.Tree); err != nil {
+			return nil, err
+		}
+		return []string{p}, af.Commit()
+	default:
+		return writeKernelInitrd(ctx, host, f, comp)
+	}
+}
+
+func writeKernelInitrd(ctx context.Context, host *rootfs.Host, f buildFlags, comp output.Compression) ([]string, error) {
+	if host.Kernel == nil {
+		return nil, fmt.Errorf("the spec names no kernel image")
+	}
+	in := output.Inputs{Cmdline: host.Cmdline, Tree: host.Tree, KernelSize: host.Kernel.Size}
+	if blob := host.Kernel.Content.Blob; blob != "" {
+		kf, err := os.Open(blob)
+		if err != nil {
+			return nil, err
+		}
+		defer kf.Close()
+		in.Kernel = io.NewSectionReader(kf, host.Kernel.Content.Offset, host.Kernel.Size)
+	} else {
+		in.Kernel = bytes.NewReader(host.Kernel.Content.Data)
+	}
+	opts := []output.Option{output.WithCompression(comp)}
+	if host.Ucode != nil {
+		rc, err := host.Ucode.Open()
+		if err != nil {
+			return nil, err
+		}
+		defer rc.Close()
+		opts = append(opts, output.WithUcode(rc))
+	}
+	ki, err := output.WriteKernelInitrd(ctx, f.out, f.name, in, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return []string{ki.Kernel, ki.Initrd, ki.Cmdline}, nil
 }

@@ -38,8 +38,8 @@ bench: deps images
 	scripts/bench
 
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 60s ./builder/config
-	$(GO) test -run '^$$' -fuzz '^FuzzApplyLayer$$' -fuzztime 60s ./builder/rootfs
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 60s -fuzzminimizetime 5s ./builder/config
+	$(GO) test -run '^$$' -fuzz '^FuzzApplyLayer$$' -fuzztime 60s -fuzzminimizetime 200x ./builder/rootfs
 
 lint:
 	@out=$$(gofmt -l cmd builder images internal kernel e2e 2>/dev/null); \

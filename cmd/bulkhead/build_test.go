@@ -194,4 +194,3 @@ func TestBuildLockedRefusesUnpinned(t *testing.T) {
 		t.Errorf("output directory holds %d entries after a refused build", len(ents))
 	}
 }
-

@@ -58,7 +58,7 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	sum, err := build(ctx, specs, f, epoch, stderr)
+	sum, err := build(ctx, specs, f, epoch, stderr, newProgress(stderr))
 	if err != nil {
 		return err
 	}
@@ -91,7 +91,7 @@ type outputSummary struct {
 	Digest string `json:"digest"`
 }
 
-func build(ctx context.Context, specs []string, f buildFlags, epoch int64, stderr io.Writer) (*buildSummary, error) {
+func build(ctx context.Context, specs []string, f buildFlags, epoch int64, stderr io.Writer, progress func(format string, args ...any)) (*buildSummary, error) {
 	formats, err := parseFormats(f.formats)
 	if err != nil {
 		return nil, err
@@ -104,10 +104,15 @@ func build(ctx context.Context, specs []string, f buildFlags, epoch int64, stder
 	if err != nil {
 		return nil, err
 	}
+	progress("resolving %d image references", len(specRefs(spec)))
 	images, sum, err := resolveSpec(ctx, spec, specs[0], f, stderr)
 	if err != nil {
 		return nil, err
 	}
+	for _, img := range sum.Images {
+		progress("  %s -> %s", img.Ref, img.Digest)
+	}
+	progress("assembling the root")
 	host, err := rootfs.Assemble(ctx, spec, images,
 		rootfs.WithEpoch(epoch), rootfs.WithBaseDir(filepath.Dir(specs[0])))
 	if err != nil {
@@ -116,7 +121,9 @@ func build(ctx context.Context, specs []string, f buildFlags, epoch int64, stder
 	if err := os.MkdirAll(f.out, 0o755); err != nil {
 		return nil, err
 	}
+	progress("root: %d entries", host.Tree.Len())
 	for _, format := range formats {
+		progress("writing %s", format)
 		paths, err := writeFormat(ctx, format, host, f, comp)
 		if err != nil {
 			return nil, fmt.Errorf("writing %s: %w", format, err)
@@ -130,6 +137,19 @@ func build(ctx context.Context, specs []string, f buildFlags, epoch int64, stder
 		}
 	}
 	return sum, nil
+}
+
+// newProgress reports build steps on w when it is a terminal, and nothing
+// otherwise (CI logs and pipes stay quiet).
+func newProgress(w io.Writer) func(format string, args ...any) {
+	f, ok := w.(*os.File)
+	if !ok {
+		return func(string, ...any) {}
+	}
+	if fi, err := f.Stat(); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return func(string, ...any) {}
+	}
+	return func(format string, args ...any) { fmt.Fprintf(w, "bulkhead build: "+format+"\n", args...) }
 }
 
 func parseFormats(s string) ([]string, error) {

@@ -157,7 +157,9 @@ func (d *decoder) checkNamespace(n *yaml.Node, key, v string, allowed ...string)
 	d.errorf(n, "invalid %s %s: expected %s or an absolute path", key, quote(v), strings.Join(allowed, ", "))
 }
 
-func defaultMountpoint(typ string) string {
+// DefaultMountpoint is where a mount of a given type goes when its
+// destination is left out (LinuxKit's defaults), or "" when it has none.
+func DefaultMountpoint(typ string) string {
 	switch typ {
 	case "proc":
 		return "/proc"
@@ -198,7 +200,7 @@ func (d *decoder) checkMounts(n *yaml.Node, c *ImageConfig) {
 		}
 		dst := mt.Destination
 		if dst == "" {
-			dst = defaultMountpoint(typ)
+			dst = DefaultMountpoint(typ)
 		}
 		switch {
 		case dst == "":

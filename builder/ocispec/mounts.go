@@ -116,28 +116,10 @@ func completeMount(m specs.Mount) (specs.Mount, error) {
 		src = typ
 	}
 	if dest == "" {
-		dest = defaultMountpoint(typ)
+		dest = config.DefaultMountpoint(typ)
 	}
 	if dest == "" {
 		return specs.Mount{}, fmt.Errorf("mount of type %q: missing destination", typ)
 	}
 	return specs.Mount{Destination: dest, Type: typ, Source: src, Options: m.Options}, nil
-}
-
-// defaultMountpoint is where a mount of a given type goes when its
-// destination is left out.
-func defaultMountpoint(typ string) string {
-	switch typ {
-	case "proc":
-		return "/proc"
-	case "devpts":
-		return "/dev/pts"
-	case "sysfs":
-		return "/sys"
-	case "cgroup":
-		return "/sys/fs/cgroup"
-	case "mqueue":
-		return "/dev/mqueue"
-	}
-	return ""
 }

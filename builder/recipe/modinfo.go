@@ -2,7 +2,6 @@ package recipe
 
 import (
 	"bytes"
-	"debug/elf"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/bulkhead-dev/bulkhead/internal/init/kmod"
 )
 
 // modinfo is what a module's .modinfo section says about it.
@@ -21,18 +22,9 @@ type modinfo struct {
 
 // readModinfo reads the .modinfo section of an uncompressed module.
 func readModinfo(file string) (modinfo, error) {
-	f, err := elf.Open(file)
+	data, err := kmod.ModInfoSection(file)
 	if err != nil {
-		return modinfo{}, fmt.Errorf("reading module %s: %w", filepath.Base(file), err)
-	}
-	defer f.Close()
-	sec := f.Section(".modinfo")
-	if sec == nil {
-		return modinfo{}, fmt.Errorf("module %s has no .modinfo section", filepath.Base(file))
-	}
-	data, err := sec.Data()
-	if err != nil {
-		return modinfo{}, fmt.Errorf("reading module %s: %w", filepath.Base(file), err)
+		return modinfo{}, err
 	}
 	return parseModinfo(data), nil
 }

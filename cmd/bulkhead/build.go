@@ -104,8 +104,9 @@ func build(ctx context.Context, specs []string, f buildFlags, epoch int64, stder
 	if err != nil {
 		return nil, err
 	}
-	progress("resolving %d image references", len(specRefs(spec)))
-	images, sum, err := resolveSpec(ctx, spec, specs[0], f, stderr)
+	refs := specRefs(spec)
+	progress("resolving %d image references", len(refs))
+	images, sum, err := resolveSpec(ctx, refs, specs[0], f, stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -165,9 +166,9 @@ func parseFormats(s string) ([]string, error) {
 	return out, nil
 }
 
-// resolveSpec resolves every image reference of the spec, pinned by the
+// resolveSpec resolves the spec's image references, pinned by the
 // lock file next to the first spec when there is one.
-func resolveSpec(ctx context.Context, spec *config.Spec, first string, f buildFlags, stderr io.Writer) (map[string]*resolve.Image, *buildSummary, error) {
+func resolveSpec(ctx context.Context, refs []specRef, first string, f buildFlags, stderr io.Writer) (map[string]*resolve.Image, *buildSummary, error) {
 	platform, err := v1.ParsePlatform("linux/" + f.arch)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: --arch %q: %v", errUsage, f.arch, err)
@@ -192,7 +193,6 @@ func resolveSpec(ctx context.Context, spec *config.Spec, first string, f buildFl
 	if err != nil {
 		return nil, nil, err
 	}
-	refs := specRefs(spec)
 	imgs, err := r.ResolveAll(ctx, refStrings(refs))
 	if err != nil {
 		for _, e := range positioned(err, refs) {

@@ -113,6 +113,22 @@ func scan(dir string) ([]Module, error) {
 // ModInfo reads the key=value pairs of an uncompressed module's .modinfo
 // section (for a key given more than once, the last value).
 func ModInfo(path string) (map[string]string, error) {
+	data, err := ModInfoSection(path)
+	if err != nil {
+		return nil, err
+	}
+	info := map[string]string{}
+	for _, kv := range bytes.Split(data, []byte{0}) {
+		if k, v, ok := strings.Cut(string(kv), "="); ok {
+			info[k] = v
+		}
+	}
+	return info, nil
+}
+
+// ModInfoSection returns the raw .modinfo section of an uncompressed module:
+// NUL-separated key=value pairs, keys such as alias given more than once.
+func ModInfoSection(path string) ([]byte, error) {
 	f, err := elf.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading module info: %w", err)
@@ -126,13 +142,7 @@ func ModInfo(path string) (map[string]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading module info of %s: %w", path, err)
 	}
-	info := map[string]string{}
-	for _, kv := range bytes.Split(data, []byte{0}) {
-		if k, v, ok := strings.Cut(string(kv), "="); ok {
-			info[k] = v
-		}
-	}
-	return info, nil
+	return data, nil
 }
 
 // Order returns the module paths in load order: modules sorted by path,

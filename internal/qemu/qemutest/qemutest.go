@@ -8,8 +8,6 @@
 package qemutest
 
 import (
-	"bytes"
-	"debug/elf"
 	_ "embed"
 	"fmt"
 	"io/fs"
@@ -21,6 +19,8 @@ import (
 	"testing"
 
 	"github.com/u-root/u-root/pkg/cpio"
+
+	"github.com/bulkhead-dev/bulkhead/internal/init/kmod"
 )
 
 //go:embed testdata/guest/main.go
@@ -197,23 +197,9 @@ func indexModules(dir string) (map[string]string, error) {
 }
 
 func moduleDepends(path string) ([]string, error) {
-	f, err := elf.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading module %s: %w", path, err)
+	info, err := kmod.ModInfo(path)
+	if err != nil || info["depends"] == "" {
+		return nil, err
 	}
-	defer f.Close()
-	sec := f.Section(".modinfo")
-	if sec == nil {
-		return nil, nil
-	}
-	b, err := sec.Data()
-	if err != nil {
-		return nil, fmt.Errorf("reading module %s: %w", path, err)
-	}
-	for _, kv := range bytes.Split(b, []byte{0}) {
-		if v, ok := strings.CutPrefix(string(kv), "depends="); ok && v != "" {
-			return strings.Split(v, ","), nil
-		}
-	}
-	return nil, nil
+	return strings.Split(info["depends"], ","), nil
 }

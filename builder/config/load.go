@@ -37,6 +37,9 @@ func sections() []section {
 		{"files", decodeFiles, func(dst, src *Spec) { dst.Files = append(dst.Files, src.Files...) }},
 		{"volumes", decodeVolumes, func(dst, src *Spec) { dst.Volumes = append(dst.Volumes, src.Volumes...) }},
 		{"trust", decodeTrust, mergeTrust},
+		{"disk", decodeDisk, mergeLast(func(s *Spec) **Disk { return &s.Disk })},
+		{"boot", decodeBoot, mergeLast(func(s *Spec) **Boot { return &s.Boot })},
+		{"policy", decodePolicy, mergeLast(func(s *Spec) **Policy { return &s.Policy })},
 	}
 }
 

@@ -34,6 +34,10 @@ type Spec struct {
 	Volumes    []Volume `json:"volumes,omitempty" yaml:"volumes,omitempty"`
 	// Trust is LinuxKit's legacy trust section: accepted and ignored.
 	Trust *LegacyTrust `json:"trust,omitempty" yaml:"trust,omitempty"`
+	// Disk, Boot and Policy are bulkhead's own sections (see host.go).
+	Disk   *Disk   `json:"disk,omitempty" yaml:"disk,omitempty"`
+	Boot   *Boot   `json:"boot,omitempty" yaml:"boot,omitempty"`
+	Policy *Policy `json:"policy,omitempty" yaml:"policy,omitempty"`
 
 	// Sources lists the files the spec was read from, in merge order.
 	Sources []string `json:"-" yaml:"-"`

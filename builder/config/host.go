@@ -1,0 +1,187 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Disk is bulkhead's `disk:` section: the layout of the raw-efi image.
+// Sizes are byte counts with an optional binary suffix (K, M, G, or KiB,
+// MiB, GiB); empty means the default.
+type Disk struct {
+	// ESPSize is the EFI system partition (default 256M).
+	ESPSize string `json:"esp_size,omitempty" yaml:"esp_size,omitempty"`
+	// RootSize is each of the two root slots (default: the root image
+	// rounded up to 64 MiB, at least 256M, times two for room to grow).
+	RootSize string `json:"root_size,omitempty" yaml:"root_size,omitempty"`
+	// DataSize is the data partition mounted on /var (default 256M). The
+	// host grows it to the end of a larger disk on boot.
+	DataSize string `json:"data_size,omitempty" yaml:"data_size,omitempty"`
+	// Bootloader is the image holding systemd-boot's EFI binary
+	// (default bulkhead/systemd-boot:252).
+	Bootloader Ref `json:"bootloader,omitempty" yaml:"bootloader,omitempty"`
+
+	Pos Pos `json:"-" yaml:"-"`
+}
+
+// Boot is bulkhead's `boot:` section: boot counting and confirmation.
+type Boot struct {
+	// Tries is how many times systemd-boot tries a new entry before it
+	// falls back to the other slot (default 3).
+	Tries int `json:"tries,omitempty" yaml:"tries,omitempty"`
+	// Settle is how long containerd and every service must stay up before
+	// the running entry is blessed (a Go duration, default 10s).
+	Settle string `json:"settle,omitempty" yaml:"settle,omitempty"`
+	// Version names the host version in boot entries (default: derived
+	// from the root hash).
+	Version string `json:"version,omitempty" yaml:"version,omitempty"`
+
+	Pos Pos `json:"-" yaml:"-"`
+}
+
+// Policy is bulkhead's `policy:` section: the gates a build must pass.
+type Policy struct {
+	Kernel          *KernelPolicy        `json:"kernel,omitempty" yaml:"kernel,omitempty"`
+	Vulnerabilities *VulnerabilityPolicy `json:"vulnerabilities,omitempty" yaml:"vulnerabilities,omitempty"`
+	Secrets         *SecretsPolicy       `json:"secrets,omitempty" yaml:"secrets,omitempty"`
+	// MaxSize is the largest allowed root tree (same units as Disk sizes).
+	MaxSize string `json:"max_size,omitempty" yaml:"max_size,omitempty"`
+	// Forbid names classes of files the host must not contain: shells,
+	// package-managers, compilers, setuid, world-writable.
+	Forbid []string `json:"forbid,omitempty" yaml:"forbid,omitempty"`
+
+	Pos Pos `json:"-" yaml:"-"`
+}
+
+// KernelPolicy is what `bulkhead kernel check` must find in the kernel.
+type KernelPolicy struct {
+	// Require lists rule names that must pass.
+	Require []string `json:"require,omitempty" yaml:"require,omitempty"`
+	// MinScore is the lowest acceptable score, in percent.
+	MinScore int `json:"min_score,omitempty" yaml:"min_score,omitempty"`
+	// Enforce makes a failed check fail the build (default: report only).
+	Enforce bool `json:"enforce,omitempty" yaml:"enforce,omitempty"`
+}
+
+// VulnerabilityPolicy is the offline vulnerability gate.
+type VulnerabilityPolicy struct {
+	// FailOn is the lowest severity that fails the build: low, medium,
+	// high, critical (default high).
+	FailOn string `json:"fail_on,omitempty" yaml:"fail_on,omitempty"`
+	// Allow lists accepted findings.
+	Allow []Allowance `json:"allow,omitempty" yaml:"allow,omitempty"`
+}
+
+// SecretsPolicy is the secrets gate.
+type SecretsPolicy struct {
+	// Allow lists accepted findings by fingerprint.
+	Allow []Allowance `json:"allow,omitempty" yaml:"allow,omitempty"`
+}
+
+// Allowance accepts one finding (a vulnerability id or a secret
+// fingerprint) for a reason until an expiry date (YYYY-MM-DD).
+type Allowance struct {
+	ID      string `json:"id" yaml:"id"`
+	Reason  string `json:"reason" yaml:"reason"`
+	Expires string `json:"expires,omitempty" yaml:"expires,omitempty"`
+}
+
+func decodeDisk(d *decoder, n *yaml.Node, s *Spec) {
+	var v Disk
+	set := d.structure(n, reflect.ValueOf(&v).Elem(), "disk")
+	if set == nil {
+		return
+	}
+	v.Pos = d.pos(n)
+	for _, k := range []string{"esp_size", "root_size", "data_size"} {
+		if vn := set[k]; vn != nil {
+			if _, err := ParseSize(vn.Value); err != nil {
+				d.errorf(vn, "%s: %v", k, err)
+			}
+		}
+	}
+	s.Disk = &v
+}
+
+func decodeBoot(d *decoder, n *yaml.Node, s *Spec) {
+	var v Boot
+	set := d.structure(n, reflect.ValueOf(&v).Elem(), "boot")
+	if set == nil {
+		return
+	}
+	v.Pos = d.pos(n)
+	if vn := set["tries"]; vn != nil && (v.Tries < 1 || v.Tries > 9) {
+		d.errorf(vn, "tries: must be between 1 and 9, got %d", v.Tries)
+	}
+	if vn := set["settle"]; vn != nil {
+		if dur, err := time.ParseDuration(v.Settle); err != nil || dur < 0 {
+			d.errorf(vn, "settle: expected a duration such as 10s, got %q", v.Settle)
+		}
+	}
+	if vn := set["version"]; vn != nil && !validVersion(v.Version) {
+		d.errorf(vn, "version: %q may hold only letters, digits and . _ - ~ ^", v.Version)
+	}
+	s.Boot = &v
+}
+
+func decodePolicy(d *decoder, n *yaml.Node, s *Spec) {
+	var v Policy
+	set := d.structure(n, reflect.ValueOf(&v).Elem(), "policy")
+	if set == nil {
+		return
+	}
+	v.Pos = d.pos(n)
+	if vn := set["max_size"]; vn != nil {
+		if _, err := ParseSize(vn.Value); err != nil {
+			d.errorf(vn, "max_size: %v", err)
+		}
+	}
+	s.Policy = &v
+}
+
+// mergeLast makes a later file's section replace an earlier one's.
+func mergeLast[T any](field func(*Spec) **T) func(dst, src *Spec) {
+	return func(dst, src *Spec) {
+		if v := *field(src); v != nil {
+			*field(dst) = v
+		}
+	}
+}
+
+func validVersion(v string) bool {
+	if v == "" {
+		return false
+	}
+	for _, r := range v {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-~^", r)
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseSize reads a byte count such as 512M, 1GiB or 1048576.
+func ParseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40}} {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSuffix(t, u.suffix), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(t), 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("expected a size such as 512M or 2G, got %q", s)
+	}
+	return n * mult, nil
+}

@@ -45,13 +45,37 @@ func Run(ctx context.Context) error {
 		logf("stage0: %v", err)
 	} else if in {
 		logf("stage0: running from the initramfs (uptime %s)", uptime())
-		err := stage0.SwitchToTmpfs(Self, stage0.Logf(logf))
-		logf("fatal: stage0: %v", err)
+		stage0Run(ctx, logf)
 		halt(logf, power.Reboot)
 	}
 	h := &host{console: console, log: l, logf: logf}
 	h.run(ctx)
 	return nil // not reached
+}
+
+// stage0Run switches to the verified root when the kernel command line
+// has bulkhead.verity=, and to a tmpfs copy of the initramfs otherwise. It
+// returns only on failure, having logged it; the caller reboots, so a root
+// that fails verification is never mounted and a counted boot entry runs
+// down.
+func stage0Run(ctx context.Context, logf func(string, ...any)) {
+	r, verified, err := stage0.ParseVerifiedRoot(cmdline())
+	switch {
+	case err != nil:
+		logf("fatal: stage0: %v", err)
+	case verified:
+		logf("stage0: verified root %s", r)
+		err := stage0.SwitchToVerified(ctx, Self, r, stage0.Logf(logf))
+		var verr *stage0.VerificationError
+		if errors.As(err, &verr) {
+			logf("stage0: %v", err) // "…; refusing to mount it"
+		} else {
+			logf("fatal: stage0: %v", err)
+		}
+	default:
+		err := stage0.SwitchToTmpfs(Self, stage0.Logf(logf))
+		logf("fatal: stage0: %v", err)
+	}
 }
 
 // openConsole makes /dev/console the init's standard streams (the kernel

@@ -1,9 +1,18 @@
 // Package stage0 is the part of the init that runs from the initramfs
-// before the real root exists. For now it has one job: runc cannot
-// pivot_root out of the kernel's initramfs (rootfs), so the init copies the
-// initramfs into a fresh tmpfs, switches root into it and runs itself again.
-// Later this is where the verified root image (dm-verity) is found and
-// mounted instead; stage 1 does not care which of the two it finds.
+// before the real root exists. It gets a root runc can use, one of two:
+//
+//   - the verified root (kernel command line bulkhead.verity=, with
+//     root=PARTUUID= or bulkhead.rootimg=): load the few modules it needs,
+//     find the partition or attach the image to a read-only loop device,
+//     create the dm-verity device with device-mapper ioctls, read it end to
+//     end so every block is checked before anything mounts it, re-arm it
+//     with restart_on_corruption, mount it read-only and switch root
+//     (SwitchToVerified);
+//   - otherwise a tmpfs copy of the initramfs, since runc cannot pivot_root
+//     out of the kernel's initramfs (SwitchToTmpfs).
+//
+// Either way the init then runs again from the new root; stage 1 does not
+// care which of the two it finds.
 package stage0
 
 import (
@@ -19,7 +28,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// NewRoot is where the tmpfs copy of the initramfs is assembled.
+// NewRoot is where the new root is mounted: the verified root image, or
+// the tmpfs the initramfs is copied into.
 const NewRoot = "/.bulkhead-root"
 
 // MountPoints are the directories stage 1 mounts on; they must exist in the

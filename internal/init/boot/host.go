@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bulkhead-dev/bulkhead/internal/init/blockdev"
 	"github.com/bulkhead-dev/bulkhead/internal/init/ctrd"
 	"github.com/bulkhead-dev/bulkhead/internal/init/kmod"
 	"github.com/bulkhead-dev/bulkhead/internal/init/logline"
@@ -47,12 +48,13 @@ type host struct {
 	log     *logline.Writer
 	logf    func(string, ...any)
 
-	reaper   *reaper.Reaper
-	daemon   *ctrd.Daemon
-	client   *ctrd.Client
-	services []*service
-	stop     chan power.Action
-	stopOnce sync.Once
+	reaper    *reaper.Reaper
+	daemon    *ctrd.Daemon
+	ctrdReady time.Time // when containerd answered
+	client    *ctrd.Client
+	services  []*service
+	stop      chan power.Action
+	stopOnce  sync.Once
 }
 
 // run is stage 1; it ends in reboot(2).
@@ -64,9 +66,18 @@ func (h *host) run(ctx context.Context) {
 	h.reaper = reaper.New()
 	go h.reaper.Run(ctx)
 
-	h.system()
+	// containerd keeps its state on the data partition: mount it first
+	// (after the modules that drive its disk).
+	dataUUID, withData := blockdev.PartUUIDFromCmdline(cmdline(), DataParam)
+	h.system(withData)
+	if withData {
+		h.loadModules()
+		h.mountData(ctx, dataUUID)
+	}
 	ready := h.startContainerd()
-	h.loadModules()
+	if !withData {
+		h.loadModules()
+	}
 	netDone := h.network(ctx)
 	h.watchPowerButton(ctx)
 	go h.waitSignals(sigs)
@@ -77,6 +88,7 @@ func (h *host) run(ctx context.Context) {
 		<-netDone
 		h.onboot(ctx)
 		h.startServices(ctx)
+		go h.blessWhenHealthy(ctx)
 	}
 	a := <-h.stop
 	h.shutdown(ctx, a)
@@ -98,10 +110,11 @@ func (h *host) waitSignals(sigs <-chan os.Signal) {
 	}
 }
 
-// system mounts the file systems, makes / read-only, starts the log files
-// and hardens the kernel.
-func (h *host) system() {
-	skipped, err := sysmount.MountAll(sysmount.System)
+// system mounts the file systems (all but /var when the data partition is
+// to be mounted there), makes / read-only, starts the log files and hardens
+// the kernel.
+func (h *host) system(withData bool) {
+	skipped, err := sysmount.MountAll(systemMounts(withData))
 	if err != nil {
 		h.logf("mounts: %v", err)
 	}
@@ -184,6 +197,7 @@ func (h *host) startContainerd() func(context.Context) error {
 		if err := d.WaitReady(ctx); err != nil {
 			return err
 		}
+		h.ctrdReady = time.Now()
 		h.logf("containerd ready in %s (uptime %s)", time.Since(begin).Round(time.Millisecond), uptime())
 		c, err := ctrd.Connect(ctrd.DefaultPaths, Runc)
 		if err != nil {

@@ -40,6 +40,7 @@ type Supervisor struct {
 
 	mu       sync.Mutex
 	cur      Process
+	since    time.Time // when cur started
 	stopping bool
 	stop     chan struct{}
 	done     chan struct{}
@@ -117,7 +118,20 @@ func (s *Supervisor) setCurrent(p Process) (running bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cur = p
+	s.since = time.Time{}
+	if p != nil {
+		s.since = time.Now()
+	}
 	return !s.stopping
+}
+
+// RunningSince returns when the current run of the service started; ok is
+// false while it is not running (starting, restarting or stopped). A
+// restart gives a later time.
+func (s *Supervisor) RunningSince() (since time.Time, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.since, s.cur != nil
 }
 
 func (s *Supervisor) isStopping() bool {

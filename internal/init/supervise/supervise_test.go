@@ -165,3 +165,28 @@ func TestStartFailureIsRetried(t *testing.T) {
 		t.Fatalf("log:\n%s", strings.Join(l.lines, "\n"))
 	}
 }
+
+func TestRunningSince(t *testing.T) {
+	var l logs
+	p := backoff.Policy{Initial: 200 * time.Millisecond, Max: 200 * time.Millisecond, Healthy: time.Hour}
+	s := New("flap", shell("sleep 0.2"), p, l.logf)
+	if _, ok := s.RunningSince(); ok {
+		t.Fatal("RunningSince before Run reports running")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Run(ctx)
+	<-s.Started()
+	first, ok := s.RunningSince()
+	if !ok || first.IsZero() {
+		t.Fatalf("RunningSince after start = %s, %v", first, ok)
+	}
+	// It exits after 0.2s and restarts 0.2s later: not running in between,
+	// then running since a later time.
+	waitFor(t, func() bool { _, ok := s.RunningSince(); return !ok })
+	waitFor(t, func() bool { since, ok := s.RunningSince(); return ok && since.After(first) })
+	s.Stop(ctx, time.Second)
+	if _, ok := s.RunningSince(); ok {
+		t.Error("RunningSince after Stop reports running")
+	}
+}

@@ -1,0 +1,163 @@
+// Package bless confirms a good boot to systemd-boot's boot counting: it
+// reads from the EFI variables which counted entry file the running system
+// was started from (LoaderBootCountPath) and on which partition that entry
+// lives (LoaderDevicePartUUID), and renames the entry to drop its counter,
+// so that systemd-boot stops counting its tries down.
+//
+// It never sets a default entry: a pinned default would defeat the
+// fallback to the other slot.
+package bless
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"unicode/utf16"
+)
+
+// LoaderGUID is the vendor GUID of systemd-boot's EFI variables.
+const LoaderGUID = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
+
+// DefaultEfivars is where efivarfs is mounted.
+const DefaultEfivars = "/sys/firmware/efi/efivars"
+
+// EntriesDir is the directory of Boot Loader Specification type #1 entries
+// on the ESP.
+const EntriesDir = "loader/entries"
+
+// ErrNotCounted means the system was not started from a counted entry (no
+// LoaderBootCountPath): there is nothing to bless.
+var ErrNotCounted = errors.New("not booted from a counted boot entry")
+
+// BootCountPath returns the ESP path (`\loader\entries\NAME+LEFT-DONE.conf`)
+// of the entry the system booted from, as systemd-boot recorded it in
+// LoaderBootCountPath under the efivarfs mount efivars, or ErrNotCounted.
+func BootCountPath(efivars string) (string, error) {
+	s, err := readString(efivars, "LoaderBootCountPath")
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", ErrNotCounted
+	}
+	return s, err
+}
+
+// ESPPartUUID returns the partition UUID (lower case) of the ESP
+// systemd-boot was loaded from, from LoaderDevicePartUUID.
+func ESPPartUUID(efivars string) (string, error) {
+	s, err := readString(efivars, "LoaderDevicePartUUID")
+	if err != nil {
+		return "", err
+	}
+	return strings.ToLower(s), nil
+}
+
+// readString reads a loader variable holding a NUL-terminated UTF-16LE
+// string, after efivarfs's four bytes of attributes.
+func readString(efivars, name string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(efivars, name+"-"+LoaderGUID))
+	if err != nil {
+		return "", fmt.Errorf("reading EFI variable %s: %w", name, err)
+	}
+	s, err := decodeUTF16(b)
+	if err != nil {
+		return "", fmt.Errorf("reading EFI variable %s: %w", name, err)
+	}
+	return s, nil
+}
+
+func decodeUTF16(b []byte) (string, error) {
+	if len(b) < 4 || (len(b)-4)%2 != 0 {
+		return "", fmt.Errorf("malformed value (%d bytes)", len(b))
+	}
+	b = b[4:]
+	u := make([]uint16, 0, len(b)/2)
+	for i := 0; i < len(b); i += 2 {
+		c := binary.LittleEndian.Uint16(b[i:])
+		if c == 0 {
+			break
+		}
+		u = append(u, c)
+	}
+	return string(utf16.Decode(u)), nil
+}
+
+// Bless renames the counted entry countPath (as BootCountPath returns it)
+// under the ESP mounted at espRoot from NAME+LEFT[-DONE].conf to NAME.conf,
+// syncs the directory, and returns the new ESP path ("/loader/entries/NAME.conf").
+// An entry that is already blessed is left alone. A path outside
+// loader/entries is refused.
+func Bless(espRoot, countPath string) (newPath string, err error) {
+	rel, err := entryPath(countPath)
+	if err != nil {
+		return "", err
+	}
+	dir, file := path.Split(rel)
+	blessed, counted := Uncounted(file)
+	newRel := dir + blessed
+	newPath = "/" + newRel
+	if !counted {
+		return newPath, nil
+	}
+	from, to := filepath.Join(espRoot, rel), filepath.Join(espRoot, newRel)
+	if _, err := os.Stat(from); errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat(to); err == nil {
+			return newPath, nil
+		}
+	}
+	if err := os.Rename(from, to); err != nil {
+		return "", fmt.Errorf("blessing boot entry: %w", err)
+	}
+	if err := syncDir(filepath.Join(espRoot, dir)); err != nil {
+		return "", fmt.Errorf("blessing boot entry: %w", err)
+	}
+	return newPath, nil
+}
+
+// entryPath turns an ESP path with either slash into a clean relative path
+// of a .conf file directly in loader/entries.
+func entryPath(p string) (string, error) {
+	clean := path.Clean("/" + strings.ReplaceAll(p, `\`, "/"))
+	dir, file := path.Split(clean)
+	if !strings.EqualFold(dir, "/"+EntriesDir+"/") || !strings.HasSuffix(file, ".conf") || strings.HasPrefix(file, ".") {
+		return "", fmt.Errorf("blessing boot entry: %q is not an entry in %s", p, EntriesDir)
+	}
+	return strings.TrimPrefix(clean, "/"), nil
+}
+
+// Uncounted returns the blessed name of an entry file name (NAME.conf for
+// NAME+LEFT.conf or NAME+LEFT-DONE.conf) and whether it carried a counter.
+func Uncounted(file string) (string, bool) {
+	base, ok := strings.CutSuffix(file, ".conf")
+	if !ok {
+		return file, false
+	}
+	i := strings.LastIndexByte(base, '+')
+	if i <= 0 {
+		return file, false
+	}
+	left, done, hasDone := strings.Cut(base[i+1:], "-")
+	if !isCount(left) || (hasDone && !isCount(done)) {
+		return file, false
+	}
+	return base[:i] + ".conf", true
+}
+
+// isCount reports whether s is a decimal counter.
+func isCount(s string) bool {
+	_, err := strconv.ParseUint(s, 10, 32)
+	return err == nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,30 @@
+package kernelcheck
+
+import (
+	"fmt"
+
+	"github.com/bulkhead-dev/bulkhead/builder/config"
+	"github.com/bulkhead-dev/bulkhead/internal/init/sysctl"
+)
+
+// CheckHost checks a host's kernel as a build does, with the embedded
+// rules: kernel is anything ReadConfig reads (usually the kernel image's
+// kernel.config), cmdline is the spec's kernel command line, and the
+// sysctls are those bulkhead's init applies (sysctl.Hardening). The
+// verdict judges the report against policy (nil requires nothing).
+func CheckHost(kernel []byte, cmdline string, policy *config.KernelPolicy) (*Report, Verdict, error) {
+	rules, err := DefaultRules()
+	if err != nil {
+		return nil, Verdict{}, err
+	}
+	cfg, _, err := ReadConfig(kernel)
+	if err != nil {
+		return nil, Verdict{}, fmt.Errorf("checking kernel: %w", err)
+	}
+	k, err := ParseKconfig(cfg)
+	if err != nil {
+		return nil, Verdict{}, fmt.Errorf("checking kernel: %w", err)
+	}
+	rep := Check(rules, Input{Config: k, Cmdline: &cmdline, Sysctls: sysctl.Hardening})
+	return rep, rep.Evaluate(policy), nil
+}

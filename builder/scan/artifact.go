@@ -1,0 +1,236 @@
+package scan
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/bulkhead-dev/bulkhead/builder/resolve"
+	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
+)
+
+// ErrUnsupported is returned for artifacts ReadArtifact cannot read yet.
+var ErrUnsupported = errors.New("unsupported artifact")
+
+var (
+	magicGzip = []byte{0x1f, 0x8b}
+	magicZstd = []byte{0x28, 0xb5, 0x2f, 0xfd}
+	magicNewc = []byte("070701")
+)
+
+// ReadArtifact reads a built artifact into a root tree: a tar (its file
+// contents stay in the file, addressed by offset), or an initrd: newc
+// cpio archives, concatenated, each uncompressed, gzip or zstd (a
+// microcode archive before the root is read too). Disk images are not
+// supported yet.
+func ReadArtifact(p string) (*rootfs.Tree, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, fmt.Errorf("reading artifact: %w", err)
+	}
+	head := make([]byte, 1024)
+	n, _ := io.ReadFull(f, head)
+	f.Close()
+	head = head[:n]
+	switch {
+	case n >= 262 && string(head[257:262]) == "ustar":
+		t := rootfs.New()
+		if err := rootfs.ApplyLayer(t, "", resolve.Layer{Path: p}); err != nil {
+			return nil, fmt.Errorf("reading artifact %s: %w", p, err)
+		}
+		return t, nil
+	case bytes.HasPrefix(head, magicNewc), bytes.HasPrefix(head, magicGzip), bytes.HasPrefix(head, magicZstd):
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("reading artifact: %w", err)
+		}
+		t, err := readInitrd(data)
+		if err != nil {
+			return nil, fmt.Errorf("reading artifact %s: %w", p, err)
+		}
+		return t, nil
+	case n >= 512 && string(head[510:512]) == "\x55\xaa":
+		return nil, fmt.Errorf("reading artifact %s: disk images are not supported yet: %w", p, ErrUnsupported)
+	}
+	return nil, fmt.Errorf("reading artifact %s: not a tar or an initrd: %w", p, ErrUnsupported)
+}
+
+// readInitrd applies every archive of an initrd to a new tree.
+func readInitrd(data []byte) (*rootfs.Tree, error) {
+	t := rootfs.New()
+	for {
+		data = bytes.TrimLeft(data, "\x00")
+		switch {
+		case len(data) == 0:
+			return t, nil
+		case bytes.HasPrefix(data, magicNewc):
+			n, err := readNewc(t, data)
+			if err != nil {
+				return nil, err
+			}
+			data = data[n:]
+		case bytes.HasPrefix(data, magicGzip), bytes.HasPrefix(data, magicZstd):
+			out, err := decompress(data)
+			if err != nil {
+				return nil, err
+			}
+			data = out // a compressed archive runs to the end
+		default:
+			return nil, fmt.Errorf("unknown data in initrd")
+		}
+	}
+}
+
+func decompress(data []byte) ([]byte, error) {
+	var r io.Reader
+	if bytes.HasPrefix(data, magicGzip) {
+		zr, err := gzip.NewReader(bytes.NewReader(data))
+		if err != nil {
+			return nil, fmt.Errorf("gzip: %w", err)
+		}
+		r = zr
+	} else {
+		zr, err := zstd.NewReader(bytes.NewReader(data), zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, fmt.Errorf("zstd: %w", err)
+		}
+		defer zr.Close()
+		r = zr
+	}
+	out, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("decompressing initrd: %w", err)
+	}
+	return out, nil
+}
+
+// newc header: magic and 13 eight-digit hex fields.
+const newcHeader = 110
+
+type newcRecord struct {
+	ino, mode, uid, gid, nlink, mtime, size, major, minor uint64
+	name                                                  string
+	data                                                  []byte
+}
+
+// readNewc applies one newc archive at the start of data, up to its
+// trailer, and returns its length. Hard links share an inode; the data
+// comes with one of them (the last, as GNU cpio writes it).
+func readNewc(t *rootfs.Tree, data []byte) (int, error) {
+	off := 0
+	var links []newcRecord
+	byIno := map[uint64]string{}
+	for {
+		rec, n, err := parseNewc(data[off:])
+		if err != nil {
+			return 0, fmt.Errorf("cpio at %d: %w", off, err)
+		}
+		off += n
+		if rec.name == "TRAILER!!!" {
+			break
+		}
+		if rec.mode&0o170000 == 0o100000 && rec.nlink > 1 {
+			links = append(links, rec)
+			if rec.size > 0 {
+				byIno[rec.ino] = rec.name
+			}
+			continue
+		}
+		putNewc(t, rec, "")
+	}
+	for _, rec := range links {
+		target := byIno[rec.ino]
+		if rec.name == target || target == "" {
+			putNewc(t, rec, "")
+			continue
+		}
+		putNewc(t, rec, target)
+	}
+	for _, rec := range links {
+		if e := t.Get(mustCleanPath(rec.name)); e != nil && e.Kind == rootfs.KindHardlink {
+			if te := t.Get(e.Link); te != nil {
+				e.Size, e.Content = te.Size, te.Content
+			}
+		}
+	}
+	return off, nil
+}
+
+func parseNewc(b []byte) (newcRecord, int, error) {
+	var r newcRecord
+	if len(b) < newcHeader || !bytes.HasPrefix(b, magicNewc) {
+		return r, 0, errors.New("bad header")
+	}
+	var f [13]uint64
+	for i := range f {
+		v, err := strconv.ParseUint(string(b[6+8*i:14+8*i]), 16, 64)
+		if err != nil {
+			return r, 0, errors.New("bad header field")
+		}
+		f[i] = v
+	}
+	r.ino, r.mode, r.uid, r.gid, r.nlink, r.mtime, r.size = f[0], f[1], f[2], f[3], f[4], f[5], f[6]
+	r.major, r.minor = f[9], f[10]
+	nameSize := int(f[11])
+	end := newcHeader + nameSize
+	if nameSize < 1 || end > len(b) {
+		return r, 0, errors.New("bad name")
+	}
+	r.name = string(b[newcHeader : end-1])
+	start := align4(end)
+	dend := start + int(r.size)
+	if r.size > uint64(len(b)) || dend > len(b) {
+		return r, 0, errors.New("data past the end")
+	}
+	r.data = b[start:dend]
+	return r, align4(dend), nil
+}
+
+func align4(n int) int { return (n + 3) &^ 3 }
+
+func mustCleanPath(p string) string {
+	c, _ := rootfs.Clean(p)
+	return c
+}
+
+func putNewc(t *rootfs.Tree, r newcRecord, linkTo string) {
+	p, ok := rootfs.Clean(r.name)
+	if !ok || p == "" {
+		return
+	}
+	e := &rootfs.Entry{
+		Path: p, Mode: uint32(r.mode) & 0o7777, UID: int(r.uid), GID: int(r.gid),
+		ModTime: int64(r.mtime), Major: uint32(r.major), Minor: uint32(r.minor), Origin: "artifact",
+	}
+	switch r.mode & 0o170000 {
+	case 0o100000:
+		e.Kind, e.Size, e.Content = rootfs.KindFile, int64(len(r.data)), rootfs.Content{Data: r.data}
+		if linkTo != "" {
+			e.Kind, e.Link = rootfs.KindHardlink, mustCleanPath(linkTo)
+		}
+	case 0o040000:
+		e.Kind = rootfs.KindDir
+	case 0o120000:
+		e.Kind, e.Link = rootfs.KindSymlink, string(r.data)
+	case 0o020000:
+		e.Kind = rootfs.KindCharDev
+	case 0o060000:
+		e.Kind = rootfs.KindBlockDev
+	case 0o010000:
+		e.Kind = rootfs.KindFIFO
+	case 0o140000:
+		e.Kind = rootfs.KindSocket
+	default:
+		return
+	}
+	if old := t.Get(p); old != nil && old.Kind == rootfs.KindDir && e.Kind == rootfs.KindDir {
+		return
+	}
+	t.Put(e)
+}

@@ -1,0 +1,117 @@
+package scan
+
+import (
+	"io"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
+	"github.com/bulkhead-dev/bulkhead/builder/scan/sbom"
+)
+
+// Package databases, relative to the root they describe.
+const (
+	dpkgStatus  = "var/lib/dpkg/status"
+	dpkgStatusD = "var/lib/dpkg/status.d"
+	apkDB       = "lib/apk/db/installed"
+)
+
+// inventory lists the host's packages: kernel, images, Go binaries and the
+// package databases of every root in the tree (the host's and each
+// container's).
+func inventory(in Input, files *treeFiles) ([]sbom.Package, error) {
+	var pkgs []sbom.Package
+	if k := in.Kernel; k != nil {
+		loc := "kernel"
+		if k.Ref != "" {
+			loc = "image:" + k.Ref
+		}
+		pkgs = append(pkgs, sbom.Package{Kind: sbom.KindKernel, Name: "linux", Version: k.Version, ConfigDigest: k.ConfigDigest, Locations: []string{loc}})
+	}
+	for _, img := range in.Images {
+		pkgs = append(pkgs, sbom.Package{
+			Kind: sbom.KindImage, Name: img.Ref, Version: tagOf(img.Name), Digest: img.Digest.String(),
+			Repository: repoOf(img.Name), Locations: []string{"image:" + img.Ref},
+		})
+	}
+	pkgs = append(pkgs, files.goPkgs...)
+	dbs, err := packageDBs(files)
+	if err != nil {
+		return nil, err
+	}
+	pkgs = append(pkgs, dbs...)
+	return sbom.Normalize(pkgs), nil
+}
+
+// repoOf and tagOf split an expanded reference "registry/name:tag".
+func repoOf(name string) string {
+	name, _, _ = strings.Cut(name, "@")
+	if i := strings.LastIndexByte(name, ':'); i > strings.LastIndexByte(name, '/') {
+		return name[:i]
+	}
+	return name
+}
+
+func tagOf(name string) string {
+	name, _, _ = strings.Cut(name, "@")
+	if i := strings.LastIndexByte(name, ':'); i > strings.LastIndexByte(name, '/') {
+		return name[i+1:]
+	}
+	return ""
+}
+
+func packageDBs(files *treeFiles) ([]sbom.Package, error) {
+	var paths []string
+	for p, e := range files.byPath {
+		if e.Kind != rootfs.KindFile {
+			continue
+		}
+		if strings.HasSuffix("/"+p, "/"+dpkgStatus) || strings.HasSuffix("/"+p, "/"+apkDB) ||
+			strings.HasSuffix("/"+path.Dir(p), "/"+dpkgStatusD) {
+			paths = append(paths, p)
+		}
+	}
+	sort.Strings(paths)
+	var out []sbom.Package
+	for _, p := range paths {
+		data, err := readEntry(files.byPath[p])
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case strings.HasSuffix(p, apkDB):
+			out = append(out, sbom.ParseApkInstalled(data, p, distroOf(files, rootOf(p, apkDB)))...)
+		case strings.HasSuffix(p, dpkgStatus):
+			out = append(out, sbom.ParseDpkgStatus(data, p, distroOf(files, rootOf(p, dpkgStatus)))...)
+		default:
+			out = append(out, sbom.ParseDpkgStatus(data, p, distroOf(files, rootOf(path.Dir(p), dpkgStatusD)))...)
+		}
+	}
+	return out, nil
+}
+
+func rootOf(p, suffix string) string { return strings.TrimSuffix(strings.TrimSuffix(p, suffix), "/") }
+
+// distroOf reads the os-release of the root at tree path root.
+func distroOf(files *treeFiles, root string) sbom.Distro {
+	for _, p := range []string{"etc/os-release", "usr/lib/os-release"} {
+		e := files.byPath[path.Join(root, p)]
+		if e == nil || e.Kind != rootfs.KindFile {
+			continue
+		}
+		if data, err := readEntry(e); err == nil {
+			return sbom.ParseOSRelease(data)
+		}
+	}
+	return sbom.Distro{}
+}
+
+func readEntry(e *rootfs.Entry) ([]byte, error) {
+	rc, err := e.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/builder/config"
+	"github.com/bulkhead-dev/bulkhead/builder/resolve"
+	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
+	"github.com/bulkhead-dev/bulkhead/builder/scan"
+)
+
+func scanCommand() command {
+	return command{
+		name:    "scan",
+		summary: "run the SBOM, vulnerability, secrets and minimality gates on a spec or an artifact",
+		run:     runScan,
+	}
+}
+
+type scanFlags struct {
+	build          buildFlags
+	vulndb, policy string
+	asJSON         bool
+}
+
+func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("scan", "[flags] SPEC...|ARTIFACT", stderr)
+	var f scanFlags
+	fs.StringVar(&f.build.out, "o", "", "write sbom.spdx.json, sbom.cdx.json, scan.json and scan.txt into this directory")
+	fs.StringVar(&f.build.name, "name", "", "name of the host in the SBOM (default: the file name without extension)")
+	fs.StringVar(&f.vulndb, "vulndb", "", "OSV database: a directory or zip of OSV JSON records (default: no vulnerability gate)")
+	fs.StringVar(&f.policy, "spec", "", "spec whose policy applies when scanning an artifact")
+	fs.StringVar(&f.build.arch, "arch", "amd64", "architecture to resolve images for (spec only)")
+	fs.StringVar(&f.build.store, "store", "", "image store directory (spec only; default $BULKHEAD_STORE, else $XDG_CACHE_HOME/bulkhead/store)")
+	fs.BoolVar(&f.build.locked, "locked", false, "refuse any image reference the lock file does not pin (spec only)")
+	fs.BoolVar(&f.build.offline, "offline", false, "never contact a registry; use the local store only (spec only)")
+	fs.BoolVar(&f.asJSON, "json", false, "print scan.json instead of the summary")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	paths := fs.Args()
+	if len(paths) == 0 {
+		fs.Usage()
+		return fmt.Errorf("%w: no spec or artifact given", errUsage)
+	}
+	if f.build.name == "" {
+		base := filepath.Base(paths[0])
+		f.build.name = strings.TrimSuffix(base, filepath.Ext(base))
+	}
+	epoch, err := sourceDateEpoch()
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	in := scan.Input{Name: f.build.name, VulnDB: f.vulndb, Now: time.Now().UTC(), Epoch: epoch}
+	if isSpec(paths[0]) {
+		err = scanInputFromSpec(ctx, &in, paths, f.build, epoch, stderr)
+	} else {
+		err = scanInputFromArtifact(&in, paths, f.policy)
+	}
+	if err != nil {
+		return err
+	}
+	r, err := scan.Run(ctx, in)
+	if err != nil {
+		return err
+	}
+	return reportScan(r, f, stdout)
+}
+
+// reportScan writes the report files, prints the summary or JSON, and
+// turns a failed gate into exit status 1.
+func reportScan(r *scan.Report, f scanFlags, stdout io.Writer) error {
+	if f.build.out != "" {
+		if err := os.MkdirAll(f.build.out, 0o755); err != nil {
+			return err
+		}
+		if err := r.WriteFiles(f.build.out); err != nil {
+			return err
+		}
+	}
+	if f.asJSON {
+		js, err := r.JSON()
+		if err != nil {
+			return err
+		}
+		if _, err := stdout.Write(js); err != nil {
+			return err
+		}
+	} else {
+		r.Summary(stdout)
+	}
+	if len(r.Failed()) > 0 {
+		return exitError{1}
+	}
+	return nil
+}
+
+func isSpec(p string) bool {
+	ext := strings.ToLower(filepath.Ext(p))
+	return ext == ".yml" || ext == ".yaml"
+}
+
+// scanInputFromSpec resolves and assembles the spec as build does.
+func scanInputFromSpec(ctx context.Context, in *scan.Input, specs []string, f buildFlags, epoch int64, stderr io.Writer) error {
+	spec, text, err := loadSpecText(specs)
+	if err != nil {
+		return err
+	}
+	images, _, err := resolveSpec(ctx, spec, specRefs(spec), specs[0], f, stderr)
+	if err != nil {
+		return err
+	}
+	host, err := rootfs.Assemble(ctx, spec, images, rootfs.WithEpoch(epoch), rootfs.WithBaseDir(filepath.Dir(specs[0])))
+	if err != nil {
+		return fmt.Errorf("assembling the root: %w", err)
+	}
+	in.Tree, in.Cmdline, in.Policy = host.Tree, host.Cmdline, spec.Policy
+	in.Spec, in.SpecName = text, filepath.Base(specs[0])
+	in.Images = sortedImages(images)
+	if spec.Kernel.Image != "" {
+		if in.Kernel, err = scan.KernelInfo(host.Kernel, images[spec.Kernel.Image]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func loadSpecText(specs []string) (*config.Spec, []byte, error) {
+	spec, err := config.Load(specs...)
+	if err != nil {
+		return nil, nil, err
+	}
+	var text bytes.Buffer
+	for _, p := range specs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		text.Write(b)
+	}
+	return spec, text.Bytes(), nil
+}
+
+func sortedImages(m map[string]*resolve.Image) []*resolve.Image {
+	out := make([]*resolve.Image, 0, len(m))
+	for _, img := range m {
+		out = append(out, img)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Ref < out[j].Ref })
+	return out
+}
+
+// scanInputFromArtifact reads a tar or an initrd; the policy comes from
+// policySpec when given.
+func scanInputFromArtifact(in *scan.Input, paths []string, policySpec string) error {
+	if len(paths) != 1 {
+		return fmt.Errorf("%w: scan takes one artifact", errUsage)
+	}
+	t, err := scan.ReadArtifact(paths[0])
+	if errors.Is(err, scan.ErrUnsupported) {
+		return fmt.Errorf("%w (scan its spec, or a tar or initrd build)", err)
+	}
+	if err != nil {
+		return err
+	}
+	in.Tree = t
+	if policySpec != "" {
+		spec, text, err := loadSpecText([]string{policySpec})
+		if err != nil {
+			return err
+		}
+		in.Policy, in.Spec, in.SpecName, in.Cmdline = spec.Policy, text, filepath.Base(policySpec), spec.Kernel.Cmdline
+	}
+	return nil
+}

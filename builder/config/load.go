@@ -293,7 +293,8 @@ func decodeVolumes(d *decoder, n *yaml.Node, s *Spec) {
 
 func decodeTrust(d *decoder, n *yaml.Node, s *Spec) {
 	var t LegacyTrust
-	if d.structure(n, reflect.ValueOf(&t).Elem(), "trust") != nil {
+	if set := d.structure(n, reflect.ValueOf(&t).Elem(), "trust"); set != nil {
+		d.checkTrust(n, set, &t)
 		s.Trust = &t
 	}
 }
@@ -307,6 +308,7 @@ func mergeTrust(dst, src *Spec) {
 	}
 	dst.Trust.Org = append(dst.Trust.Org, src.Trust.Org...)
 	dst.Trust.Image = append(dst.Trust.Image, src.Trust.Image...)
+	mergeTrustPolicy(dst.Trust, src.Trust)
 }
 
 // items returns the (alias-resolved) entries of a list node, reporting a

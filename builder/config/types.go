@@ -190,8 +190,24 @@ type Volume struct {
 	ImagePos Pos `json:"-" yaml:"-"`
 }
 
-// LegacyTrust is LinuxKit's old content-trust section.
+// LegacyTrust is the trust section: LinuxKit's old content-trust keys (org,
+// image; accepted and ignored) and bulkhead's trust policy (see trust.go).
 type LegacyTrust struct {
 	Org   []string `json:"org,omitempty" yaml:"org,omitempty"`
 	Image []string `json:"image,omitempty" yaml:"image,omitempty"`
+
+	// Allow lists the reference prefixes (of expanded names, such as
+	// "registry.example.com/" or "oci:") images may come from; empty
+	// allows any.
+	Allow []string `json:"allow,omitempty" yaml:"allow,omitempty"`
+	// Pinned requires every image to be pinned by digest, in the spec or
+	// the lock file.
+	Pinned *bool `json:"pinned,omitempty" yaml:"pinned,omitempty"`
+	// Keys names the public keys that Require uses.
+	Keys []TrustKey `json:"keys,omitempty" yaml:"keys,omitempty"`
+	// Require lists which keys must have signed which images.
+	Require []TrustRule `json:"require,omitempty" yaml:"require,omitempty"`
+
+	Pos       Pos `json:"-" yaml:"-"` // of the section
+	PinnedPos Pos `json:"-" yaml:"-"` // of the pinned value
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/builder/output"
 	"github.com/bulkhead-dev/bulkhead/builder/resolve"
 	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
+	"github.com/bulkhead-dev/bulkhead/builder/sign"
 )
 
 func buildCommand() command {
@@ -29,6 +30,7 @@ func buildCommand() command {
 type buildFlags struct {
 	out, name, formats, arch, store, compression string
 	locked, offline, asJSON                      bool
+	signKey                                      string
 }
 
 func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -43,6 +45,7 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&f.locked, "locked", false, "refuse any image reference the lock file does not pin")
 	fs.BoolVar(&f.offline, "offline", false, "never contact a registry; use the local store only")
 	fs.BoolVar(&f.asJSON, "json", false, "print a machine-readable summary (outputs, digests, sizes)")
+	fs.StringVar(&f.signKey, "sign-key", "", "sign the outputs with this private key (a PEM file, or env://NAME)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -104,9 +107,15 @@ func build(ctx context.Context, specs []string, f buildFlags, epoch int64, stder
 	if err != nil {
 		return nil, err
 	}
+	var key *sign.PrivateKey
+	if f.signKey != "" {
+		if key, err = loadSignKey(f.signKey); err != nil {
+			return nil, err
+		}
+	}
 	refs := specRefs(spec)
 	progress("resolving %d image references", len(refs))
-	images, sum, err := resolveSpec(ctx, refs, specs[0], f, stderr)
+	images, sum, err := resolveSpec(ctx, spec, refs, specs[0], f, stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -135,6 +144,13 @@ func build(ctx context.Context, specs []string, f buildFlags, epoch int64, stder
 				return nil, err
 			}
 			sum.Outputs = append(sum.Outputs, o)
+		}
+	}
+	if key != nil {
+		progress("signing the outputs")
+		platform, _ := v1.ParsePlatform("linux/" + f.arch)
+		if err := signBuild(ctx, key, f.out, specs, sum, *platform); err != nil {
+			return nil, err
 		}
 	}
 	return sum, nil
@@ -168,7 +184,7 @@ func parseFormats(s string) ([]string, error) {
 
 // resolveSpec resolves the spec's image references, pinned by the
 // lock file next to the first spec when there is one.
-func resolveSpec(ctx context.Context, refs []specRef, first string, f buildFlags, stderr io.Writer) (map[string]*resolve.Image, *buildSummary, error) {
+func resolveSpec(ctx context.Context, spec *config.Spec, refs []specRef, first string, f buildFlags, stderr io.Writer) (map[string]*resolve.Image, *buildSummary, error) {
 	platform, err := v1.ParsePlatform("linux/" + f.arch)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: --arch %q: %v", errUsage, f.arch, err)
@@ -198,6 +214,10 @@ func resolveSpec(ctx context.Context, refs []specRef, first string, f buildFlags
 		for _, e := range positioned(err, refs) {
 			fmt.Fprintln(stderr, e)
 		}
+		return nil, nil, exitError{1}
+	}
+	if _, err := checkTrust(ctx, spec, refs, imgs, lock, *platform, store, f.offline, f.locked); err != nil {
+		fmt.Fprintln(stderr, err)
 		return nil, nil, exitError{1}
 	}
 	images := map[string]*resolve.Image{}

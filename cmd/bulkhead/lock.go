@@ -9,6 +9,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/builder/config"
 	"github.com/bulkhead-dev/bulkhead/builder/resolve"
+	"github.com/bulkhead-dev/bulkhead/builder/trust"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
@@ -58,8 +59,17 @@ func runLock(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		return exitError{1}
 	}
+	store, err := openStore(*storeDir)
+	if err != nil {
+		return err
+	}
+	ids, err := checkTrust(ctx, spec, refs, imgs, nil, *platform, store, false, false)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitError{1}
+	}
 	path := resolve.LockPath(specs[0])
-	if err := writeLock(path, refs, imgs, *platform); err != nil {
+	if err := writeLock(path, refs, imgs, ids, *platform); err != nil {
 		return err
 	}
 	for i, ref := range refs {
@@ -68,7 +78,7 @@ func runLock(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
-func newLockResolver(storeDir string, platform v1.Platform, specDir string) (*resolve.Resolver, error) {
+func openStore(storeDir string) (*resolve.Store, error) {
 	if storeDir == "" {
 		d, err := resolve.DefaultStoreDir()
 		if err != nil {
@@ -76,7 +86,11 @@ func newLockResolver(storeDir string, platform v1.Platform, specDir string) (*re
 		}
 		storeDir = d
 	}
-	store, err := resolve.OpenStore(storeDir)
+	return resolve.OpenStore(storeDir)
+}
+
+func newLockResolver(storeDir string, platform v1.Platform, specDir string) (*resolve.Resolver, error) {
+	store, err := openStore(storeDir)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +99,7 @@ func newLockResolver(storeDir string, platform v1.Platform, specDir string) (*re
 
 // writeLock pins the resolved images in the lock file at path, keeping
 // other platforms' pins of references the spec still uses.
-func writeLock(path string, refs []specRef, imgs []*resolve.Image, platform v1.Platform) error {
+func writeLock(path string, refs []specRef, imgs []*resolve.Image, ids []trust.KeyID, platform v1.Platform) error {
 	lock, err := resolve.LoadLockIfExists(path)
 	if err != nil {
 		return err
@@ -98,6 +112,7 @@ func writeLock(path string, refs []specRef, imgs []*resolve.Image, platform v1.P
 	for _, img := range imgs {
 		lock.Pin(img, platform)
 	}
+	pinKeys(lock, refs, ids, platform)
 	return lock.Write(path)
 }
 

@@ -43,6 +43,11 @@ func commands() []command {
 		lockCommand(),
 		imageCommand(),
 		runCommand(),
+		scanCommand(),
+		kernelCommand(),
+		keygenCommand(),
+		signCommand(),
+		verifyCommand(),
 		versionCommand(),
 	}
 }

@@ -1,0 +1,282 @@
+package sign
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/bulkhead-dev/bulkhead/builder/output"
+)
+
+// Names of the files SignArtifacts writes next to the artifacts.
+const (
+	SumsFile       = "SHA256SUMS"
+	ProvenanceFile = "provenance.intoto.jsonl"
+	BundleSuffix   = ".sigstore.json"
+)
+
+// SignArtifacts signs the artifacts named by files (names inside dir) with
+// key and writes, into dir: SHA256SUMS over them, a Sigstore bundle
+// <name>.sigstore.json for each of them and for SHA256SUMS, and
+// provenance.intoto.jsonl, a DSSE envelope holding an in-toto statement with
+// an SLSA provenance predicate whose subjects are the artifacts. Everything
+// is computed before anything is written; each file appears atomically.
+func SignArtifacts(ctx context.Context, dir string, files []string, key *PrivateKey, info BuildInfo) error {
+	if len(files) == 0 {
+		return errors.New("signing artifacts: no artifacts")
+	}
+	digests := map[string]string{}
+	out := map[string][]byte{}
+	for _, name := range files {
+		if err := checkArtifactName(name); err != nil {
+			return fmt.Errorf("signing artifacts: %w", err)
+		}
+		if _, dup := digests[name]; dup {
+			return fmt.Errorf("signing artifacts: %s listed twice", name)
+		}
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return fmt.Errorf("signing artifacts: %w", err)
+		}
+		h, _, err := fileDigest(filepath.Join(dir, name))
+		if err != nil {
+			return fmt.Errorf("signing artifacts: %w", err)
+		}
+		digests[name] = h.Hex
+		if out[name+BundleSuffix], err = SignBlob(ctx, key, data); err != nil {
+			return fmt.Errorf("signing %s: %w", name, err)
+		}
+	}
+	sumsData := sums(digests)
+	out[SumsFile] = sumsData
+	var err error
+	if out[SumsFile+BundleSuffix], err = SignBlob(ctx, key, sumsData); err != nil {
+		return fmt.Errorf("signing %s: %w", SumsFile, err)
+	}
+	if out[ProvenanceFile], err = signProvenance(ctx, key, digests, info); err != nil {
+		return err
+	}
+	for _, name := range sortedKeys(out) {
+		if err := writeFile(filepath.Join(dir, name), out[name]); err != nil {
+			return fmt.Errorf("signing artifacts: %w", err)
+		}
+	}
+	return nil
+}
+
+func signProvenance(ctx context.Context, key *PrivateKey, digests map[string]string, info BuildInfo) ([]byte, error) {
+	st, err := statement(digests, info)
+	if err != nil {
+		return nil, err
+	}
+	env, err := SignEnvelope(ctx, key, InTotoPayloadType, st)
+	if err != nil {
+		return nil, fmt.Errorf("signing provenance: %w", err)
+	}
+	return env.MarshalLine()
+}
+
+// checkArtifactName refuses names outside dir and the names of the files
+// SignArtifacts writes itself.
+func checkArtifactName(name string) error {
+	switch {
+	case name == "" || name != filepath.Base(name) || name == "." || name == "..":
+		return fmt.Errorf("artifact %q: want a file name inside the output directory", name)
+	case name == SumsFile || name == ProvenanceFile || strings.HasSuffix(name, BundleSuffix):
+		return fmt.Errorf("artifact %q: the name is reserved for signatures", name)
+	}
+	return nil
+}
+
+func writeFile(path string, b []byte) error {
+	f, err := output.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Abort()
+	if _, err := f.Write(b); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return f.Commit()
+}
+
+// Result is the verification of one file of a signed set.
+type Result struct {
+	Name   string // the file name inside the directory
+	Digest string // its sha256 hex, when it could be read
+	Err    error  // nil when it verified
+}
+
+// OK reports whether the file verified.
+func (r Result) OK() bool { return r.Err == nil }
+
+// Verify checks a directory written by SignArtifacts against the public
+// key: each artifact's bundle and digest, SHA256SUMS and its bundle, and the
+// provenance's signature and subjects. It returns one Result per artifact,
+// then SHA256SUMS, then the provenance; a broken file fails only its own
+// line. The error is non-nil when any file failed or nothing was found.
+func Verify(ctx context.Context, dir string, key *PublicKey) ([]Result, error) {
+	sumsRes, listed := verifySums(dir, key)
+	provRes, subjects := verifyProvenance(dir, key, listed)
+	names, err := artifactNames(dir, listed)
+	if err != nil {
+		return nil, err
+	}
+	var results []Result
+	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		results = append(results, verifyArtifact(dir, name, key, listed, subjects))
+	}
+	results = append(results, sumsRes, provRes)
+	failed := 0
+	for _, r := range results {
+		if !r.OK() {
+			failed++
+		}
+	}
+	if failed > 0 {
+		return results, fmt.Errorf("verifying %s: %d of %d files failed", dir, failed, len(results))
+	}
+	return results, nil
+}
+
+// verifySums checks SHA256SUMS and returns its entries when it is authentic
+// (nil otherwise).
+func verifySums(dir string, key *PublicKey) (Result, map[string]string) {
+	r := Result{Name: SumsFile}
+	data, err := os.ReadFile(filepath.Join(dir, SumsFile))
+	if err != nil {
+		r.Err = err
+		return r, nil
+	}
+	r.Digest = hexSHA256(data)
+	if r.Err = verifyBlobFile(dir, SumsFile, data, key); r.Err != nil {
+		return r, nil
+	}
+	listed, err := parseSums(data)
+	if err != nil {
+		r.Err = err
+		return r, nil
+	}
+	return r, listed
+}
+
+// verifyProvenance checks the provenance's signature and, when SHA256SUMS is
+// authentic, that its subjects are exactly the listed artifacts. It returns
+// the subjects when the provenance is authentic.
+func verifyProvenance(dir string, key *PublicKey, listed map[string]string) (Result, map[string]string) {
+	r := Result{Name: ProvenanceFile}
+	data, err := os.ReadFile(filepath.Join(dir, ProvenanceFile))
+	if err != nil {
+		r.Err = err
+		return r, nil
+	}
+	r.Digest = hexSHA256(data)
+	env, err := ParseEnvelope(bytes.TrimSuffix(data, []byte("\n")))
+	if err != nil {
+		r.Err = err
+		return r, nil
+	}
+	payload, err := env.Verify(key)
+	if err != nil {
+		r.Err = fmt.Errorf("signature: %w", err)
+		return r, nil
+	}
+	if env.PayloadType != InTotoPayloadType {
+		r.Err = fmt.Errorf("payload type %q, want %q", env.PayloadType, InTotoPayloadType)
+		return r, nil
+	}
+	st, subjects, err := ParseStatement(payload)
+	if err != nil {
+		r.Err = err
+		return r, nil
+	}
+	if st.PredicateType != SLSAProvenanceType {
+		r.Err = fmt.Errorf("predicate type %q, want %q", st.PredicateType, SLSAProvenanceType)
+		return r, nil
+	}
+	if listed != nil && !sameDigests(listed, subjects) {
+		r.Err = fmt.Errorf("its subjects differ from %s", SumsFile)
+		return r, nil
+	}
+	return r, subjects
+}
+
+func verifyArtifact(dir, name string, key *PublicKey, listed, subjects map[string]string) Result {
+	r := Result{Name: name}
+	data, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	r.Digest = hexSHA256(data)
+	if r.Err = verifyBlobFile(dir, name, data, key); r.Err != nil {
+		return r
+	}
+	if listed != nil && listed[name] != r.Digest {
+		r.Err = fmt.Errorf("digest sha256:%s is not the one %s lists", r.Digest, SumsFile)
+		return r
+	}
+	if subjects != nil && subjects[name] != r.Digest {
+		r.Err = fmt.Errorf("digest sha256:%s is not a subject of the provenance", r.Digest)
+	}
+	return r
+}
+
+// verifyBlobFile checks name's bundle against its content.
+func verifyBlobFile(dir, name string, data []byte, key *PublicKey) error {
+	raw, err := os.ReadFile(filepath.Join(dir, name+BundleSuffix))
+	if err != nil {
+		return fmt.Errorf("bundle: %w", err)
+	}
+	b, err := ParseBundle(raw)
+	if err != nil {
+		return fmt.Errorf("bundle: %w", err)
+	}
+	if hint := KeyHint(b); hint != key.ID() {
+		return fmt.Errorf("bundle: %w", ErrOtherKey)
+	}
+	if err := VerifyBlobBundle(b, key, bytes.NewReader(data)); err != nil {
+		return fmt.Errorf("bundle: %w", err)
+	}
+	return nil
+}
+
+// artifactNames lists the artifacts to check: those SHA256SUMS lists, or,
+// when it cannot be trusted, those with a bundle.
+func artifactNames(dir string, listed map[string]string) ([]string, error) {
+	if listed != nil {
+		return sortedKeys(listed), nil
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("verifying %s: %w", dir, err)
+	}
+	var names []string
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), BundleSuffix)
+		if ok && name != SumsFile {
+			names = append(names, name)
+		}
+	}
+	return names, nil
+}
+
+func sameDigests(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/bulkhead-dev/bulkhead/builder/sign"
+)
+
+func verifyCommand() command {
+	return command{
+		name:    "verify",
+		summary: "check signed outputs against a public key",
+		run:     runVerify,
+	}
+}
+
+func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("verify", "--key PUB DIR", stderr)
+	keyPath := fs.String("key", "", "public key (PEM) the outputs must be signed with")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *keyPath == "" || fs.NArg() != 1 {
+		fs.Usage()
+		return fmt.Errorf("%w: need --key and one directory", errUsage)
+	}
+	pub, err := sign.LoadPublicKey(*keyPath)
+	if err != nil {
+		return err
+	}
+	results, err := sign.Verify(ctx, fs.Arg(0), pub)
+	if len(results) == 0 && err != nil {
+		return err
+	}
+	failed := false
+	for _, r := range results {
+		if r.OK() {
+			fmt.Fprintf(stdout, "ok    %s sha256:%s\n", r.Name, r.Digest)
+			continue
+		}
+		failed = true
+		fmt.Fprintf(stdout, "FAIL  %s: %v\n", r.Name, r.Err)
+	}
+	if failed {
+		return exitError{1}
+	}
+	return nil
+}

@@ -80,7 +80,7 @@ config:
 // TestRecipesParse parses the recipes this repository ships.
 func TestRecipesParse(t *testing.T) {
 	want := map[string]string{
-		"init": "bulkhead/init:dev", "containerd": "bulkhead/containerd:v2.4.2", "runc": "bulkhead/runc:v1.5.3",
+		"init": "bulkhead/init:dev", "runc": "bulkhead/runc:v1.5.3",
 		"kernel": "bulkhead/kernel:6.1-cloud", "hello": "bulkhead/hello:dev", "oneshot": "bulkhead/oneshot:dev",
 	}
 	for dir, ref := range want {

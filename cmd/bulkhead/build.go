@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -30,7 +31,7 @@ func buildCommand() command {
 type buildFlags struct {
 	out, name, formats, arch, store, compression string
 	locked, offline, asJSON                      bool
-	signKey                                      string
+	signKey, vulndb                              string
 }
 
 func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -38,13 +39,14 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var f buildFlags
 	fs.StringVar(&f.out, "o", ".", "output directory")
 	fs.StringVar(&f.name, "name", "", "base name of the outputs (default: the first spec's file name without .yml)")
-	fs.StringVar(&f.formats, "format", "kernel+initrd", "output formats, comma separated: kernel+initrd, tar")
+	fs.StringVar(&f.formats, "format", "kernel+initrd", "output formats, comma separated: kernel+initrd, tar, raw-efi (UEFI disk with A/B roots), iso-efi")
 	fs.StringVar(&f.arch, "arch", "amd64", "architecture to build for (os linux)")
 	fs.StringVar(&f.store, "store", "", "image store directory (default $BULKHEAD_STORE, else $XDG_CACHE_HOME/bulkhead/store)")
 	fs.StringVar(&f.compression, "compression", "zstd", "initrd compression: zstd, gzip, none")
 	fs.BoolVar(&f.locked, "locked", false, "refuse any image reference the lock file does not pin")
 	fs.BoolVar(&f.offline, "offline", false, "never contact a registry; use the local store only")
 	fs.BoolVar(&f.asJSON, "json", false, "print a machine-readable summary (outputs, digests, sizes)")
+	fs.StringVar(&f.vulndb, "vulndb", "", "OSV database (a directory or zip of OSV JSON records) for the vulnerability gate")
 	fs.StringVar(&f.signKey, "sign-key", "", "sign the outputs with this private key (a PEM file, or env://NAME)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -103,7 +105,7 @@ func build(ctx context.Context, specs []string, f buildFlags, epoch int64, stder
 	if err != nil {
 		return nil, fmt.Errorf("%w: --compression: %v", errUsage, err)
 	}
-	spec, err := config.Load(specs...)
+	spec, text, err := loadSpecText(specs)
 	if err != nil {
 		return nil, err
 	}
@@ -114,6 +116,9 @@ func build(ctx context.Context, specs []string, f buildFlags, epoch int64, stder
 		}
 	}
 	refs := specRefs(spec)
+	if slices.ContainsFunc(formats, isDiskFormat) {
+		refs = appendRef(refs, bootloaderRef(spec))
+	}
 	progress("resolving %d image references", len(refs))
 	images, sum, err := resolveSpec(ctx, spec, refs, specs[0], f, stderr)
 	if err != nil {
@@ -132,9 +137,22 @@ func build(ctx context.Context, specs []string, f buildFlags, epoch int64, stder
 		return nil, err
 	}
 	progress("root: %d entries", host.Tree.Len())
+	progress("checking the kernel and scanning the root")
+	gates, err := runGates(ctx, spec, text, specs[0], host, images, f, epoch, stderr)
+	if err != nil {
+		return nil, err
+	}
+	var db *diskBuild
+	defer func() { db.close() }()
 	for _, format := range formats {
 		progress("writing %s", format)
-		paths, err := writeFormat(ctx, format, host, f, comp)
+		if isDiskFormat(format) && db == nil {
+			progress("writing the verified root image")
+			if db, err = newDiskBuild(ctx, spec, host, images, f, comp, epoch); err != nil {
+				return nil, fmt.Errorf("writing %s: %w", format, err)
+			}
+		}
+		paths, err := writeFormat(ctx, format, host, db, f, comp)
 		if err != nil {
 			return nil, fmt.Errorf("writing %s: %w", format, err)
 		}
@@ -145,6 +163,9 @@ func build(ctx context.Context, specs []string, f buildFlags, epoch int64, stder
 			}
 			sum.Outputs = append(sum.Outputs, o)
 		}
+	}
+	if err := gates.write(f.out); err != nil {
+		return nil, err
 	}
 	if key != nil {
 		progress("signing the outputs")
@@ -173,10 +194,12 @@ func parseFormats(s string) ([]string, error) {
 	var out []string
 	for _, f := range strings.Split(s, ",") {
 		switch f = strings.TrimSpace(f); f {
-		case "kernel+initrd", "tar":
-			out = append(out, f)
+		case "kernel+initrd", "tar", "raw-efi", "iso-efi":
+			if !slices.Contains(out, f) {
+				out = append(out, f)
+			}
 		default:
-			return nil, fmt.Errorf("%w: unknown format %q (known: kernel+initrd, tar)", errUsage, f)
+			return nil, fmt.Errorf("%w: unknown format %q (known: kernel+initrd, tar, raw-efi, iso-efi)", errUsage, f)
 		}
 	}
 	return out, nil
@@ -229,8 +252,14 @@ func resolveSpec(ctx context.Context, spec *config.Spec, refs []specRef, first s
 	return images, sum, nil
 }
 
-func writeFormat(ctx context.Context, format string, host *rootfs.Host, f buildFlags, comp output.Compression) ([]string, error) {
+func writeFormat(ctx context.Context, format string, host *rootfs.Host, db *diskBuild, f buildFlags, comp output.Compression) ([]string, error) {
 	switch format {
+	case "raw-efi":
+		p, err := db.writeRaw(ctx)
+		return []string{p}, err
+	case "iso-efi":
+		p, err := db.writeISO(ctx)
+		return []string{p}, err
 	case "tar":
 		p := filepath.Join(f.out, f.name+".tar")
 		af, err := output.Create(p)

@@ -140,7 +140,21 @@ func specRefs(s *config.Spec) []specRef {
 	for _, v := range s.Volumes {
 		add(v.Image, v.ImagePos)
 	}
+	if s.Disk != nil {
+		b := bootloaderRef(s)
+		add(b.ref, b.pos)
+	}
 	return refs
+}
+
+// appendRef adds r to refs unless it is there already.
+func appendRef(refs []specRef, r specRef) []specRef {
+	for _, have := range refs {
+		if have.ref == r.ref {
+			return refs
+		}
+	}
+	return append(refs, r)
 }
 
 func refStrings(refs []specRef) []string {

@@ -65,6 +65,13 @@ func stage0Run(ctx context.Context, logf func(string, ...any)) {
 		logf("fatal: stage0: %v", err)
 	case verified:
 		logf("stage0: verified root %s", r)
+		// Finding the root partition reads /sys/class/block.
+		if !sysmount.IsMountPoint("/sys") {
+			_ = os.MkdirAll("/sys", 0o555)
+			if err := unix.Mount("sysfs", "/sys", "sysfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+				logf("stage0: mounting /sys: %v", err)
+			}
+		}
 		err := stage0.SwitchToVerified(ctx, Self, r, stage0.Logf(logf))
 		var verr *stage0.VerificationError
 		if errors.As(err, &verr) {

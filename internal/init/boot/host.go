@@ -124,8 +124,10 @@ func (h *host) system(withData bool) {
 	h.openLog()
 	if err := sysmount.RootReadOnly(); err != nil {
 		h.logf("%v", err)
+	} else if err := sysmount.ProbeReadOnly("/"); err != nil {
+		h.logf("warning: %v", err)
 	} else {
-		h.logf("root is read-only")
+		h.logf("root is read-only (a test write to / was refused)")
 	}
 	for _, err := range sysctl.Apply("/proc/sys", sysctl.Hardening) {
 		h.logf("sysctl: %v", err)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -124,4 +125,24 @@ func RootReadOnly() error {
 		return fmt.Errorf("remounting / read-only: %w", err)
 	}
 	return nil
+}
+
+// probeName is the file ProbeReadOnly tries to create.
+const probeName = ".bulkhead-write-probe"
+
+// ProbeReadOnly checks that dir refuses writes: creating a file there must
+// fail with EROFS. A probe file that could be created is removed again.
+func ProbeReadOnly(dir string) error {
+	p := filepath.Join(dir, probeName)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case err == nil:
+		f.Close()
+		os.Remove(p)
+		return fmt.Errorf("%s is writable", dir)
+	case errors.Is(err, unix.EROFS):
+		return nil
+	default:
+		return fmt.Errorf("probing %s: %w (want a read-only file system)", dir, err)
+	}
 }

@@ -3,6 +3,7 @@ package sysmount
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -50,5 +51,35 @@ func TestMountAllFailsOnRequired(t *testing.T) {
 func TestSupported(t *testing.T) {
 	if !Supported("tmpfs") || Supported("nosuchfs") {
 		t.Fatal("Supported disagrees with /proc/filesystems")
+	}
+}
+
+// TestProbeReadOnly: a writable directory fails the probe and keeps no
+// probe file.
+func TestProbeReadOnly(t *testing.T) {
+	dir := t.TempDir()
+	err := ProbeReadOnly(dir)
+	if err == nil || !strings.Contains(err.Error(), "is writable") {
+		t.Fatalf("ProbeReadOnly(writable dir) = %v, want 'is writable'", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("probe left %v behind", entries)
+	}
+	if err := ProbeReadOnly(filepath.Join(dir, "missing")); err == nil {
+		t.Fatal("ProbeReadOnly(missing dir) = nil, want an error")
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("the read-only case mounts a tmpfs: run as root (make test does)")
+	}
+	ro := filepath.Join(dir, "ro")
+	if err := os.Mkdir(ro, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", ro, "tmpfs", unix.MS_RDONLY, ""); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount(ro, 0)
+	if err := ProbeReadOnly(ro); err != nil {
+		t.Fatalf("ProbeReadOnly(read-only tmpfs) = %v, want nil", err)
 	}
 }

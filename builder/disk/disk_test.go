@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"syscall"
@@ -299,4 +300,36 @@ func fileSum(t *testing.T, name string) [32]byte {
 	var sum [32]byte
 	h.Sum(sum[:0])
 	return sum
+}
+
+// TestReadBack: ReadLayout gives back the layout WriteRaw returned, and
+// ReadESPFile the entry it wrote.
+func TestReadBack(t *testing.T) {
+	in := fakeInput(t)
+	p := filepath.Join(t.TempDir(), "disk.img")
+	want, err := WriteRaw(context.Background(), p, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadLayout(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("ReadLayout = %+v\nwant %+v", got, want)
+	}
+	names, err := ReadEntries(p)
+	if err != nil || len(names) == 0 {
+		t.Fatalf("ReadEntries = %v, %v", names, err)
+	}
+	conf, err := ReadESPFile(p, "loader/entries/"+names[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(conf), "root=PARTUUID=") {
+		t.Errorf("entry %s has no root=PARTUUID=:\n%s", names[0], conf)
+	}
+	if _, err := ReadESPFile(p, "loader/entries/missing.conf"); err == nil {
+		t.Error("ReadESPFile(missing) = nil error")
+	}
 }

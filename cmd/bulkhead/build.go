@@ -75,12 +75,28 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	for _, o := range sum.Outputs {
 		fmt.Fprintf(stdout, "%s\t%d bytes\t%s\n", o.Path, o.Size, o.Digest)
 	}
+	if r := sum.Root; r != nil {
+		fmt.Fprintf(stdout, "root %s\t%d bytes\troot hash %s\n", r.Version, r.Size, r.RootHash)
+	}
 	return nil
 }
 
 type buildSummary struct {
 	Images  []imageSummary  `json:"images"`
 	Outputs []outputSummary `json:"outputs"`
+	// Root is the verified root image of raw-efi and iso-efi outputs.
+	Root *rootSummary `json:"root,omitempty"`
+}
+
+// rootSummary describes the verified root image: what a boot entry or an
+// update needs to check it.
+type rootSummary struct {
+	Version  string `json:"version"`
+	RootHash string `json:"root_hash"`
+	// Verity is the bulkhead.verity= value: data blocks, hash start, salt
+	// and root hash.
+	Verity string `json:"verity"`
+	Size   int64  `json:"size"`
 }
 
 type imageSummary struct {
@@ -151,6 +167,7 @@ func build(ctx context.Context, specs []string, f buildFlags, epoch int64, stder
 			if db, err = newDiskBuild(ctx, spec, host, images, f, comp, epoch); err != nil {
 				return nil, fmt.Errorf("writing %s: %w", format, err)
 			}
+			sum.Root = db.summary()
 		}
 		paths, err := writeFormat(ctx, format, host, db, f, comp)
 		if err != nil {

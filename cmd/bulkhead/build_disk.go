@@ -81,6 +81,13 @@ func newDiskBuild(ctx context.Context, spec *config.Spec, host *rootfs.Host, ima
 	return d, nil
 }
 
+func (d *diskBuild) summary() *rootSummary {
+	return &rootSummary{
+		Version: d.version(), RootHash: hex.EncodeToString(d.root.Verity.RootHash),
+		Verity: d.root.Verity.String(), Size: d.root.Size,
+	}
+}
+
 // close removes the temporary root image.
 func (d *diskBuild) close() {
 	if d != nil && d.rootPath != "" {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,13 +24,16 @@ const (
 	runExitKilled  = 130
 )
 
-const runSynopsis = "qemu [flags] PREFIX"
+const runSynopsis = "qemu [flags] PREFIX|DISK.img|IMAGE.iso"
 
 const runHelp = `
 Boots PREFIX-kernel, PREFIX-initrd.img and PREFIX-cmdline (what 'bulkhead
 build --format kernel+initrd' writes) in qemu, or the files named by
---kernel/--initrd/--cmdline, --disk or --iso. The serial console streams to
-stdout. Published ports listen on 127.0.0.1 only; the guest reaches nothing
+--kernel/--initrd/--cmdline. A raw-efi disk (NAME.img, or --disk) or an
+iso-efi image (NAME.iso, or --iso) boots through UEFI firmware (OVMF) with
+a fresh variable store per run; the guest writes to the disk image as a
+host writes to its disk (the data partition, boot counting), so boot a
+copy to keep the original. The serial console streams to stdout. Published ports listen on 127.0.0.1 only; the guest reaches nothing
 outside. An interrupt (Ctrl-C) presses the guest's power button; a second
 one kills qemu.
 
@@ -138,7 +142,15 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 // no flag named them.
 func (o *runOptions) resolveFiles(prefix, cmdlineFile string) error {
 	c := &o.cfg
-	if prefix != "" && c.Kernel == "" && c.Disk == "" && c.ISO == "" {
+	if c.Kernel == "" && c.Disk == "" && c.ISO == "" {
+		switch strings.ToLower(filepath.Ext(prefix)) {
+		case ".img", ".raw":
+			c.Disk, prefix = prefix, ""
+		case ".iso":
+			c.ISO, prefix = prefix, ""
+		}
+	}
+	if prefix != "" && c.Kernel == "" {
 		c.Kernel = prefix + "-kernel"
 		if c.Initrd == "" {
 			c.Initrd = prefix + "-initrd.img"
@@ -151,6 +163,9 @@ func (o *runOptions) resolveFiles(prefix, cmdlineFile string) error {
 	}
 	if c.Kernel == "" && c.Disk == "" && c.ISO == "" {
 		return fmt.Errorf("%w: nothing to boot: give PREFIX, --kernel, --disk or --iso", errUsage)
+	}
+	if c.Kernel == "" {
+		c.UEFI = true // raw-efi and iso-efi boot only through UEFI
 	}
 	for _, f := range []string{c.Kernel, c.Initrd, c.Disk, c.ISO} {
 		if f == "" {

@@ -78,6 +78,31 @@ func TestRunArgs(t *testing.T) {
 	}
 }
 
+// TestRunArgsDiskImages: a .img or .iso argument boots that image through
+// UEFI; --disk beside a kernel stays a plain disk.
+func TestRunArgsDiskImages(t *testing.T) {
+	dir := t.TempDir()
+	img, iso := filepath.Join(dir, "host.img"), filepath.Join(dir, "host.iso")
+	for _, p := range []string{img, iso} {
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts, err := parseRunArgs([]string{"qemu", img}, io.Discard)
+	if err != nil || opts.cfg.Disk != img || !opts.cfg.UEFI || opts.cfg.Kernel != "" {
+		t.Errorf("%s: config %+v, %v", img, opts.cfg, err)
+	}
+	opts, err = parseRunArgs([]string{"qemu", iso}, io.Discard)
+	if err != nil || opts.cfg.ISO != iso || !opts.cfg.UEFI {
+		t.Errorf("%s: config %+v, %v", iso, opts.cfg, err)
+	}
+	prefix := writePrefix(t, "")
+	opts, err = parseRunArgs([]string{"qemu", "--disk", img, prefix}, io.Discard)
+	if err != nil || opts.cfg.Disk != img || opts.cfg.UEFI || opts.cfg.Kernel != prefix+"-kernel" {
+		t.Errorf("--disk with a kernel: config %+v, %v", opts.cfg, err)
+	}
+}
+
 func TestRunUsage(t *testing.T) {
 	prefix := writePrefix(t, "")
 	for _, args := range [][]string{

@@ -181,8 +181,18 @@ func build(ctx context.Context, specs []string, f buildFlags, epoch int64, stder
 			sum.Outputs = append(sum.Outputs, o)
 		}
 	}
-	if err := gates.write(f.out); err != nil {
+	// The SBOMs and reports are artifacts too: listed, and signed with the
+	// rest.
+	reports, err := gates.write(f.out)
+	if err != nil {
 		return nil, err
+	}
+	for _, r := range reports {
+		o, err := describeOutput(r[0], r[1])
+		if err != nil {
+			return nil, err
+		}
+		sum.Outputs = append(sum.Outputs, o)
 	}
 	if key != nil {
 		progress("signing the outputs")

@@ -96,23 +96,34 @@ func (g *gateResults) checkKernel(spec *config.Spec, host *rootfs.Host, images m
 	return nil
 }
 
-// write puts the reports beside the outputs: sbom.spdx.json,
-// sbom.cdx.json, scan.json, scan.txt and kernel-check.txt.
-func (g *gateResults) write(dir string) error {
+// write puts the reports beside the outputs and returns their paths and
+// formats: sbom.spdx.json, sbom.cdx.json, scan.json, scan.txt and
+// kernel-check.txt.
+func (g *gateResults) write(dir string) ([][2]string, error) {
 	if err := g.scan.WriteFiles(dir); err != nil {
-		return err
+		return nil, err
 	}
+	out := [][2]string{
+		{filepath.Join(dir, scan.SPDXFile), "spdx"},
+		{filepath.Join(dir, scan.CycloneDXFile), "cyclonedx"},
+		{filepath.Join(dir, scan.JSONFile), "scan-json"},
+		{filepath.Join(dir, scan.TextFile), "scan-text"},
+	}
+	p := filepath.Join(dir, kernelReportName)
 	if g.kernel == nil {
-		os.Remove(filepath.Join(dir, kernelReportName)) // a stale one would mislead
-		return nil
+		os.Remove(p) // a stale one would mislead
+		return out, nil
 	}
-	af, err := output.Create(filepath.Join(dir, kernelReportName))
+	af, err := output.Create(p)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer af.Abort()
 	if _, err := af.Write(g.kernel); err != nil {
-		return err
+		return nil, err
 	}
-	return af.Commit()
+	if err := af.Commit(); err != nil {
+		return nil, err
+	}
+	return append(out, [2]string{p, "kernel-check"}), nil
 }

@@ -68,7 +68,7 @@ func TestKeygenBuildSignVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, so, se := cli(t, verifyCommand(), "--key", keys+".pub", out)
-	if code != 0 || strings.Count(so, "ok    ") != 5 {
+	if code != 0 || strings.Count(so, "ok    ") != 9 { // 3 outputs, 4 reports, SHA256SUMS, provenance
 		t.Fatalf("verify: exit %d\n%s%s", code, so, se)
 	}
 

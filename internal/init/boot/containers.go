@@ -124,11 +124,32 @@ func (h *host) startServices(ctx context.Context) {
 		h.logf("%v", err)
 		return
 	}
+	first := make(chan string, len(bundles))
 	for _, b := range bundles {
 		s := &service{b: b}
 		s.sup = supervise.New(b.Name, h.serviceStarter(s), backoff.Default, h.logf)
 		h.services = append(h.services, s)
 		go s.sup.Run(ctx)
+		go func() {
+			select {
+			case <-s.sup.Started():
+				first <- b.Name
+			case <-ctx.Done():
+			}
+		}()
+	}
+	if len(bundles) > 0 {
+		go h.reportFirstService(ctx, first)
+	}
+}
+
+// reportFirstService logs when the first service runs: the boot time a
+// host's users wait for.
+func (h *host) reportFirstService(ctx context.Context, first <-chan string) {
+	select {
+	case name := <-first:
+		h.logf("first service (%s) running %s after stage 1 began (uptime %s)", name, time.Since(h.began).Round(time.Millisecond), uptime())
+	case <-ctx.Done():
 	}
 }
 

@@ -48,6 +48,7 @@ type host struct {
 	log     *logline.Writer
 	logf    func(string, ...any)
 
+	began     time.Time // when stage 1 started
 	reaper    *reaper.Reaper
 	daemon    *ctrd.Daemon
 	ctrdReady time.Time // when containerd answered
@@ -59,6 +60,7 @@ type host struct {
 
 // run is stage 1; it ends in reboot(2).
 func (h *host) run(ctx context.Context) {
+	h.began = time.Now()
 	h.logf("started (uptime %s)", uptime())
 	h.stop = make(chan power.Action, 1)
 	sigs := make(chan os.Signal, 4)
@@ -66,17 +68,14 @@ func (h *host) run(ctx context.Context) {
 	h.reaper = reaper.New()
 	go h.reaper.Run(ctx)
 
-	// containerd keeps its state on the data partition: mount it first
-	// (after the modules that drive its disk).
+	// containerd keeps nothing on /var, so it starts while the modules
+	// load and the data partition (which needs the disk's modules) mounts.
 	dataUUID, withData := blockdev.PartUUIDFromCmdline(cmdline(), DataParam)
 	h.system(withData)
-	if withData {
-		h.loadModules()
-		h.mountData(ctx, dataUUID)
-	}
 	ready := h.startContainerd()
-	if !withData {
-		h.loadModules()
+	h.loadModules()
+	if withData {
+		h.mountData(ctx, dataUUID)
 	}
 	netDone := h.network(ctx)
 	h.watchPowerButton(ctx)

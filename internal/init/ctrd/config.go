@@ -15,14 +15,17 @@ const ConfigVersion = 4
 
 // Paths are where containerd keeps its state.
 type Paths struct {
-	Root   string // persistent state: /var/lib/containerd
+	Root   string // containerd's own store: /run/containerd-store (per boot)
 	State  string // runtime state: /run/containerd
 	Socket string // gRPC socket: /run/containerd/containerd.sock
 }
 
-// DefaultPaths are containerd's usual paths.
+// DefaultPaths are where a bulkhead host keeps containerd: all of it on
+// /run, per boot. Containers are created from bundles unpacked at build
+// time, so nothing of containerd's is worth keeping, and containerd need
+// not wait for the data partition on /var.
 var DefaultPaths = Paths{
-	Root:   "/var/lib/containerd",
+	Root:   "/run/containerd-store",
 	State:  "/run/containerd",
 	Socket: "/run/containerd/containerd.sock",
 }

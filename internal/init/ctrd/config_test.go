@@ -9,7 +9,7 @@ func TestConfig(t *testing.T) {
 	got := string(Config(DefaultPaths, "warn"))
 	for _, want := range []string{
 		"version = 4\n",
-		`root = "/var/lib/containerd"`,
+		`root = "/run/containerd-store"`,
 		`state = "/run/containerd"`,
 		"[grpc]\n  address = \"/run/containerd/containerd.sock\"\n",
 		"[ttrpc]\n  address = \"/run/containerd/containerd.sock.ttrpc\"\n",

@@ -12,6 +12,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/builder/recipe"
 	"github.com/bulkhead-dev/bulkhead/builder/resolve"
+	"github.com/bulkhead-dev/bulkhead/builder/sign"
 	"github.com/dustin/go-humanize"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -52,12 +53,20 @@ func runImageBuild(ctx context.Context, args []string, stdout, stderr io.Writer)
 	storeDir := storeFlag(fs)
 	cacheDir := fs.String("cache", "", "build cache directory (default: <store>/cache/recipe)")
 	verbose := fs.Bool("v", false, "show build steps and tool output")
+	signKey := fs.String("sign-key", "", signKeyUsage)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
 		fs.Usage()
 		return fmt.Errorf("%w: no recipes given", errUsage)
+	}
+	var key *sign.PrivateKey
+	if *signKey != "" {
+		var err error
+		if key, err = loadSignKey(*signKey); err != nil { // before building: a bad key fails fast
+			return err
+		}
 	}
 	epoch, err := sourceDateEpoch()
 	if err != nil {
@@ -83,14 +92,16 @@ func runImageBuild(ctx context.Context, args []string, stdout, stderr io.Writer)
 		opts = append(opts, recipe.WithProgress(stderr))
 	}
 	for _, r := range recipes {
-		if err := buildOne(ctx, store, r, opts, stdout); err != nil {
+		if err := buildOne(ctx, store, r, opts, key, stdout); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func buildOne(ctx context.Context, store *resolve.Store, r *recipe.Recipe, opts []recipe.Option, stdout io.Writer) error {
+// buildOne builds (or re-assembles from the cache) one recipe into the
+// store and, given a key, signs the stored image.
+func buildOne(ctx context.Context, store *resolve.Store, r *recipe.Recipe, opts []recipe.Option, key *sign.PrivateKey, stdout io.Writer) error {
 	start := time.Now()
 	img, err := recipe.Build(ctx, r, opts...)
 	if err != nil {
@@ -100,12 +111,19 @@ func buildOne(ctx context.Context, store *resolve.Store, r *recipe.Recipe, opts 
 	if err != nil {
 		return err
 	}
+	signed := ""
+	if key != nil {
+		if err := signStoredRecipe(ctx, key, store, r.Ref(), digest); err != nil {
+			return err
+		}
+		signed = "  signed by " + key.Public().ID()
+	}
 	size, err := compressedSize(img)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%-28s %s  %8s  %s\n", r.Ref(), digest, humanize.Bytes(uint64(size)),
-		time.Since(start).Round(100*time.Millisecond))
+	fmt.Fprintf(stdout, "%-28s %s  %8s  %s%s\n", r.Ref(), digest, humanize.Bytes(uint64(size)),
+		time.Since(start).Round(100*time.Millisecond), signed)
 	return nil
 }
 

@@ -19,10 +19,11 @@ deps:
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/bulkhead
 
-# Component images (init, containerd, runc, kernel, example services) into the
-# local store. Cached: an unchanged recipe is not rebuilt.
+# Component images (init, runc, kernels, systemd-boot, example services) into
+# the local store. Cached: an unchanged recipe is not rebuilt. With
+# SIGN_KEY=path/to/key (or env://NAME) each image is signed in the store.
 images: build deps
-	$(BIN) image build images/*/
+	$(BIN) image build $(if $(SIGN_KEY),--sign-key $(SIGN_KEY)) images/*/
 
 # The whole suite, boot tests in qemu included.
 test: deps images

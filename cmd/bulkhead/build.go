@@ -162,7 +162,7 @@ func build(ctx context.Context, specs []string, f buildFlags, epoch int64, stder
 	defer func() { db.close() }()
 	for _, format := range formats {
 		progress("writing %s", format)
-		if isDiskFormat(format) && db == nil {
+		if db == nil && (isDiskFormat(format) || format == "kernel+initrd" && hasBulkheadInit(host.Tree)) {
 			progress("writing the verified root image")
 			if db, err = newDiskBuild(ctx, spec, host, images, f, comp, epoch); err != nil {
 				return nil, fmt.Errorf("writing %s: %w", format, err)
@@ -287,6 +287,11 @@ func writeFormat(ctx context.Context, format string, host *rootfs.Host, db *disk
 	case "iso-efi":
 		p, err := db.writeISO(ctx)
 		return []string{p}, err
+	case "kernel+initrd":
+		if db != nil {
+			return db.writeKernelInitrd(ctx)
+		}
+		return writeKernelInitrd(ctx, host, f, comp)
 	case "tar":
 		p := filepath.Join(f.out, f.name+".tar")
 		af, err := output.Create(p)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"debug/buildinfo"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -29,8 +30,14 @@ const (
 	bootloaderPath = "usr/lib/systemd/boot/efi/systemd-bootx64.efi"
 	// defaultTries is how often systemd-boot tries a new entry.
 	defaultTries = 3
-	// isoRootImage is where an ISO's initrd carries the root image.
-	isoRootImage = "/bulkhead/root.img"
+	// initrdRootImage is where the initrd of iso-efi and kernel+initrd
+	// carries the root image, and rootImgParam tells stage 0.
+	initrdRootImage = "/bulkhead/root.img"
+	rootImgParam    = "bulkhead.rootimg=" + initrdRootImage
+	// stage0Binary is the init image's stage 0 alone.
+	stage0Binary = "usr/lib/bulkhead/stage0"
+	// initPackage is bulkhead's init, as its Go build information names it.
+	initPackage = "github.com/bulkhead-dev/bulkhead/cmd/init"
 	// versionHexLen is how much of the root hash names a version by default.
 	versionHexLen = 12
 )
@@ -53,10 +60,11 @@ func bootloaderRef(spec *config.Spec) specRef {
 type diskBuild struct {
 	spec       *config.Spec
 	host       *rootfs.Host
+	images     map[string]*resolve.Image
 	f          buildFlags
 	comp       output.Compression
 	epoch      int64
-	bootloader []byte
+	bootloader []byte // loaded when a disk format needs it
 
 	rootPath string         // the root image file
 	root     *rootimg.Image // its sizes and verity parameters
@@ -67,10 +75,10 @@ func newDiskBuild(ctx context.Context, spec *config.Spec, host *rootfs.Host, ima
 	if host.Kernel == nil {
 		return nil, fmt.Errorf("the spec names no kernel image")
 	}
-	d := &diskBuild{spec: spec, host: host, f: f, comp: comp, epoch: epoch}
-	if err := d.loadBootloader(images); err != nil {
-		return nil, err
+	if !hasBulkheadInit(host.Tree) {
+		return nil, fmt.Errorf("a verified root needs bulkhead's init as /init (the image bulkhead/init, %s): it checks and mounts the root image", initPackage)
 	}
+	d := &diskBuild{spec: spec, host: host, images: images, f: f, comp: comp, epoch: epoch}
 	var err error
 	if d.kernel, err = readEntry(host.Kernel); err != nil {
 		return nil, fmt.Errorf("reading the kernel: %w", err)
@@ -95,9 +103,12 @@ func (d *diskBuild) close() {
 	}
 }
 
-func (d *diskBuild) loadBootloader(images map[string]*resolve.Image) error {
+func (d *diskBuild) loadBootloader() error {
+	if d.bootloader != nil {
+		return nil
+	}
 	ref := bootloaderRef(d.spec)
-	img := images[ref.ref]
+	img := d.images[ref.ref]
 	if img == nil {
 		return fmt.Errorf("boot loader image %s was not resolved", ref.ref)
 	}
@@ -185,8 +196,9 @@ func (d *diskBuild) stage0Initrd(ctx context.Context, extra ...*rootfs.Entry) ([
 	return buf.Bytes(), nil
 }
 
-// stage0Tree is the part of t that stage 0 runs from: /init, the kernel
-// modules with their index files, and /dev/console.
+// stage0Tree is the part of t that stage 0 runs from: the kernel modules
+// with their index files, /dev/console, and as /init the init image's
+// stage-0 binary (the whole init when the image has none).
 func stage0Tree(t *rootfs.Tree) *rootfs.Tree {
 	s := rootfs.New()
 	t.Walk(func(e *rootfs.Entry) error {
@@ -195,6 +207,11 @@ func stage0Tree(t *rootfs.Tree) *rootfs.Tree {
 		}
 		return nil
 	})
+	if e := t.Get(stage0Binary); e != nil && e.Kind == rootfs.KindFile {
+		pid1 := *e
+		pid1.Path = "init"
+		s.Put(&pid1)
+	}
 	return s
 }
 
@@ -228,6 +245,9 @@ func (d *diskBuild) writeRaw(ctx context.Context) (string, error) {
 			sizes[i] = n
 		}
 	}
+	if err := d.loadBootloader(); err != nil {
+		return "", err
+	}
 	initrd, err := d.stage0Initrd(ctx)
 	if err != nil {
 		return "", err
@@ -258,12 +278,10 @@ func (d *diskBuild) writeRaw(ctx context.Context) (string, error) {
 // writeISO boots the same system from an ISO: the root image rides in the
 // initrd and stage 0 attaches it to a loop device.
 func (d *diskBuild) writeISO(ctx context.Context) (string, error) {
-	root := &rootfs.Entry{
-		Path: strings.TrimPrefix(isoRootImage, "/"), Kind: rootfs.KindFile, Mode: 0o444,
-		Size: d.root.Size, ModTime: d.epoch, Content: rootfs.Content{Blob: d.rootPath},
-		Origin: rootfs.OriginBulkhead,
+	if err := d.loadBootloader(); err != nil {
+		return "", err
 	}
-	initrd, err := d.stage0Initrd(ctx, root)
+	initrd, err := d.stage0Initrd(ctx, d.rootEntry())
 	if err != nil {
 		return "", err
 	}
@@ -274,7 +292,7 @@ func (d *diskBuild) writeISO(ctx context.Context) (string, error) {
 			Version: d.version(),
 			Kernel:  disk.FromBytes(d.kernel),
 			Initrd:  disk.FromBytes(initrd),
-			Options: d.options("bulkhead.rootimg=" + isoRootImage),
+			Options: d.options(rootImgParam),
 		},
 		VolumeID: isoVolumeID(d.f.name),
 	})
@@ -282,6 +300,63 @@ func (d *diskBuild) writeISO(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return p, nil
+}
+
+// rootEntry is the root image as a file of an initrd, for iso-efi and
+// kernel+initrd boots.
+func (d *diskBuild) rootEntry() *rootfs.Entry {
+	return &rootfs.Entry{
+		Path: strings.TrimPrefix(initrdRootImage, "/"), Kind: rootfs.KindFile, Mode: 0o444,
+		Size: d.root.Size, ModTime: d.epoch, Content: rootfs.Content{Blob: d.rootPath},
+		Origin: rootfs.OriginBulkhead,
+	}
+}
+
+// writeKernelInitrd writes kernel+initrd that boots the verified root: the
+// stage-0 initrd carries the root image, the command line its verity
+// parameters.
+func (d *diskBuild) writeKernelInitrd(ctx context.Context) ([]string, error) {
+	t := stage0Tree(d.host.Tree)
+	t.Put(d.rootEntry())
+	in := output.Inputs{Kernel: bytes.NewReader(d.kernel), KernelSize: int64(len(d.kernel)), Cmdline: d.options(rootImgParam), Tree: t}
+	opts := []output.Option{output.WithCompression(d.comp)}
+	if d.host.Ucode != nil {
+		rc, err := d.host.Ucode.Open()
+		if err != nil {
+			return nil, err
+		}
+		defer rc.Close()
+		opts = append(opts, output.WithUcode(rc))
+	}
+	ki, err := output.WriteKernelInitrd(ctx, d.f.out, d.f.name, in, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return []string{ki.Kernel, ki.Initrd, ki.Cmdline}, nil
+}
+
+// hasBulkheadInit reports whether t's /init is bulkhead's init (by its Go
+// build information): only that init has the stage 0 that verifies and
+// mounts a root image. Hosts with another init (LinuxKit's) boot
+// kernel+initrd from the plain initramfs.
+func hasBulkheadInit(t *rootfs.Tree) bool {
+	e := t.Get("init")
+	if e == nil || e.Kind != rootfs.KindFile {
+		return false
+	}
+	var r io.ReaderAt
+	if e.Content.Blob != "" {
+		f, err := os.Open(e.Content.Blob)
+		if err != nil {
+			return false
+		}
+		defer f.Close()
+		r = io.NewSectionReader(f, e.Content.Offset, e.Size)
+	} else {
+		r = bytes.NewReader(e.Content.Data)
+	}
+	bi, err := buildinfo.Read(r)
+	return err == nil && bi.Path == initPackage
 }
 
 // isoVolumeID makes an ISO 9660 volume id (A-Z 0-9 _, at most 32) of name.

@@ -64,6 +64,14 @@ func boot(t *testing.T, prefix string, guestPorts ...int) (*qemu.VM, []int) {
 		Kernel: prefix + "-kernel", Initrd: prefix + "-initrd.img", Cmdline: string(cmdline),
 		MemoryMB: 1024, CPUs: 1, Network: true, Timeout: 8 * time.Minute,
 	}
+	return start(t, cfg, guestPorts...)
+}
+
+// start boots cfg with the given guest ports forwarded to free 127.0.0.1
+// ports, returned in the same order; the VM is killed when the test ends,
+// and a failed test logs the console's tail.
+func start(t *testing.T, cfg qemu.Config, guestPorts ...int) (*qemu.VM, []int) {
+	t.Helper()
 	var hostPorts []int
 	for _, gp := range guestPorts {
 		hp, err := qemu.FreePort()

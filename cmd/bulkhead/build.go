@@ -303,9 +303,8 @@ func writeFormat(ctx context.Context, format string, host *rootfs.Host, db *disk
 			return nil, err
 		}
 		return []string{p}, af.Commit()
-	default:
-		return writeKernelInitrd(ctx, host, f, comp)
 	}
+	return nil, fmt.Errorf("unknown format %q", format)
 }
 
 func writeKernelInitrd(ctx context.Context, host *rootfs.Host, f buildFlags, comp output.Compression) ([]string, error) {
@@ -323,18 +322,29 @@ func writeKernelInitrd(ctx context.Context, host *rootfs.Host, f buildFlags, com
 	} else {
 		in.Kernel = bytes.NewReader(host.Kernel.Content.Data)
 	}
-	opts := []output.Option{output.WithCompression(comp)}
-	if host.Ucode != nil {
-		rc, err := host.Ucode.Open()
-		if err != nil {
-			return nil, err
-		}
-		defer rc.Close()
-		opts = append(opts, output.WithUcode(rc))
+	opts, done, err := initrdOptions(host, comp)
+	if err != nil {
+		return nil, err
 	}
+	defer done()
 	ki, err := output.WriteKernelInitrd(ctx, f.out, f.name, in, opts...)
 	if err != nil {
 		return nil, err
 	}
 	return []string{ki.Kernel, ki.Initrd, ki.Cmdline}, nil
+}
+
+// initrdOptions are the initrd writer's options for host: the compression
+// and, when the kernel image has microcode, the microcode in front. done
+// releases the microcode's file.
+func initrdOptions(host *rootfs.Host, comp output.Compression) (opts []output.Option, done func(), err error) {
+	opts = []output.Option{output.WithCompression(comp)}
+	if host.Ucode == nil {
+		return opts, func() {}, nil
+	}
+	rc, err := host.Ucode.Open()
+	if err != nil {
+		return nil, nil, err
+	}
+	return append(opts, output.WithUcode(rc)), func() { rc.Close() }, nil
 }

@@ -180,15 +180,11 @@ func (d *diskBuild) stage0Initrd(ctx context.Context, extra ...*rootfs.Entry) ([
 	for _, e := range extra {
 		t.Put(e)
 	}
-	opts := []output.Option{output.WithCompression(d.comp)}
-	if d.host.Ucode != nil {
-		rc, err := d.host.Ucode.Open()
-		if err != nil {
-			return nil, err
-		}
-		defer rc.Close()
-		opts = append(opts, output.WithUcode(rc))
+	opts, done, err := initrdOptions(d.host, d.comp)
+	if err != nil {
+		return nil, err
 	}
+	defer done()
 	var buf bytes.Buffer
 	if err := output.WriteInitrd(ctx, &buf, t, opts...); err != nil {
 		return nil, err
@@ -319,15 +315,11 @@ func (d *diskBuild) writeKernelInitrd(ctx context.Context) ([]string, error) {
 	t := stage0Tree(d.host.Tree)
 	t.Put(d.rootEntry())
 	in := output.Inputs{Kernel: bytes.NewReader(d.kernel), KernelSize: int64(len(d.kernel)), Cmdline: d.options(rootImgParam), Tree: t}
-	opts := []output.Option{output.WithCompression(d.comp)}
-	if d.host.Ucode != nil {
-		rc, err := d.host.Ucode.Open()
-		if err != nil {
-			return nil, err
-		}
-		defer rc.Close()
-		opts = append(opts, output.WithUcode(rc))
+	opts, done, err := initrdOptions(d.host, d.comp)
+	if err != nil {
+		return nil, err
 	}
+	defer done()
 	ki, err := output.WriteKernelInitrd(ctx, d.f.out, d.f.name, in, opts...)
 	if err != nil {
 		return nil, err

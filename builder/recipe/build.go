@@ -34,6 +34,9 @@ const (
 	// AnnotationKernelModules the modules in kernel.tar (JSON []string).
 	AnnotationKernel        = "dev.bulkhead.kernel.release"
 	AnnotationKernelModules = "dev.bulkhead.kernel.modules"
+	// AnnotationKernelSource is what a kernel build script built from
+	// (kernel.build): its source.json, as it wrote it.
+	AnnotationKernelSource = "dev.bulkhead.kernel.source"
 )
 
 // LabelLinuxKit is the image label LinuxKit reads runtime defaults from.
@@ -89,6 +92,7 @@ type builder struct {
 	debIn    []DebianInput
 	kernel   string
 	kmodules []string
+	ksource  string
 }
 
 // Build builds the image r describes.
@@ -254,6 +258,9 @@ func (b *builder) annotations(ctx context.Context) (map[string]string, error) {
 		if err := add(AnnotationKernelModules, b.kmodules); err != nil {
 			return nil, err
 		}
+	}
+	if b.ksource != "" {
+		ann[AnnotationKernelSource] = b.ksource
 	}
 	return ann, nil
 }

@@ -36,6 +36,9 @@ func (b *builder) addKernel(ctx context.Context, t *tree) error {
 	if k == nil {
 		return nil
 	}
+	if k.Build != "" {
+		return b.addBuiltKernel(ctx, t)
+	}
 	pkg, err := b.kernelPackage(ctx, k)
 	if err != nil {
 		return err

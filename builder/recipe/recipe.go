@@ -89,8 +89,15 @@ type DebianFiles struct {
 	Paths []string `yaml:"paths"`
 }
 
-// Kernel takes a kernel from a Debian kernel package.
+// Kernel takes a kernel from a Debian kernel package, or from a build
+// script of this module.
 type Kernel struct {
+	// Build, instead of Package, is a script of the module holding the
+	// recipe (./kernel/build) that builds a kernel, or finds it in its own
+	// cache, and prints the directory holding it: kernel, kernel.config,
+	// release, modules/ (lib/modules/<release>) and source.json (what went
+	// in, recorded as an annotation).
+	Build string `yaml:"build"`
 	// Package is a kernel image package or its metapackage
 	// (linux-image-cloud-amd64); a metapackage is resolved to the versioned
 	// package it depends on.
@@ -251,7 +258,9 @@ func (p *parser) validate(r *Recipe) {
 			p.validatePath(fmt.Sprintf("%s.paths[%d]", at, j), q)
 		}
 	}
-	if k := r.Kernel; k != nil {
+	if k := r.Kernel; k != nil && k.Build != "" {
+		p.validateKernelBuild(k)
+	} else if k != nil {
 		p.validateDeb("kernel", k.Package)
 		for i, m := range k.Modules {
 			if strings.TrimSuffix(m, "?") == "" || strings.ContainsAny(m, "/ ") {
@@ -261,6 +270,16 @@ func (p *parser) validate(r *Recipe) {
 	}
 	for i, f := range r.Files {
 		p.validateFile(fmt.Sprintf("files[%d]", i), f)
+	}
+}
+
+func (p *parser) validateKernelBuild(k *Kernel) {
+	if k.Package != "" || k.Version != "" || len(k.Modules) > 0 {
+		p.errorf("kernel.build", "build takes no package, version or modules")
+	}
+	rel := strings.TrimPrefix(k.Build, "./")
+	if !strings.HasPrefix(k.Build, "./") || !filepath.IsLocal(rel) || path.Clean(rel) != rel {
+		p.errorf("kernel.build", "build %q must be a path inside this module starting with ./", k.Build)
 	}
 }
 

@@ -131,7 +131,17 @@ func checkRule(rule *Rule, values map[string]map[string]string) Row {
 	}
 	row.Actual = actual
 	row.OK = matches(rule, actual, present)
+	if !row.OK && rule.MootWithout != "" && rule.Kind == KindKconfig && notSet(values[KindKconfig], rule.MootWithout) {
+		row.OK = true
+		row.Actual = actual + " (moot: " + rule.MootWithout + " is not set)"
+	}
 	return row
+}
+
+// notSet reports whether the Kconfig option name is off in config.
+func notSet(config map[string]string, name string) bool {
+	v, ok := config[name]
+	return !ok || v == NotSet || v == "n"
 }
 
 func matches(rule *Rule, actual string, present bool) bool {

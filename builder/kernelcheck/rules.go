@@ -35,6 +35,11 @@ type Rule struct {
 	Reason   string `json:"reason" yaml:"reason"`
 	Conflict string `json:"conflict,omitempty" yaml:"conflict"`
 	Weight   int    `json:"weight" yaml:"weight"`
+	// MootWithout names a Kconfig option without which the rule has
+	// nothing to protect: when that option is not set, the rule passes
+	// (CONFIG_STRICT_DEVMEM filters /dev/mem, which CONFIG_DEVMEM=n
+	// removes).
+	MootWithout string `json:"moot_without,omitempty" yaml:"moot_without"`
 }
 
 // Expect is one value or a list of accepted values.

@@ -66,6 +66,11 @@ func (h *host) data(ctx context.Context, uuid string) error {
 		return fmt.Errorf("mounting %s on %s: %w", dev, DataDir, err)
 	}
 	h.logf("data: mounted %s on %s", dev, DataDir)
+	if n, err := countBoot(DataDir); err != nil {
+		h.logf("data: counting boots: %v", err)
+	} else {
+		h.logf("data: boot %d on this data partition", n)
+	}
 	grown, err := datafs.Grow(ctx, DataDir, dev)
 	if err != nil {
 		h.logf("data: %v", err) // mounted: keep it, at its old size

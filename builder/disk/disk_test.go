@@ -333,3 +333,33 @@ func TestReadBack(t *testing.T) {
 		t.Error("ReadESPFile(missing) = nil error")
 	}
 }
+
+// TestReadBootInitrd: the initrd of the first entry (by file name) comes
+// back from a raw image and from an ISO.
+func TestReadBootInitrd(t *testing.T) {
+	in := fakeInput(t)
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "disk.img")
+	if _, err := WriteRaw(context.Background(), raw, in); err != nil {
+		t.Fatal(err)
+	}
+	// bulkhead-1.0.0.conf sorts before bulkhead-1.1.0+3.conf.
+	want := in.Entries[0].Initrd.Data
+	if got, err := ReadBootInitrd(raw); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("raw: %d bytes, %v; want %d bytes", len(got), err, len(want))
+	}
+	iso := filepath.Join(dir, "disk.iso")
+	e := in.Entries[1]
+	if err := WriteISO(context.Background(), iso, ISOInput{Bootloader: in.Bootloader, Entry: e}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ReadBootInitrd(iso); err != nil || !bytes.Equal(got, e.Initrd.Data) {
+		t.Fatalf("iso: %d bytes, %v; want %d bytes", len(got), err, len(e.Initrd.Data))
+	}
+	if b, err := ReadISOFile(iso, "loader/loader.conf"); err != nil || !strings.Contains(string(b), "timeout") {
+		t.Fatalf("iso loader.conf %q, %v", b, err)
+	}
+	if _, err := ReadBootInitrd(in.Entries[0].Kernel.Path); err == nil {
+		t.Fatal("ReadBootInitrd of a kernel file succeeded")
+	}
+}

@@ -1,6 +1,7 @@
 package disk
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/diskfs/go-diskfs/filesystem/fat32"
+	"github.com/diskfs/go-diskfs/filesystem/iso9660"
 	"github.com/diskfs/go-diskfs/partition/gpt"
 )
 
@@ -109,6 +111,111 @@ func withESP(path string, fn func(*fat32.FileSystem) error) error {
 	fsys, err := fat32.Read(d, size, start, SectorSize)
 	if err != nil {
 		return fmt.Errorf("esp of %s: %w", path, err)
+	}
+	return fn(fsys)
+}
+
+// ReadISOFile returns the content of the file name on the El Torito EFI
+// boot image (the ESP) of the iso-efi image at path.
+func ReadISOFile(path, name string) ([]byte, error) {
+	var b []byte
+	err := withISOESP(path, func(fsys *fat32.FileSystem) error {
+		var err error
+		b, err = readFATFile(fsys, name)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading %s from the iso's efi image: %w", name, err)
+	}
+	return b, nil
+}
+
+// ReadBootInitrd returns the initrd the first boot entry of a raw-efi or
+// iso-efi image boots (entries sorted by file name).
+func ReadBootInitrd(path string) ([]byte, error) {
+	var b []byte
+	read := func(fsys *fat32.FileSystem) error {
+		list, err := fsys.ReadDir("loader/entries")
+		if err != nil {
+			return err
+		}
+		var names []string
+		for _, e := range list {
+			if !e.IsDir() && strings.HasSuffix(e.Name(), ".conf") {
+				names = append(names, e.Name())
+			}
+		}
+		if len(names) == 0 {
+			return errors.New("no boot entries")
+		}
+		sort.Strings(names)
+		conf, err := readFATFile(fsys, "loader/entries/"+names[0])
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(string(conf), "\n") {
+			if f := strings.Fields(line); len(f) == 2 && f[0] == "initrd" {
+				b, err = readFATFile(fsys, strings.TrimPrefix(f[1], "/"))
+				return err
+			}
+		}
+		return fmt.Errorf("entry %s names no initrd", names[0])
+	}
+	err := withISOESP(path, read)
+	if errors.Is(err, errNotISO) {
+		err = withESP(path, read)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the boot initrd of %s: %w", path, err)
+	}
+	return b, nil
+}
+
+func readFATFile(fsys *fat32.FileSystem, name string) ([]byte, error) {
+	f, err := fsys.OpenFile(name, os.O_RDONLY)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// errNotISO says a file is no ISO 9660 image.
+var errNotISO = errors.New("not an iso 9660 image")
+
+// withISOESP reads the El Torito EFI boot image of the ISO at path into
+// memory and calls fn with its FAT file system.
+func withISOESP(path string, fn func(*fat32.FileSystem) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	magic := make([]byte, 5)
+	if _, err := f.ReadAt(magic, 16*isoBlock+1); err != nil || string(magic) != "CD001" {
+		return errNotISO
+	}
+	iso, err := iso9660.Read(fileDisk{f}, st.Size(), 0, isoBlock)
+	if err != nil {
+		return fmt.Errorf("iso9660: %w", err)
+	}
+	img, err := iso.OpenFile(isoBootImage, os.O_RDONLY)
+	if err != nil {
+		return fmt.Errorf("%s: %w", isoBootImage, err)
+	}
+	b, err := io.ReadAll(img)
+	img.Close()
+	if err != nil {
+		return fmt.Errorf("%s: %w", isoBootImage, err)
+	}
+	m := &memDisk{b: b, dirty: make([]uint64, (int64(len(b))/sparseBlock+64)/64)}
+	fsys, err := fat32.Read(m, int64(len(b)), 0, SectorSize)
+	if err != nil {
+		return fmt.Errorf("%s: %w", isoBootImage, err)
 	}
 	return fn(fsys)
 }

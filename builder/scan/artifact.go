@@ -11,8 +11,10 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/bulkhead-dev/bulkhead/builder/disk"
 	"github.com/bulkhead-dev/bulkhead/builder/resolve"
 	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
+	"github.com/bulkhead-dev/bulkhead/builder/rootimg"
 )
 
 // ErrUnsupported is returned for artifacts ReadArtifact cannot read yet.
@@ -27,8 +29,9 @@ var (
 // ReadArtifact reads a built artifact into a root tree: a tar (its file
 // contents stay in the file, addressed by offset), or an initrd: newc
 // cpio archives, concatenated, each uncompressed, gzip or zstd (a
-// microcode archive before the root is read too). Disk images are not
-// supported yet.
+// microcode archive before the root is read too; a stage-0 initrd stands
+// for the root image it carries), a raw-efi disk (the root image in
+// root-a), or an iso-efi image (the root image in its boot initrd).
 func ReadArtifact(p string) (*rootfs.Tree, error) {
 	f, err := os.Open(p)
 	if err != nil {
@@ -50,15 +53,85 @@ func ReadArtifact(p string) (*rootfs.Tree, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading artifact: %w", err)
 		}
-		t, err := readInitrd(data)
+		t, err := readBootInitrd(data)
 		if err != nil {
 			return nil, fmt.Errorf("reading artifact %s: %w", p, err)
 		}
 		return t, nil
 	case n >= 512 && string(head[510:512]) == "\x55\xaa":
-		return nil, fmt.Errorf("reading artifact %s: disk images are not supported yet: %w", p, ErrUnsupported)
+		t, err := readRawRoot(p)
+		if err != nil {
+			return nil, fmt.Errorf("reading artifact %s: %w", p, err)
+		}
+		return t, nil
+	case isISO(p):
+		data, err := disk.ReadBootInitrd(p)
+		if err != nil {
+			return nil, fmt.Errorf("reading artifact: %w", err)
+		}
+		t, err := readBootInitrd(data)
+		if err != nil {
+			return nil, fmt.Errorf("reading artifact %s: %w", p, err)
+		}
+		return t, nil
 	}
-	return nil, fmt.Errorf("reading artifact %s: not a tar or an initrd: %w", p, ErrUnsupported)
+	return nil, fmt.Errorf("reading artifact %s: not a tar, an initrd, a raw-efi disk or an iso-efi image: %w", p, ErrUnsupported)
+}
+
+// readBootInitrd reads an initrd; one that carries a root image (the
+// stage-0 initrd of a verified root) stands for the root image's tree,
+// which is what the host runs.
+func readBootInitrd(data []byte) (*rootfs.Tree, error) {
+	t, err := readInitrd(data)
+	if err != nil {
+		return nil, err
+	}
+	img := t.Get(RootImagePath)
+	if img == nil || img.Kind != rootfs.KindFile {
+		return t, nil
+	}
+	root, err := rootimg.Read(rootimg.Source{R: bytes.NewReader(img.Content.Data)}, "/"+RootImagePath)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", RootImagePath, err)
+	}
+	return root, nil
+}
+
+// RootImagePath is where a stage-0 initrd carries the root image.
+const RootImagePath = "bulkhead/root.img"
+
+// readRawRoot reads the root image in root-a of a raw-efi disk.
+func readRawRoot(p string) (*rootfs.Tree, error) {
+	l, err := disk.ReadLayout(p)
+	if err != nil {
+		return nil, err
+	}
+	part, ok := l.Partition("root-a")
+	if !ok {
+		return nil, fmt.Errorf("no root-a partition: %w", ErrUnsupported)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	t, err := rootimg.Read(rootimg.Source{R: io.NewSectionReader(f, part.Offset, part.Size), Blob: p, Base: part.Offset}, "root-a")
+	if err != nil {
+		return nil, fmt.Errorf("root-a: %w", err)
+	}
+	return t, nil
+}
+
+// isISO reports whether p holds an ISO 9660 file system.
+func isISO(p string) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	b := make([]byte, 5)
+	_, err = f.ReadAt(b, 32769) // the primary volume descriptor's id, sector 16
+	return err == nil && string(b) == "CD001"
 }
 
 // readInitrd applies every archive of an initrd to a new tree.

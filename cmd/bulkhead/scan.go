@@ -159,7 +159,8 @@ func sortedImages(m map[string]*resolve.Image) []*resolve.Image {
 	return out
 }
 
-// scanInputFromArtifact reads a tar or an initrd; the policy comes from
+// scanInputFromArtifact reads a tar, an initrd, a raw-efi disk or an iso-efi
+// image (scan.ReadArtifact); the policy comes from
 // policySpec when given.
 func scanInputFromArtifact(in *scan.Input, paths []string, policySpec string) error {
 	if len(paths) != 1 {

@@ -69,8 +69,9 @@ func TestScanArtifact(t *testing.T) {
 	img := make([]byte, 1024)
 	img[510], img[511] = 0x55, 0xaa
 	os.WriteFile(disk, img, 0o644)
-	if code := run(context.Background(), []string{"scan", disk}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "not supported yet") {
-		t.Errorf("disk image: exit %d, stderr %q", code, stderr.String())
+	// An MBR signature without a GPT: a clear error naming the artifact.
+	if code := run(context.Background(), []string{"scan", disk}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), disk+": reading partition table") {
+		t.Errorf("disk image without a GPT: exit %d, stderr %q", code, stderr.String())
 	}
 }
 

@@ -238,8 +238,15 @@ func bootRawTwice(t *testing.T, img string, b diskBuild) {
 		t.Fatalf("entries after the first boot: %v, want [%s]", names, blessed)
 	}
 
+	// A bigger disk, as when the image is written to a larger volume: the
+	// data partition and its file system grow to the end.
+	if err := os.Truncate(dev, layoutSize(t, dev)+256<<20); err != nil {
+		t.Fatal(err)
+	}
 	vm, _ = bootUEFI(t, qemu.Config{Disk: dev})
 	waitFor(t, vm, "data: boot 2 on this data partition", 4*time.Minute)
+	waitFor(t, vm, "data: grew partition to the end of the disk (512 MiB)", time.Minute)
+	waitFor(t, vm, "data: grew file system to", time.Minute)
 	if strings.Contains(vm.Console(), "data: created file system") {
 		t.Fatal("the second boot created the data file system again")
 	}
@@ -279,4 +286,13 @@ func bootCorrupt(t *testing.T, img string, rootA disk.Partition, p verity.Params
 			t.Errorf("console shows %q after a failed verification", never)
 		}
 	}
+}
+
+func layoutSize(t *testing.T, img string) int64 {
+	t.Helper()
+	st, err := os.Stat(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Size()
 }

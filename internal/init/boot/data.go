@@ -36,7 +36,8 @@ func systemMounts(withData bool) []sysmount.Mount {
 }
 
 // mountData finds the data partition named uuid, creates its file system
-// on first boot, mounts it on DataDir and grows it to fill the partition.
+// on first boot, mounts it on DataDir, grows the partition to the end of a
+// disk larger than the image, and the file system to fill the partition.
 // On failure DataDir gets the tmpfs, so that the host still comes up.
 func (h *host) mountData(ctx context.Context, uuid string) {
 	if err := h.data(ctx, uuid); err != nil {
@@ -70,6 +71,11 @@ func (h *host) data(ctx context.Context, uuid string) error {
 		h.logf("data: counting boots: %v", err)
 	} else {
 		h.logf("data: boot %d on this data partition", n)
+	}
+	if size, grown, err := blockdev.GrowPartition(dev); err != nil {
+		h.logf("data: growing partition: %v", err)
+	} else if grown {
+		h.logf("data: grew partition to the end of the disk (%d MiB)", size>>20)
 	}
 	grown, err := datafs.Grow(ctx, DataDir, dev)
 	if err != nil {

@@ -1,6 +1,7 @@
 package rootimg
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -14,12 +15,15 @@ import (
 
 // Source is where Read finds a root image: R reads it from its first byte.
 // When Blob names the file R reads, at byte Base of that file, the
-// contents of the tree's files are references into it, as in the store;
-// otherwise Read copies them into memory.
+// contents of the tree's files are references into it, as in the store.
+// When the image is in memory, Data holds it (R may then be nil) and the
+// contents are slices of Data, not copies. Otherwise Read copies them into
+// memory.
 type Source struct {
 	R    io.ReaderAt
 	Blob string
 	Base int64
+	Data []byte
 }
 
 // Read reads the EROFS file system at the start of a root image (the
@@ -29,6 +33,12 @@ type Source struct {
 // rootfs.KindHardlink entries naming the first path of their inode. The
 // Origin of every entry is origin.
 func Read(src Source, origin string) (*rootfs.Tree, error) {
+	if src.R == nil {
+		if src.Data == nil {
+			return nil, errors.New("reading root image: no source")
+		}
+		src.R = bytes.NewReader(src.Data)
+	}
 	fsys, err := erofs.Open(src.R)
 	if err != nil {
 		return nil, fmt.Errorf("reading root image: %w", err)
@@ -142,12 +152,16 @@ func (r *reader) fill(e *rootfs.Entry, name string, fi fs.FileInfo, st stat) err
 	return nil
 }
 
-// content refers to a file stored in one piece into the image file, and
-// reads any other file (inline tails, several chunks, holes) into memory.
+// content refers to a file stored in one piece into the image file or
+// slices it out of the image in memory, and reads any other file (inline
+// tails, several chunks, holes) into memory.
 func (r *reader) content(name string, fi fs.FileInfo) (rootfs.Content, error) {
-	if dr, ok := fi.(dataRanger); ok && r.src.Blob != "" {
-		if rs := dr.DataRange(); len(rs) == 1 && rs[0].Offset >= 0 && rs[0].Device == 0 && rs[0].Size == fi.Size() {
-			return rootfs.Content{Blob: r.src.Blob, Offset: r.src.Base + rs[0].Offset}, nil
+	if off, ok := r.onePiece(fi); ok {
+		switch {
+		case r.src.Blob != "":
+			return rootfs.Content{Blob: r.src.Blob, Offset: r.src.Base + off}, nil
+		case r.src.Data != nil && off+fi.Size() <= int64(len(r.src.Data)):
+			return rootfs.Content{Data: r.src.Data[off : off+fi.Size() : off+fi.Size()]}, nil
 		}
 	}
 	if fi.Size() == 0 {
@@ -161,6 +175,20 @@ func (r *reader) content(name string, fi fs.FileInfo) (rootfs.Content, error) {
 		return rootfs.Content{}, errors.New("short read")
 	}
 	return rootfs.Content{Data: b}, nil
+}
+
+// onePiece returns where in the image a file stored in one contiguous,
+// uncompressed piece starts.
+func (r *reader) onePiece(fi fs.FileInfo) (int64, bool) {
+	dr, ok := fi.(dataRanger)
+	if !ok || fi.Size() == 0 {
+		return 0, false
+	}
+	rs := dr.DataRange()
+	if len(rs) != 1 || rs[0].Offset < 0 || rs[0].Device != 0 || rs[0].Size != fi.Size() {
+		return 0, false
+	}
+	return rs[0].Offset, true
 }
 
 // permBits turns an fs.FileMode into the tree's mode: permissions plus

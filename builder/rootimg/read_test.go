@@ -10,7 +10,8 @@ import (
 )
 
 // TestReadRoundTrip writes the test tree and reads it back, from the file
-// (contents as references into it) and from memory (contents copied):
+// (contents as references into it), from an image in memory (contents as
+// slices of it) and through a bare io.ReaderAt (contents copied):
 // every entry comes back with its kind, mode, owner, size, link, device
 // numbers, time and content, plus the mount points Write added.
 func TestReadRoundTrip(t *testing.T) {
@@ -27,6 +28,7 @@ func TestReadRoundTrip(t *testing.T) {
 	defer f.Close()
 	for name, src := range map[string]Source{
 		"file":   {R: f, Blob: p},
+		"slice":  {Data: bytes.Clone(raw)},
 		"memory": {R: bytes.NewReader(raw)},
 	} {
 		got, err := Read(src, "test")
@@ -59,8 +61,16 @@ func TestReadRoundTrip(t *testing.T) {
 		if got.Len() != tr.Len()+len(img.Added) {
 			t.Errorf("%s: %d entries, want %d (+%v)", name, got.Len(), tr.Len(), img.Added)
 		}
-		if b := got.Get("usr/lib/big"); name == "file" && b.Content.Blob != p {
-			t.Errorf("%s: the big file is not a reference into the image: %+v", name, b.Content)
+		big := got.Get("usr/lib/big").Content
+		if name == "file" && big.Blob != p {
+			t.Errorf("%s: the big file is not a reference into the image: %+v", name, big.Blob)
+		}
+		if name == "slice" {
+			// The contents are slices of the image: clearing it clears them.
+			clear(src.Data)
+			if big.Data == nil || !bytes.Equal(big.Data, make([]byte, len(big.Data))) {
+				t.Errorf("%s: the big file's data is not a slice of the image", name)
+			}
 		}
 	}
 	if _, err := Read(Source{R: bytes.NewReader(make([]byte, 8192))}, "x"); err == nil {

@@ -90,7 +90,7 @@ func readBootInitrd(data []byte) (*rootfs.Tree, error) {
 	if img == nil || img.Kind != rootfs.KindFile {
 		return t, nil
 	}
-	root, err := rootimg.Read(rootimg.Source{R: bytes.NewReader(img.Content.Data)}, "/"+RootImagePath)
+	root, err := rootimg.Read(rootimg.Source{Data: img.Content.Data}, "/"+RootImagePath)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", RootImagePath, err)
 	}

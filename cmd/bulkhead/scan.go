@@ -168,7 +168,7 @@ func scanInputFromArtifact(in *scan.Input, paths []string, policySpec string) er
 	}
 	t, err := scan.ReadArtifact(paths[0])
 	if errors.Is(err, scan.ErrUnsupported) {
-		return fmt.Errorf("%w (scan its spec, or a tar or initrd build)", err)
+		return fmt.Errorf("%w (scan its spec, or a tar, kernel+initrd, raw-efi or iso-efi build)", err)
 	}
 	if err != nil {
 		return err

@@ -35,13 +35,18 @@ var ErrNotLast = errors.New("not the last partition")
 // partition ends at the new last usable sector, rounded down so that its
 // end falls on a multiple of align bytes, as partitioning tools align. It
 // returns the partition's new last LBA; grown is false, and nothing is
-// written, when the disk has not grown by at least align.
+// written, when the backup table is already at the disk's end or the
+// partition could not reach a later aligned end.
 //
-// The backup table is written first, then the primary: a power cut
-// between the two leaves the old primary, which still names the old
-// backup, and the old backup, which is only cleared at the end. The
-// partition must be the disk's last, and both CRCs of the primary must
-// hold; anything else is refused untouched.
+// The new backup table is written and synced first, then the primary,
+// then the protective MBR's size, and only then is the old backup
+// cleared. A power cut before the primary is written leaves the old
+// primary, which still names the old backup, intact; a cut while it is
+// written (its header and entries are two sectors) can leave a primary
+// whose CRCs fail, and then firmware, gdisk and Linux with the gpt
+// parameter find the new backup at the disk's end, which already
+// describes the grown table. The partition must be the disk's last, and
+// both CRCs of the primary must hold; anything else is refused untouched.
 func GrowGPT(rw ReadWriterAt, size int64, sectorSize int, part int, align int64) (newLast uint64, grown bool, err error) {
 	parts, err := ReadGPT(rw, sectorSize)
 	if err != nil {
@@ -94,32 +99,24 @@ func GrowGPT(rw ReadWriterAt, size int64, sectorSize int, part int, align int64)
 	sealHeader(primary)
 	sealHeader(backup)
 
-	writes := []struct {
-		what string
-		off  int64
-		b    []byte
+	// Each table goes in one write, entries and header together where
+	// they are adjacent (always, on disks bulkhead writes), so that a
+	// device whose physical block holds both sectors (a 4 KiB block holds
+	// LBA 0-7) writes the primary header and the sector holding the grown
+	// entry at once.
+	primaryLBA := le.Uint64(hdr[hdrEntriesLBA:])
+	steps := []struct {
+		what  string
+		parts []write
 	}{
-		{"backup gpt entries", int64(backupEntries) * ss, entries},
-		{"backup gpt header", int64(lastLBA) * ss, pad(backup, ss)},
-		{"gpt entries", int64(le.Uint64(hdr[hdrEntriesLBA:])) * ss, entries},
-		{"gpt header", ss, pad(primary, ss)},
-		// The old backup header now lies inside the grown partition, past
-		// its file system: clear it so no tool mistakes it for a table.
-		{"old backup gpt header", int64(oldAlt) * ss, make([]byte, ss)},
+		{"the backup gpt", []write{{int64(backupEntries) * ss, entries}, {int64(lastLBA) * ss, pad(backup, ss)}}},
+		{"the gpt", []write{{ss, pad(primary, ss)}, {int64(primaryLBA) * ss, entries}}},
+		{"the protective mbr", protectiveMBR(rw, lastLBA)},
+		{"the old backup gpt", clearOldBackup(oldAlt, backupEntries, ss)},
 	}
-	for _, w := range writes {
-		if _, err := rw.WriteAt(w.b, w.off); err != nil {
-			return 0, false, fmt.Errorf("writing %s: %w", w.what, err)
-		}
-		if s, ok := rw.(interface{ Sync() error }); ok && w.what == "backup gpt header" {
-			if err := s.Sync(); err != nil {
-				return 0, false, fmt.Errorf("syncing the backup gpt: %w", err)
-			}
-		}
-	}
-	if s, ok := rw.(interface{ Sync() error }); ok {
-		if err := s.Sync(); err != nil {
-			return 0, false, fmt.Errorf("syncing the gpt: %w", err)
+	for _, st := range steps {
+		if err := writeSync(rw, coalesce(st.parts)); err != nil {
+			return 0, false, fmt.Errorf("writing %s: %w", st.what, err)
 		}
 	}
 	return end, true, nil
@@ -143,6 +140,73 @@ func lastPartition(parts []Partition, n int) (Partition, error) {
 		return Partition{}, fmt.Errorf("partition %d: %w", n, ErrNotLast)
 	}
 	return *target, nil
+}
+
+// clearOldBackup returns the write that zeroes the old backup header at
+// LBA oldAlt, which now lies inside the grown partition (past its file
+// system) or in free space, so that no tool mistakes it for a table;
+// nothing when the disk grew so little that the new backup entry array,
+// from LBA newEntries, already covers it.
+func clearOldBackup(oldAlt, newEntries uint64, ss int64) []write {
+	if oldAlt >= newEntries {
+		return nil
+	}
+	return []write{{int64(oldAlt) * ss, make([]byte, ss)}}
+}
+
+// write is a run of bytes to write at an offset.
+type write struct {
+	off int64
+	b   []byte
+}
+
+// coalesce joins writes that follow each other on the disk.
+func coalesce(ws []write) []write {
+	var out []write
+	for _, w := range ws {
+		if n := len(out); n > 0 && out[n-1].off+int64(len(out[n-1].b)) == w.off {
+			out[n-1].b = append(bytes.Clone(out[n-1].b), w.b...)
+			continue
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+// writeSync writes ws and, when rw can, syncs them to the disk.
+func writeSync(rw ReadWriterAt, ws []write) error {
+	for _, w := range ws {
+		if _, err := rw.WriteAt(w.b, w.off); err != nil {
+			return err
+		}
+	}
+	if s, ok := rw.(interface{ Sync() error }); ok && len(ws) > 0 {
+		return s.Sync()
+	}
+	return nil
+}
+
+// protectiveMBR returns the write that makes a protective MBR cover the
+// disk up to lastLBA (UEFI 2.10, 5.2.3: its size is the disk's, less
+// LBA 0, capped at 0xffffffff), as libfdisk and gdisk do; nothing when
+// sector 0 is not a plain protective MBR (one 0xee entry from LBA 1, the
+// other three empty), such as a hybrid MBR, which is left alone.
+func protectiveMBR(r io.ReaderAt, lastLBA uint64) []write {
+	mbr := make([]byte, 512)
+	if _, err := r.ReadAt(mbr, 0); err != nil || mbr[510] != 0x55 || mbr[511] != 0xaa {
+		return nil
+	}
+	const table = 446
+	e := mbr[table : table+16]
+	if e[4] != 0xee || binary.LittleEndian.Uint32(e[8:]) != 1 || !allZero(mbr[table+16:510]) {
+		return nil
+	}
+	size := make([]byte, 4)
+	binary.LittleEndian.PutUint32(size, uint32(min(lastLBA, 0xffffffff)))
+	if bytes.Equal(size, e[12:16]) {
+		return nil
+	}
+	return []write{{table + 12, size}}
 }
 
 // sealHeader sets a GPT header's CRC.

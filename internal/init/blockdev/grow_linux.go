@@ -62,18 +62,19 @@ func GrowPartition(partDev string) (size int64, grown bool, err error) {
 		return 0, false, err
 	}
 	start, length := int64(p.FirstLBA)*int64(ss), int64(last-p.FirstLBA+1)*int64(ss)
-	if err := resizePartition(f, num, start, length); err != nil {
+	if err := blkpgPartition(f, unix.BLKPG_RESIZE_PARTITION, num, start, length); err != nil {
 		return 0, false, fmt.Errorf("growing %s: telling the kernel: %w", partDev, err)
 	}
 	return length, true, nil
 }
 
-// resizePartition tells the kernel partition num of the disk open as f now
-// spans length bytes from start (BLKPG_RESIZE_PARTITION).
-func resizePartition(f *os.File, num int, start, length int64) error {
+// blkpgPartition tells the kernel, with operation op (BLKPG_RESIZE_PARTITION
+// or BLKPG_ADD_PARTITION), that partition num of the disk open as f spans
+// length bytes from start.
+func blkpgPartition(f *os.File, op int32, num int, start, length int64) error {
 	p := unix.BlkpgPartition{Start: start, Length: length, Pno: int32(num)}
 	arg := unix.BlkpgIoctlArg{
-		Op:      unix.BLKPG_RESIZE_PARTITION,
+		Op:      op,
 		Datalen: int32(unsafe.Sizeof(p)),
 		Data:    (*byte)(unsafe.Pointer(&p)),
 	}

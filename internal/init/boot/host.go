@@ -258,7 +258,11 @@ func (h *host) network(ctx context.Context) <-chan struct{} {
 		ctx, cancel := context.WithTimeout(ctx, networkDeadline)
 		defer cancel()
 		lease, dev, err := netconf.Up(ctx, cfg)
-		if err != nil {
+		switch {
+		case err != nil && dev == "":
+			h.logf("network: %v", err)
+			return
+		case err != nil:
 			h.logf("network: %s: %v", dev, err)
 			return
 		}

@@ -29,16 +29,24 @@ func LoopbackUp() error {
 	return nil
 }
 
-// FirstEthernet waits until an ethernet interface backed by a device
-// exists and returns the first by name.
+// InterfaceWait bounds how long FirstEthernet waits for an interface: the
+// init loads the NIC drivers before it asks, so a host that has none after
+// this long has no network, and its onboot containers should not wait the
+// whole DHCP deadline to learn that.
+const InterfaceWait = 3 * time.Second
+
+// FirstEthernet waits, at most InterfaceWait, until an ethernet interface
+// backed by a device exists and returns the first by name.
 func FirstEthernet(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, InterfaceWait)
+	defer cancel()
 	for {
 		if names := ethernets("/sys/class/net"); len(names) > 0 {
 			return names[0], nil
 		}
 		select {
 		case <-ctx.Done():
-			return "", fmt.Errorf("finding an ethernet interface: %w", ctx.Err())
+			return "", fmt.Errorf("no ethernet interface after %s: %w", InterfaceWait, ctx.Err())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

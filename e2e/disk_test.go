@@ -141,6 +141,7 @@ func TestRawEFI(t *testing.T) {
 	entryOptions(t, img, a, rootA)
 
 	t.Run("veritysetup", func(t *testing.T) { veritysetupVerify(t, img, rootA, params, a.Root.RootHash) })
+	t.Run("scan", func(t *testing.T) { scanArtifacts(t, img, a.output("iso-efi")) })
 	t.Run("boot", func(t *testing.T) { bootRawTwice(t, img, a) })
 	t.Run("corrupt-root", func(t *testing.T) { bootCorrupt(t, img, rootA, params) })
 	t.Run("iso", func(t *testing.T) {
@@ -295,4 +296,39 @@ func layoutSize(t *testing.T, img string) int64 {
 		t.Fatal(err)
 	}
 	return st.Size()
+}
+
+// scanArtifacts: bulkhead scan reads the disk and the ISO as the root they
+// boot, with the kernel of their boot entry, and finds the same packages.
+func scanArtifacts(t *testing.T, img, iso string) {
+	var summaries []string
+	for _, p := range []string{img, iso} {
+		out, err := exec.Command(bulkhead, "scan", "--json", p).Output()
+		if err != nil {
+			t.Fatalf("scan %s: %v", p, err)
+		}
+		var rep struct {
+			Packages []struct {
+				Name    string `json:"name"`
+				Version string `json:"version"`
+			} `json:"packages"`
+			Failed []string `json:"failed"`
+		}
+		if err := json.Unmarshal(out, &rep); err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		kernel := false
+		for _, pk := range rep.Packages {
+			names = append(names, pk.Name+"@"+pk.Version)
+			kernel = kernel || pk.Name == "linux"
+		}
+		if !kernel || len(rep.Failed) != 0 || len(names) < 10 {
+			t.Errorf("scan %s: kernel %v, failed %v, %d packages", filepath.Base(p), kernel, rep.Failed, len(names))
+		}
+		summaries = append(summaries, strings.Join(names, " "))
+	}
+	if summaries[0] != summaries[1] {
+		t.Errorf("the disk and the ISO scan to different packages:\n%s\n%s", summaries[0], summaries[1])
+	}
 }

@@ -363,3 +363,24 @@ func TestReadBootInitrd(t *testing.T) {
 		t.Fatal("ReadBootInitrd of a kernel file succeeded")
 	}
 }
+
+// TestReadBootEntry: the first entry's options, kernel and initrd.
+func TestReadBootEntry(t *testing.T) {
+	in := fakeInput(t)
+	raw := filepath.Join(t.TempDir(), "disk.img")
+	if _, err := WriteRaw(context.Background(), raw, in); err != nil {
+		t.Fatal(err)
+	}
+	be, err := ReadBootEntry(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kernel, err := os.ReadFile(in.Entries[0].Kernel.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if be.Name != "bulkhead-1.0.0.conf" || !strings.HasPrefix(be.Options, "console=ttyS0 root=PARTUUID=") ||
+		!bytes.Equal(be.Kernel, kernel) || !bytes.Equal(be.Initrd, in.Entries[0].Initrd.Data) {
+		t.Errorf("entry %s, options %q, kernel %d bytes, initrd %d bytes", be.Name, be.Options, len(be.Kernel), len(be.Initrd))
+	}
+}

@@ -130,10 +130,17 @@ func ReadISOFile(path, name string) ([]byte, error) {
 	return b, nil
 }
 
-// ReadBootInitrd returns the initrd the first boot entry of a raw-efi or
-// iso-efi image boots (entries sorted by file name).
-func ReadBootInitrd(path string) ([]byte, error) {
-	var b []byte
+// BootEntry is what the first boot entry of an image boots.
+type BootEntry struct {
+	Name           string // the entry's file name
+	Options        string // the kernel command line
+	Kernel, Initrd []byte
+}
+
+// ReadBootEntry reads the first boot entry (entries sorted by file name)
+// of a raw-efi or iso-efi image, with its kernel and initrd.
+func ReadBootEntry(path string) (*BootEntry, error) {
+	var be BootEntry
 	read := func(fsys *fat32.FileSystem) error {
 		list, err := fsys.ReadDir("loader/entries")
 		if err != nil {
@@ -149,26 +156,49 @@ func ReadBootInitrd(path string) ([]byte, error) {
 			return errors.New("no boot entries")
 		}
 		sort.Strings(names)
-		conf, err := readFATFile(fsys, "loader/entries/"+names[0])
+		be.Name = names[0]
+		conf, err := readFATFile(fsys, "loader/entries/"+be.Name)
 		if err != nil {
 			return err
 		}
 		for _, line := range strings.Split(string(conf), "\n") {
-			if f := strings.Fields(line); len(f) == 2 && f[0] == "initrd" {
-				b, err = readFATFile(fsys, strings.TrimPrefix(f[1], "/"))
-				return err
+			key, value, _ := strings.Cut(strings.TrimSpace(line), " ")
+			value = strings.TrimSpace(value)
+			switch key {
+			case "options":
+				be.Options = value
+			case "linux":
+				be.Kernel, err = readFATFile(fsys, strings.TrimPrefix(value, "/"))
+			case "initrd":
+				be.Initrd, err = readFATFile(fsys, strings.TrimPrefix(value, "/"))
+			}
+			if err != nil {
+				return fmt.Errorf("entry %s: %w", be.Name, err)
 			}
 		}
-		return fmt.Errorf("entry %s names no initrd", names[0])
+		if be.Kernel == nil || be.Initrd == nil {
+			return fmt.Errorf("entry %s names no linux or no initrd", be.Name)
+		}
+		return nil
 	}
 	err := withISOESP(path, read)
 	if errors.Is(err, errNotISO) {
 		err = withESP(path, read)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading the boot initrd of %s: %w", path, err)
+		return nil, fmt.Errorf("reading the boot entry of %s: %w", path, err)
 	}
-	return b, nil
+	return &be, nil
+}
+
+// ReadBootInitrd returns the initrd the first boot entry of a raw-efi or
+// iso-efi image boots.
+func ReadBootInitrd(path string) ([]byte, error) {
+	be, err := ReadBootEntry(path)
+	if err != nil {
+		return nil, err
+	}
+	return be.Initrd, nil
 }
 
 func readFATFile(fsys *fat32.FileSystem, name string) ([]byte, error) {

@@ -49,33 +49,34 @@ func ReadArtifact(p string) (*rootfs.Tree, error) {
 		}
 		return t, nil
 	case bytes.HasPrefix(head, magicNewc), bytes.HasPrefix(head, magicGzip), bytes.HasPrefix(head, magicZstd):
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return nil, fmt.Errorf("reading artifact: %w", err)
-		}
-		t, err := readBootInitrd(data)
-		if err != nil {
-			return nil, fmt.Errorf("reading artifact %s: %w", p, err)
-		}
-		return t, nil
+		return readArtifactWith(p, func() (*rootfs.Tree, error) {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return nil, err
+			}
+			return readBootInitrd(data)
+		})
 	case n >= 512 && string(head[510:512]) == "\x55\xaa":
-		t, err := readRawRoot(p)
-		if err != nil {
-			return nil, fmt.Errorf("reading artifact %s: %w", p, err)
-		}
-		return t, nil
+		return readArtifactWith(p, func() (*rootfs.Tree, error) { return readRawRoot(p) })
 	case isISO(p):
-		data, err := disk.ReadBootInitrd(p)
-		if err != nil {
-			return nil, fmt.Errorf("reading artifact: %w", err)
-		}
-		t, err := readBootInitrd(data)
-		if err != nil {
-			return nil, fmt.Errorf("reading artifact %s: %w", p, err)
-		}
-		return t, nil
+		return readArtifactWith(p, func() (*rootfs.Tree, error) {
+			data, err := disk.ReadBootInitrd(p)
+			if err != nil {
+				return nil, err
+			}
+			return readBootInitrd(data)
+		})
 	}
 	return nil, fmt.Errorf("reading artifact %s: not a tar, an initrd, a raw-efi disk or an iso-efi image: %w", p, ErrUnsupported)
+}
+
+// readArtifactWith reads the artifact p with read, naming p in errors.
+func readArtifactWith(p string, read func() (*rootfs.Tree, error)) (*rootfs.Tree, error) {
+	t, err := read()
+	if err != nil {
+		return nil, fmt.Errorf("reading artifact %s: %w", p, err)
+	}
+	return t, nil
 }
 
 // readBootInitrd reads an initrd; one that carries a root image (the

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 
 	"strings"
+	"syscall"
 	"text/tabwriter"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -173,7 +174,7 @@ func kernelInput(ctx context.Context, target string, f kernelCheckFlags) (*kerne
 		if data, err = os.ReadFile(target); err == nil {
 			cfg, t.source, err = kernelcheck.ReadConfig(data)
 		}
-	case errors.Is(statErr, fs.ErrNotExist) && looksLikeRef(target):
+	case (errors.Is(statErr, fs.ErrNotExist) || errors.Is(statErr, syscall.ENOTDIR)) && looksLikeRef(target):
 		cfg, t.source, err = storeKernelConfig(ctx, target, "", "", f)
 	default:
 		return nil, statErr

@@ -160,6 +160,17 @@ policy:
 		!strings.Contains(out, "  required lockdown: expected integrity or confidentiality, got (absent)") {
 		t.Fatalf("exit %d, output:\n%s", code, out)
 	}
+
+	// The image by reference, from a directory holding a file named like
+	// the reference's first component (stat says ENOTDIR, not ENOENT).
+	t.Chdir(t.TempDir())
+	if err := os.WriteFile(host, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, se, code = kernelCheck(t, "--store", store, "--offline", host+"/test/kernel:hardened")
+	if code != 0 || !strings.Contains(out, "passed") {
+		t.Fatalf("by reference: exit %d, stderr %s, output:\n%s", code, se, out)
+	}
 }
 
 func lineWith(lines []string, prefix string) string {

@@ -69,6 +69,19 @@ func (e *Entry) Open() (io.ReadCloser, error) {
 	return &sectionCloser{io.NewSectionReader(f, e.Content.Offset, e.Size), f}, nil
 }
 
+// ReaderAt returns random access to a regular file's contents, which the
+// caller closes.
+func (e *Entry) ReaderAt() (*io.SectionReader, io.Closer, error) {
+	rc, err := e.Open()
+	if err != nil {
+		return nil, nil, err
+	}
+	if sc, ok := rc.(*sectionCloser); ok {
+		return sc.SectionReader, sc, nil
+	}
+	return io.NewSectionReader(bytes.NewReader(e.Content.Data), 0, int64(len(e.Content.Data))), rc, nil
+}
+
 type sectionCloser struct {
 	*io.SectionReader
 	f *os.File

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -136,7 +137,7 @@ func SignImageInStore(ctx context.Context, key *PrivateKey, s *resolve.Store, re
 	if err != nil {
 		return err
 	}
-	desc, err := imageDescriptor(img)
+	desc, err := partial.Descriptor(img)
 	if err != nil {
 		return err
 	}
@@ -144,24 +145,11 @@ func SignImageInStore(ctx context.Context, key *PrivateKey, s *resolve.Store, re
 	if err != nil {
 		return err
 	}
-	ref, err := BundleReferrer(desc, b)
+	ref, err := BundleReferrer(*desc, b)
 	if err != nil {
 		return err
 	}
 	return ref.Store(s, digest)
-}
-
-func imageDescriptor(img v1.Image) (v1.Descriptor, error) {
-	raw, err := img.RawManifest()
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	mt, err := img.MediaType()
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	h, n, err := v1.SHA256(bytes.NewReader(raw))
-	return v1.Descriptor{MediaType: mt, Size: n, Digest: h}, err
 }
 
 // SignImageRemote signs the image ref names in its registry and attaches

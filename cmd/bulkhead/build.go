@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -311,17 +310,12 @@ func writeKernelInitrd(ctx context.Context, host *rootfs.Host, f buildFlags, com
 	if host.Kernel == nil {
 		return nil, fmt.Errorf("the spec names no kernel image")
 	}
-	in := output.Inputs{Cmdline: host.Cmdline, Tree: host.Tree, KernelSize: host.Kernel.Size}
-	if blob := host.Kernel.Content.Blob; blob != "" {
-		kf, err := os.Open(blob)
-		if err != nil {
-			return nil, err
-		}
-		defer kf.Close()
-		in.Kernel = io.NewSectionReader(kf, host.Kernel.Content.Offset, host.Kernel.Size)
-	} else {
-		in.Kernel = bytes.NewReader(host.Kernel.Content.Data)
+	kernel, c, err := host.Kernel.ReaderAt()
+	if err != nil {
+		return nil, err
 	}
+	defer c.Close()
+	in := output.Inputs{Cmdline: host.Cmdline, Tree: host.Tree, Kernel: kernel, KernelSize: host.Kernel.Size}
 	opts, done, err := initrdOptions(host, comp)
 	if err != nil {
 		return nil, err

@@ -336,17 +336,11 @@ func hasBulkheadInit(t *rootfs.Tree) bool {
 	if e == nil || e.Kind != rootfs.KindFile {
 		return false
 	}
-	var r io.ReaderAt
-	if e.Content.Blob != "" {
-		f, err := os.Open(e.Content.Blob)
-		if err != nil {
-			return false
-		}
-		defer f.Close()
-		r = io.NewSectionReader(f, e.Content.Offset, e.Size)
-	} else {
-		r = bytes.NewReader(e.Content.Data)
+	r, c, err := e.ReaderAt()
+	if err != nil {
+		return false
 	}
+	defer c.Close()
 	bi, err := buildinfo.Read(r)
 	return err == nil && bi.Path == initPackage
 }

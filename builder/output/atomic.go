@@ -137,3 +137,17 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
+
+// WriteFile writes data to the file at path atomically: under a temporary
+// name, renamed when complete.
+func WriteFile(path string, data []byte) error {
+	f, err := Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Abort()
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return f.Commit()
+}

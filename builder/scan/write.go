@@ -55,23 +55,11 @@ func (r *Report) WriteFiles(dir string) error {
 		data []byte
 	}{{SPDXFile, r.SPDX}, {CycloneDXFile, r.CycloneDX}, {JSONFile, js}, {TextFile, txt.Bytes()}} {
 		name, data := f.name, f.data
-		if err := writeFile(filepath.Join(dir, name), data); err != nil {
+		if err := output.WriteFile(filepath.Join(dir, name), data); err != nil {
 			return fmt.Errorf("writing scan report: %w", err)
 		}
 	}
 	return nil
-}
-
-func writeFile(p string, data []byte) error {
-	f, err := output.Create(p)
-	if err != nil {
-		return err
-	}
-	defer f.Abort()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	return f.Commit()
 }
 
 // Embed puts the SPDX SBOM into t at EmbedPath, owned by root, mode 0644,

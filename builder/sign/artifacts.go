@@ -62,7 +62,7 @@ func SignArtifacts(ctx context.Context, dir string, files []string, key *Private
 		return err
 	}
 	for _, name := range sortedKeys(out) {
-		if err := writeFile(filepath.Join(dir, name), out[name]); err != nil {
+		if err := output.WriteFile(filepath.Join(dir, name), out[name]); err != nil {
 			return fmt.Errorf("signing artifacts: %w", err)
 		}
 	}
@@ -91,18 +91,6 @@ func checkArtifactName(name string) error {
 		return fmt.Errorf("artifact %q: the name is reserved for signatures", name)
 	}
 	return nil
-}
-
-func writeFile(path string, b []byte) error {
-	f, err := output.Create(path)
-	if err != nil {
-		return err
-	}
-	defer f.Abort()
-	if _, err := f.Write(b); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return f.Commit()
 }
 
 // Result is the verification of one file of a signed set.

@@ -114,15 +114,7 @@ func (g *gateResults) write(dir string) ([][2]string, error) {
 		os.Remove(p) // a stale one would mislead
 		return out, nil
 	}
-	af, err := output.Create(p)
-	if err != nil {
-		return nil, err
-	}
-	defer af.Abort()
-	if _, err := af.Write(g.kernel); err != nil {
-		return nil, err
-	}
-	if err := af.Commit(); err != nil {
+	if err := output.WriteFile(p, g.kernel); err != nil {
 		return nil, err
 	}
 	return append(out, [2]string{p, "kernel-check"}), nil

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -26,16 +27,45 @@ var (
 	magicNewc = []byte("070701")
 )
 
-// ReadArtifact reads a built artifact into a root tree: a tar (its file
-// contents stay in the file, addressed by offset), or an initrd: newc
-// cpio archives, concatenated, each uncompressed, gzip or zstd (a
-// microcode archive before the root is read too; a stage-0 initrd stands
-// for the root image it carries), a raw-efi disk (the root image in
-// root-a), or an iso-efi image (the root image in its boot initrd).
+// Artifact is what a built artifact holds: the root the host runs and,
+// where the artifact carries them, the kernel and command line that boot
+// it.
+type Artifact struct {
+	Tree    *rootfs.Tree
+	Kernel  *Kernel // nil when unknown
+	Cmdline string
+}
+
+// ReadArtifact reads the root tree of a built artifact (see
+// ReadBootArtifact).
 func ReadArtifact(p string) (*rootfs.Tree, error) {
+	a, err := ReadBootArtifact(p)
+	if err != nil {
+		return nil, err
+	}
+	return a.Tree, nil
+}
+
+// ReadBootArtifact reads a built artifact: a tar (its file contents stay
+// in the file, addressed by offset); an initrd, newc cpio archives,
+// concatenated, each uncompressed, gzip or zstd (a microcode archive
+// before the root is read too; a stage-0 initrd stands for the root image
+// it carries), with NAME-kernel and NAME-cmdline beside NAME-initrd.img;
+// a raw-efi disk (the root image in root-a); or an iso-efi image (the root
+// image in its boot initrd). For disks and ISOs the kernel and command
+// line are those of the first boot entry, read once with its initrd.
+func ReadBootArtifact(p string) (*Artifact, error) {
+	a, err := readBootArtifact(p)
+	if err != nil {
+		return nil, fmt.Errorf("reading artifact %s: %w", p, err)
+	}
+	return a, nil
+}
+
+func readBootArtifact(p string) (*Artifact, error) {
 	f, err := os.Open(p)
 	if err != nil {
-		return nil, fmt.Errorf("reading artifact: %w", err)
+		return nil, err
 	}
 	head := make([]byte, 1024)
 	n, _ := io.ReadFull(f, head)
@@ -45,38 +75,73 @@ func ReadArtifact(p string) (*rootfs.Tree, error) {
 	case n >= 262 && string(head[257:262]) == "ustar":
 		t := rootfs.New()
 		if err := rootfs.ApplyLayer(t, "", resolve.Layer{Path: p}); err != nil {
-			return nil, fmt.Errorf("reading artifact %s: %w", p, err)
+			return nil, err
 		}
-		return t, nil
+		return &Artifact{Tree: t}, nil
 	case bytes.HasPrefix(head, magicNewc), bytes.HasPrefix(head, magicGzip), bytes.HasPrefix(head, magicZstd):
-		return readArtifactWith(p, func() (*rootfs.Tree, error) {
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return nil, err
-			}
-			return readBootInitrd(data)
-		})
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		t, err := readBootInitrd(data)
+		if err != nil {
+			return nil, err
+		}
+		return besideInitrd(&Artifact{Tree: t}, p)
 	case n >= 512 && string(head[510:512]) == "\x55\xaa":
-		return readArtifactWith(p, func() (*rootfs.Tree, error) { return readRawRoot(p) })
+		t, err := readRawRoot(p)
+		if err != nil {
+			return nil, err
+		}
+		be, err := disk.ReadBootEntry(p)
+		if err != nil {
+			return nil, err
+		}
+		return withEntry(&Artifact{Tree: t}, be)
 	case isISO(p):
-		return readArtifactWith(p, func() (*rootfs.Tree, error) {
-			data, err := disk.ReadBootInitrd(p)
-			if err != nil {
-				return nil, err
-			}
-			return readBootInitrd(data)
-		})
+		be, err := disk.ReadBootEntry(p)
+		if err != nil {
+			return nil, err
+		}
+		t, err := readBootInitrd(be.Initrd)
+		if err != nil {
+			return nil, err
+		}
+		return withEntry(&Artifact{Tree: t}, be)
 	}
-	return nil, fmt.Errorf("reading artifact %s: not a tar, an initrd, a raw-efi disk or an iso-efi image: %w", p, ErrUnsupported)
+	return nil, fmt.Errorf("not a tar, an initrd, a raw-efi disk or an iso-efi image: %w", ErrUnsupported)
 }
 
-// readArtifactWith reads the artifact p with read, naming p in errors.
-func readArtifactWith(p string, read func() (*rootfs.Tree, error)) (*rootfs.Tree, error) {
-	t, err := read()
-	if err != nil {
-		return nil, fmt.Errorf("reading artifact %s: %w", p, err)
+// besideInitrd adds NAME-kernel and NAME-cmdline when they are beside the
+// initrd NAME-initrd.img, as kernel+initrd builds write them.
+func besideInitrd(a *Artifact, p string) (*Artifact, error) {
+	prefix, ok := strings.CutSuffix(p, "-initrd.img")
+	if !ok {
+		return a, nil
 	}
-	return t, nil
+	if b, err := os.ReadFile(prefix + "-cmdline"); err == nil {
+		a.Cmdline = strings.TrimSpace(string(b))
+	}
+	st, err := os.Stat(prefix + "-kernel")
+	if err != nil {
+		return a, nil
+	}
+	return withKernel(a, &rootfs.Entry{Path: "kernel", Kind: rootfs.KindFile, Size: st.Size(), Content: rootfs.Content{Blob: prefix + "-kernel"}})
+}
+
+// withEntry adds a boot entry's kernel and command line.
+func withEntry(a *Artifact, be *disk.BootEntry) (*Artifact, error) {
+	a.Cmdline = be.Options
+	return withKernel(a, &rootfs.Entry{Path: "kernel", Kind: rootfs.KindFile, Size: int64(len(be.Kernel)), Content: rootfs.Content{Data: be.Kernel}})
+}
+
+func withKernel(a *Artifact, bin *rootfs.Entry) (*Artifact, error) {
+	k, err := KernelInfo(bin, nil)
+	if err != nil {
+		return nil, fmt.Errorf("the kernel: %w", err)
+	}
+	a.Kernel = k
+	return a, nil
 }
 
 // readBootInitrd reads an initrd; one that carries a root image (the

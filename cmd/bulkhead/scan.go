@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/builder/config"
-	"github.com/bulkhead-dev/bulkhead/builder/disk"
 	"github.com/bulkhead-dev/bulkhead/builder/resolve"
 	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
 	"github.com/bulkhead-dev/bulkhead/builder/scan"
@@ -167,17 +166,14 @@ func scanInputFromArtifact(in *scan.Input, paths []string, policySpec string) er
 	if len(paths) != 1 {
 		return fmt.Errorf("%w: scan takes one artifact", errUsage)
 	}
-	t, err := scan.ReadArtifact(paths[0])
+	a, err := scan.ReadBootArtifact(paths[0])
 	if errors.Is(err, scan.ErrUnsupported) {
 		return fmt.Errorf("%w (scan its spec, or a tar, kernel+initrd, raw-efi or iso-efi build)", err)
 	}
 	if err != nil {
 		return err
 	}
-	in.Tree = t
-	if err := artifactBoot(in, paths[0]); err != nil {
-		return err
-	}
+	in.Tree, in.Kernel, in.Cmdline = a.Tree, a.Kernel, a.Cmdline
 	if policySpec != "" {
 		spec, text, err := loadSpecText([]string{policySpec})
 		if err != nil {
@@ -188,38 +184,5 @@ func scanInputFromArtifact(in *scan.Input, paths []string, policySpec string) er
 			in.Cmdline = spec.Kernel.Cmdline
 		}
 	}
-	return nil
-}
-
-// artifactBoot reads what boots an artifact, for the SBOM's kernel and the
-// secrets gate's command line: NAME-kernel and NAME-cmdline beside a
-// NAME-initrd.img, or the first boot entry of a raw-efi or iso-efi image.
-func artifactBoot(in *scan.Input, p string) error {
-	var kernel *rootfs.Entry
-	switch ext := strings.ToLower(filepath.Ext(p)); {
-	case strings.HasSuffix(p, "-initrd.img"):
-		prefix := strings.TrimSuffix(p, "-initrd.img")
-		if b, err := os.ReadFile(prefix + "-cmdline"); err == nil {
-			in.Cmdline = strings.TrimSpace(string(b))
-		}
-		if st, err := os.Stat(prefix + "-kernel"); err == nil {
-			kernel = &rootfs.Entry{Path: "kernel", Kind: rootfs.KindFile, Size: st.Size(), Content: rootfs.Content{Blob: prefix + "-kernel"}}
-		}
-	case ext == ".img" || ext == ".iso":
-		be, err := disk.ReadBootEntry(p)
-		if err != nil {
-			return err
-		}
-		in.Cmdline = be.Options
-		kernel = &rootfs.Entry{Path: "kernel", Kind: rootfs.KindFile, Size: int64(len(be.Kernel)), Content: rootfs.Content{Data: be.Kernel}}
-	}
-	if kernel == nil {
-		return nil
-	}
-	k, err := scan.KernelInfo(kernel, nil)
-	if err != nil {
-		return fmt.Errorf("%s: %w", p, err)
-	}
-	in.Kernel = k
 	return nil
 }

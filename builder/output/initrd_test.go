@@ -186,3 +186,20 @@ func TestParseCompression(t *testing.T) {
 		t.Error("xz accepted")
 	}
 }
+
+// TestWriteKernelInitrdPrebuilt: an initrd already written is copied as
+// it is, without a tree.
+func TestWriteKernelInitrdPrebuilt(t *testing.T) {
+	dir := t.TempDir()
+	initrd := []byte("an initrd written before")
+	ki, err := WriteKernelInitrd(context.Background(), dir, "host",
+		Inputs{Kernel: bytes.NewReader([]byte("kernel")), KernelSize: 6, Cmdline: "console=ttyS0", Initrd: initrd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]string{ki.Kernel: "kernel", ki.Initrd: string(initrd), ki.Cmdline: "console=ttyS0"} {
+		if b, err := os.ReadFile(p); err != nil || string(b) != want {
+			t.Errorf("%s = %q, %v; want %q", p, b, err, want)
+		}
+	}
+}

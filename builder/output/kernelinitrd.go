@@ -20,6 +20,9 @@ type Inputs struct {
 	KernelPath string
 	Cmdline    string
 	Tree       *rootfs.Tree
+	// Initrd, when set, is an initrd already written, copied as it is;
+	// Tree and the initrd options are then not used.
+	Initrd []byte
 }
 
 // KernelInitrd holds the paths WriteKernelInitrd wrote.
@@ -40,7 +43,7 @@ func KernelInitrdPaths(dir, base string) KernelInitrd {
 // all three files appear or none does.
 func WriteKernelInitrd(ctx context.Context, dir, base string, in Inputs, opts ...Option) (KernelInitrd, error) {
 	paths := KernelInitrdPaths(dir, base)
-	if in.Tree == nil {
+	if in.Tree == nil && in.Initrd == nil {
 		return paths, errors.New("writing kernel+initrd: no root tree")
 	}
 	var files []*AtomicFile
@@ -55,7 +58,11 @@ func WriteKernelInitrd(ctx context.Context, dir, base string, in Inputs, opts ..
 	if err := copyKernel(ctx, files[0], in); err != nil {
 		return paths, fmt.Errorf("writing kernel: %w", err)
 	}
-	if err := WriteInitrd(ctx, files[1], in.Tree, opts...); err != nil {
+	if in.Initrd != nil {
+		if _, err := files[1].Write(in.Initrd); err != nil {
+			return paths, fmt.Errorf("writing initrd: %w", err)
+		}
+	} else if err := WriteInitrd(ctx, files[1], in.Tree, opts...); err != nil {
 		return paths, err
 	}
 	if _, err := io.WriteString(files[2], in.Cmdline); err != nil {

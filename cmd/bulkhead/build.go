@@ -157,11 +157,16 @@ func build(ctx context.Context, specs []string, f buildFlags, epoch int64, stder
 	if err != nil {
 		return nil, err
 	}
+	// Only bulkhead's init can boot a verified root.
+	verified := hasBulkheadInit(host.Tree)
 	var db *diskBuild
 	defer func() { db.close() }()
 	for _, format := range formats {
 		progress("writing %s", format)
-		if db == nil && (isDiskFormat(format) || format == "kernel+initrd" && hasBulkheadInit(host.Tree)) {
+		if db == nil && (isDiskFormat(format) || format == "kernel+initrd" && verified) {
+			if !verified {
+				return nil, fmt.Errorf("writing %s: a verified root needs bulkhead's init as /init (the image bulkhead/init, %s): it checks and mounts the root image", format, initPackage)
+			}
 			progress("writing the verified root image")
 			if db, err = newDiskBuild(ctx, spec, host, images, f, comp, epoch); err != nil {
 				return nil, fmt.Errorf("writing %s: %w", format, err)

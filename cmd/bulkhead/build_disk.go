@@ -69,14 +69,12 @@ type diskBuild struct {
 	rootPath string         // the root image file
 	root     *rootimg.Image // its sizes and verity parameters
 	kernel   []byte
+	withRoot []byte // the stage-0 initrd carrying the root image (rootInitrd)
 }
 
 func newDiskBuild(ctx context.Context, spec *config.Spec, host *rootfs.Host, images map[string]*resolve.Image, f buildFlags, comp output.Compression, epoch int64) (*diskBuild, error) {
 	if host.Kernel == nil {
 		return nil, fmt.Errorf("the spec names no kernel image")
-	}
-	if !hasBulkheadInit(host.Tree) {
-		return nil, fmt.Errorf("a verified root needs bulkhead's init as /init (the image bulkhead/init, %s): it checks and mounts the root image", initPackage)
 	}
 	d := &diskBuild{spec: spec, host: host, images: images, f: f, comp: comp, epoch: epoch}
 	var err error
@@ -277,7 +275,7 @@ func (d *diskBuild) writeISO(ctx context.Context) (string, error) {
 	if err := d.loadBootloader(); err != nil {
 		return "", err
 	}
-	initrd, err := d.stage0Initrd(ctx, d.rootEntry())
+	initrd, err := d.rootInitrd(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -298,6 +296,19 @@ func (d *diskBuild) writeISO(ctx context.Context) (string, error) {
 	return p, nil
 }
 
+// rootInitrd is the stage-0 initrd carrying the root image, the same for
+// iso-efi and kernel+initrd: compressed once.
+func (d *diskBuild) rootInitrd(ctx context.Context) ([]byte, error) {
+	if d.withRoot == nil {
+		b, err := d.stage0Initrd(ctx, d.rootEntry())
+		if err != nil {
+			return nil, err
+		}
+		d.withRoot = b
+	}
+	return d.withRoot, nil
+}
+
 // rootEntry is the root image as a file of an initrd, for iso-efi and
 // kernel+initrd boots.
 func (d *diskBuild) rootEntry() *rootfs.Entry {
@@ -312,15 +323,12 @@ func (d *diskBuild) rootEntry() *rootfs.Entry {
 // stage-0 initrd carries the root image, the command line its verity
 // parameters.
 func (d *diskBuild) writeKernelInitrd(ctx context.Context) ([]string, error) {
-	t := stage0Tree(d.host.Tree)
-	t.Put(d.rootEntry())
-	in := output.Inputs{Kernel: bytes.NewReader(d.kernel), KernelSize: int64(len(d.kernel)), Cmdline: d.options(rootImgParam), Tree: t}
-	opts, done, err := initrdOptions(d.host, d.comp)
+	initrd, err := d.rootInitrd(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer done()
-	ki, err := output.WriteKernelInitrd(ctx, d.f.out, d.f.name, in, opts...)
+	in := output.Inputs{Kernel: bytes.NewReader(d.kernel), KernelSize: int64(len(d.kernel)), Cmdline: d.options(rootImgParam), Initrd: initrd}
+	ki, err := output.WriteKernelInitrd(ctx, d.f.out, d.f.name, in)
 	if err != nil {
 		return nil, err
 	}

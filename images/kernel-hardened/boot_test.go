@@ -42,32 +42,12 @@ func builtKernel(t *testing.T) string {
 
 func boot(t *testing.T, dir, cmdline string) *qemu.VM {
 	t.Helper()
-	vm, err := qemu.Start(context.Background(), qemu.Config{
+	return qemutest.Start(context.Background(), t, qemu.Config{
 		Kernel:  filepath.Join(dir, "kernel"),
 		Initrd:  qemutest.Initrd(t, ""),
 		Cmdline: qemutest.Cmdline + " " + cmdline,
 		Timeout: bootTimeout,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		vm.Kill()
-		vm.Wait()
-	})
-	return vm
-}
-
-func wantResult(t *testing.T, vm *qemu.VM, want qemu.Reason) qemu.Result {
-	t.Helper()
-	res, err := vm.Wait()
-	if err != nil {
-		t.Fatalf("Wait: %v", err)
-	}
-	if res.Reason != want {
-		t.Fatalf("result %+v, want %s; console tail:\n%s", res, want, vm.Tail(40))
-	}
-	return res
 }
 
 // TestBootPowerButton boots to the guest and powers off on qemu's
@@ -83,7 +63,7 @@ func TestBootPowerButton(t *testing.T) {
 	if err := vm.Powerdown(); err != nil {
 		t.Fatal(err)
 	}
-	wantResult(t, vm, qemu.Poweroff)
+	qemutest.WantResult(t, vm, qemu.Poweroff)
 	if !strings.Contains(vm.Console(), "power button pressed") {
 		t.Errorf("the guest did not see the power button; console tail:\n%s", vm.Tail(40))
 	}
@@ -92,7 +72,7 @@ func TestBootPowerButton(t *testing.T) {
 // TestBootPanic ends in a kernel panic that the VM reports as such.
 func TestBootPanic(t *testing.T) {
 	vm := boot(t, builtKernel(t), "bulkhead.guest=panic")
-	res := wantResult(t, vm, qemu.Panic)
+	res := qemutest.WantResult(t, vm, qemu.Panic)
 	if !strings.Contains(res.Detail, "Attempted to kill init") {
 		t.Errorf("panic detail %q does not name the panic", res.Detail)
 	}

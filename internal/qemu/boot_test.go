@@ -53,27 +53,7 @@ func boot(t *testing.T, cfg qemu.Config, cmdline string, modules ...string) *qem
 	if cfg.Timeout == 0 {
 		cfg.Timeout = bootTimeout
 	}
-	vm, err := qemu.Start(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		vm.Kill()
-		vm.Wait()
-	})
-	return vm
-}
-
-func wantResult(t *testing.T, vm *qemu.VM, want qemu.Reason) qemu.Result {
-	t.Helper()
-	res, err := vm.Wait()
-	if err != nil {
-		t.Fatalf("Wait: %v", err)
-	}
-	if res.Reason != want {
-		t.Fatalf("result %+v, want %s; console tail:\n%s", res, want, vm.Tail(40))
-	}
-	return res
+	return qemutest.Start(context.Background(), t, cfg)
 }
 
 func TestGuestPoweroff(t *testing.T) {
@@ -86,7 +66,7 @@ func TestGuestPoweroff(t *testing.T) {
 	if _, err := vm.WaitFor(ctx, "firmware: bios", bootTimeout); err != nil {
 		t.Fatal(err)
 	}
-	res := wantResult(t, vm, qemu.Poweroff)
+	res := qemutest.WantResult(t, vm, qemu.Poweroff)
 	if res.ExitCode != 0 || !strings.Contains(res.Detail, "guest-shutdown") {
 		t.Errorf("result %+v, want exit 0 after a guest-shutdown", res)
 	}
@@ -108,7 +88,7 @@ func TestGuestPanic(t *testing.T) {
 	if _, err := vm.WaitFor(context.Background(), "guest exiting", bootTimeout); err != nil {
 		t.Fatal(err)
 	}
-	res := wantResult(t, vm, qemu.Panic)
+	res := qemutest.WantResult(t, vm, qemu.Panic)
 	if !strings.Contains(res.Detail, "Attempted to kill init") {
 		t.Errorf("panic detail %q does not name the panic", res.Detail)
 	}
@@ -118,7 +98,7 @@ func TestGuestPanic(t *testing.T) {
 // qemu then exits by itself (-action panic=exit-failure).
 func TestGuestPanicPvpanic(t *testing.T) {
 	vm := boot(t, qemu.Config{}, "bulkhead.guest=panic", qemutest.PanicModules...)
-	res := wantResult(t, vm, qemu.Panic)
+	res := qemutest.WantResult(t, vm, qemu.Panic)
 	if res.ExitCode != 1 {
 		t.Errorf("result %+v, want qemu's exit-failure (1)", res)
 	}
@@ -126,7 +106,7 @@ func TestGuestPanicPvpanic(t *testing.T) {
 
 func TestGuestReboot(t *testing.T) {
 	vm := boot(t, qemu.Config{}, "bulkhead.guest=reboot")
-	res := wantResult(t, vm, qemu.Reboot)
+	res := qemutest.WantResult(t, vm, qemu.Reboot)
 	if !strings.Contains(res.Detail, "guest-reset") {
 		t.Errorf("result %+v, want a guest-reset", res)
 	}
@@ -159,7 +139,7 @@ func TestPowerdownAndForward(t *testing.T) {
 	if _, err := vm.WaitFor(ctx, "power button pressed", bootTimeout); err != nil {
 		t.Fatal(err)
 	}
-	wantResult(t, vm, qemu.Poweroff)
+	qemutest.WantResult(t, vm, qemu.Poweroff)
 }
 
 func httpGet(t *testing.T, url string) string {
@@ -196,12 +176,12 @@ func TestWaitForTimeoutAndKill(t *testing.T) {
 		}
 	}
 	vm.Kill()
-	wantResult(t, vm, qemu.Killed)
+	qemutest.WantResult(t, vm, qemu.Killed)
 }
 
 func TestTimeout(t *testing.T) {
 	vm := boot(t, qemu.Config{Timeout: time.Second}, "")
-	res := wantResult(t, vm, qemu.Timeout)
+	res := qemutest.WantResult(t, vm, qemu.Timeout)
 	if res.ExitCode != -1 {
 		t.Errorf("result %+v: qemu should have been killed", res)
 	}
@@ -219,7 +199,7 @@ func TestContextCancelKills(t *testing.T) {
 		t.Fatal(err)
 	}
 	cancel()
-	wantResult(t, vm, qemu.Killed)
+	qemutest.WantResult(t, vm, qemu.Killed)
 }
 
 func TestQemuFailure(t *testing.T) {
@@ -239,7 +219,7 @@ func TestUEFIBoot(t *testing.T) {
 	if _, err := vm.WaitFor(context.Background(), "firmware: efi", bootTimeout); err != nil {
 		t.Fatal(err)
 	}
-	wantResult(t, vm, qemu.Poweroff)
+	qemutest.WantResult(t, vm, qemu.Poweroff)
 }
 
 // TestAllowReboot lets the guest reboot: it boots again, which successive
@@ -253,5 +233,5 @@ func TestAllowReboot(t *testing.T) {
 		}
 	}
 	vm.Kill()
-	wantResult(t, vm, qemu.Killed)
+	qemutest.WantResult(t, vm, qemu.Killed)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/init/kmod"
 	"github.com/bulkhead-dev/bulkhead/internal/init/stage0"
 	"github.com/bulkhead-dev/bulkhead/internal/qemu"
+	"github.com/bulkhead-dev/bulkhead/internal/qemu/qemutest"
 	"github.com/bulkhead-dev/bulkhead/internal/testkernel"
 )
 
@@ -43,7 +44,7 @@ func TestVerifiedRootFromImage(t *testing.T) {
 	img, p := rootImage(t, g)
 	initrd := makeInitrd(t, g, img)
 	vm := boot(t, qemu.Config{Initrd: initrd}, "bulkhead.rootimg=/root.img "+p.Cmdline())
-	wantResult(t, vm, qemu.Poweroff)
+	qemutest.WantResult(t, vm, qemu.Poweroff)
 	wantGoodRoot(t, vm)
 }
 
@@ -70,7 +71,7 @@ func TestCorruptRootRefused(t *testing.T) {
 	// Two CPUs: Verify reads with two readers, and must still name the
 	// first bad block.
 	vm := boot(t, qemu.Config{Initrd: makeInitrd(t, g, img), CPUs: 2}, "bulkhead.rootimg=/root.img "+p.Cmdline())
-	wantResult(t, vm, qemu.Reboot)
+	qemutest.WantResult(t, vm, qemu.Reboot)
 	con := vm.Console()
 	want := fmt.Sprintf("bulkhead-init: stage0: root verification failed: /dev/dm-0: block %d: input/output error; refusing to mount it", off/verity.BlockSize)
 	if !strings.Contains(con, want) {
@@ -89,7 +90,7 @@ func TestVerifiedRootFromPartition(t *testing.T) {
 	img, p := rootImage(t, g)
 	disk := gptDisk(t, img)
 	vm := boot(t, qemu.Config{Initrd: makeInitrd(t, g, ""), Disk: disk}, "root=PARTUUID="+strings.ToUpper(rootPartUUID)+" "+p.Cmdline())
-	wantResult(t, vm, qemu.Poweroff)
+	qemutest.WantResult(t, vm, qemu.Poweroff)
 	wantGoodRoot(t, vm)
 	if !regexp.MustCompile(`root PARTUUID=` + rootPartUUID + ` is /dev/vda2`).MatchString(vm.Console()) {
 		t.Errorf("root not found on /dev/vda2; tail:\n%s", vm.Tail(30))
@@ -122,26 +123,7 @@ func boot(t *testing.T, cfg qemu.Config, cmdline string) *qemu.VM {
 	cfg.Timeout = bootTimeout
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout+30*time.Second)
 	t.Cleanup(cancel)
-	vm, err := qemu.Start(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		vm.Kill()
-		vm.Wait()
-	})
-	return vm
-}
-
-func wantResult(t *testing.T, vm *qemu.VM, want qemu.Reason) {
-	t.Helper()
-	res, err := vm.Wait()
-	if err != nil {
-		t.Fatalf("Wait: %v", err)
-	}
-	if res.Reason != want {
-		t.Fatalf("result %+v, want %s; console tail:\n%s", res, want, vm.Tail(40))
-	}
+	return qemutest.Start(ctx, t, cfg)
 }
 
 var guestOnce struct {

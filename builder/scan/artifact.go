@@ -16,6 +16,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/builder/resolve"
 	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
 	"github.com/bulkhead-dev/bulkhead/builder/rootimg"
+	"github.com/bulkhead-dev/bulkhead/internal/bootparam"
 )
 
 // ErrUnsupported is returned for artifacts ReadArtifact cannot read yet.
@@ -164,7 +165,7 @@ func readBootInitrd(data []byte) (*rootfs.Tree, error) {
 }
 
 // RootImagePath is where a stage-0 initrd carries the root image.
-const RootImagePath = "bulkhead/root.img"
+const RootImagePath = bootparam.RootImageFile
 
 // readRawRoot reads the root image in root-a of a raw-efi disk.
 func readRawRoot(p string) (*rootfs.Tree, error) {

@@ -19,6 +19,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/builder/resolve"
 	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
 	"github.com/bulkhead-dev/bulkhead/builder/rootimg"
+	"github.com/bulkhead-dev/bulkhead/internal/bootparam"
 )
 
 // Disk image defaults.
@@ -30,10 +31,9 @@ const (
 	bootloaderPath = "usr/lib/systemd/boot/efi/systemd-bootx64.efi"
 	// defaultTries is how often systemd-boot tries a new entry.
 	defaultTries = 3
-	// initrdRootImage is where the initrd of iso-efi and kernel+initrd
-	// carries the root image, and rootImgParam tells stage 0.
-	initrdRootImage = "/bulkhead/root.img"
-	rootImgParam    = "bulkhead.rootimg=" + initrdRootImage
+	// rootImgParam tells stage 0 where the initrd of iso-efi and
+	// kernel+initrd carries the root image.
+	rootImgParam = bootparam.RootImage + "=/" + bootparam.RootImageFile
 	// stage0Binary is the init image's stage 0 alone.
 	stage0Binary = "usr/lib/bulkhead/stage0"
 	// initPackage is bulkhead's init, as its Go build information names it.
@@ -159,16 +159,9 @@ func (d *diskBuild) tries() int {
 func (d *diskBuild) options(extra ...string) string {
 	parts := []string{strings.TrimSpace(d.host.Cmdline), d.root.Verity.Cmdline()}
 	if d.spec.Boot != nil && d.spec.Boot.Settle != "" {
-		parts = append(parts, "bulkhead.settle="+d.spec.Boot.Settle)
+		parts = append(parts, bootparam.Settle+"="+d.spec.Boot.Settle)
 	}
-	parts = append(parts, extra...)
-	var out []string
-	for _, p := range parts {
-		if p != "" {
-			out = append(out, p)
-		}
-	}
-	return strings.Join(out, " ")
+	return strings.Join(strings.Fields(strings.Join(append(parts, extra...), " ")), " ")
 }
 
 // stage0Initrd writes the initrd a disk boot starts from: the init and
@@ -313,7 +306,7 @@ func (d *diskBuild) rootInitrd(ctx context.Context) ([]byte, error) {
 // kernel+initrd boots.
 func (d *diskBuild) rootEntry() *rootfs.Entry {
 	return &rootfs.Entry{
-		Path: strings.TrimPrefix(initrdRootImage, "/"), Kind: rootfs.KindFile, Mode: 0o444,
+		Path: bootparam.RootImageFile, Kind: rootfs.KindFile, Mode: 0o444,
 		Size: d.root.Size, ModTime: d.epoch, Content: rootfs.Content{Blob: d.rootPath},
 		Origin: rootfs.OriginBulkhead,
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bulkhead-dev/bulkhead/internal/bootparam"
 	"github.com/bulkhead-dev/bulkhead/internal/init/bless"
 	"github.com/bulkhead-dev/bulkhead/internal/init/blockdev"
 	"github.com/bulkhead-dev/bulkhead/internal/init/sysmount"
@@ -18,7 +19,7 @@ import (
 // SettleParam sets on the kernel command line how long containerd and
 // every service must run without a break before the boot entry is blessed
 // (bulkhead.settle=10s).
-const SettleParam = "bulkhead.settle"
+const SettleParam = bootparam.Settle
 
 // DefaultSettle is the settle time without SettleParam.
 const DefaultSettle = 10 * time.Second

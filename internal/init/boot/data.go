@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 
+	"github.com/bulkhead-dev/bulkhead/internal/bootparam"
 	"github.com/bulkhead-dev/bulkhead/internal/init/blockdev"
 	"github.com/bulkhead-dev/bulkhead/internal/init/datafs"
 	"github.com/bulkhead-dev/bulkhead/internal/init/sysmount"
@@ -15,7 +16,7 @@ import (
 
 // DataParam names the persistent data partition on the kernel command line:
 // bulkhead.data=PARTUUID=<guid>.
-const DataParam = "bulkhead.data"
+const DataParam = bootparam.Data
 
 // DataDir is where the data partition (or, without one, a tmpfs) is mounted.
 const DataDir = "/var"

@@ -6,12 +6,13 @@ import (
 	"strings"
 
 	"github.com/bulkhead-dev/bulkhead/builder/verity"
+	"github.com/bulkhead-dev/bulkhead/internal/bootparam"
 	"github.com/bulkhead-dev/bulkhead/internal/init/blockdev"
 )
 
 // RootImgKey is the kernel command-line parameter naming a root image file
 // inside the initramfs (kernel+initrd and ISO boots).
-const RootImgKey = "bulkhead.rootimg"
+const RootImgKey = bootparam.RootImage
 
 // DeviceName is the device-mapper name of the verified root.
 const DeviceName = "bulkhead-root"

@@ -1,0 +1,21 @@
+// Package bootparam names the kernel command-line parameters and initrd
+// paths that the builder writes and the init reads, in one place so the
+// two cannot drift apart. (The verity parameter is builder/verity's
+// CmdlineKey.)
+package bootparam
+
+const (
+	// Data names the data partition mounted on /var:
+	// bulkhead.data=PARTUUID=<guid>.
+	Data = "bulkhead.data"
+	// Settle is how long containerd and every service must stay up before
+	// the running boot entry is blessed (a Go duration).
+	Settle = "bulkhead.settle"
+	// RootImage names the root image file inside the initramfs:
+	// bulkhead.rootimg=/bulkhead/root.img.
+	RootImage = "bulkhead.rootimg"
+	// RootImageFile is where the initrd of iso-efi and kernel+initrd
+	// carries the root image, as a path inside the initramfs without the
+	// leading slash.
+	RootImageFile = "bulkhead/root.img"
+)

@@ -110,20 +110,6 @@ func create(f *os.File, size int64, params *ext4.Params) (fs *ext4.FileSystem, e
 	return ext4.Create(file.New(f, false), size, 0, 512, params)
 }
 
-// IsExt4 reports whether dev holds an ext4 (or ext2/3) superblock.
-func IsExt4(dev string) (bool, error) {
-	f, err := os.Open(dev)
-	if err != nil {
-		return false, fmt.Errorf("opening data device: %w", err)
-	}
-	defer f.Close()
-	sb, err := readSuperblock(f)
-	if err != nil {
-		return false, err
-	}
-	return sb.isExt4(), nil
-}
-
 // superblock is the raw primary superblock.
 type superblock []byte
 

@@ -106,16 +106,16 @@ func TestEnsureReplacesForeignData(t *testing.T) {
 	if err := os.Truncate(img, 64*mib); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := IsExt4(img); err != nil || ok {
-		t.Fatalf("IsExt4 on junk = %v, %v", ok, err)
+	if ok, err := isExt4(img); err != nil || ok {
+		t.Fatalf("isExt4 on junk = %v, %v", ok, err)
 	}
 	created, err := Ensure(context.Background(), img)
 	if err != nil || !created {
 		t.Fatalf("Ensure = %v, %v; want a new file system", created, err)
 	}
 	fsck(t, img)
-	if ok, err := IsExt4(img); err != nil || !ok {
-		t.Fatalf("IsExt4 after Ensure = %v, %v", ok, err)
+	if ok, err := isExt4(img); err != nil || !ok {
+		t.Fatalf("isExt4 after Ensure = %v, %v", ok, err)
 	}
 }
 
@@ -158,4 +158,15 @@ func digest(t *testing.T, p string) []byte {
 	}
 	s := sha256.Sum256(b)
 	return s[:]
+}
+
+// isExt4 reports whether the image holds an ext4 (or ext2/3) superblock.
+func isExt4(img string) (bool, error) {
+	f, err := os.Open(img)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	sb, err := readSuperblock(f)
+	return err == nil && sb.isExt4(), err
 }

@@ -64,6 +64,7 @@ func (d *decoder) checkImageConfig(c *ImageConfig, m map[string]*yaml.Node) {
 	d.checkNamespace(m["ipc"], "ipc", c.Ipc, "host", "new")
 	d.checkNamespace(m["uts"], "uts", c.Uts, "host", "new")
 	d.checkNamespace(m["userns"], "userns", c.Userns, "host", "new")
+	d.checkNamespace(m["cgroupns"], "cgroupns", c.Cgroupns, "host", "new")
 	if c.Cwd != "" && !strings.HasPrefix(c.Cwd, "/") {
 		d.errorf(m["cwd"], "cwd %s is not an absolute path", quote(c.Cwd))
 	}
@@ -206,9 +207,19 @@ func (d *decoder) checkMounts(n *yaml.Node, c *ImageConfig) {
 		case dst == "":
 			d.errorf(at, "mount of type %s is missing a destination", quote(typ))
 		case !strings.HasPrefix(dst, "/"):
-			d.errorf(at, "mount destination %s is not an absolute path", quote(dst))
+			d.warnf(at, "mount destination %s is not absolute: resolved inside the container as %s, as runc does",
+				quote(dst), quote(MountDestination(dst)))
 		}
 	}
+}
+
+// MountDestination resolves a mount destination as runc does: a relative
+// one is inside the container's root, as if it began with "/".
+func MountDestination(dst string) string {
+	if dst == "" {
+		return ""
+	}
+	return path.Clean("/" + dst)
 }
 
 func (d *decoder) checkDevices(n *yaml.Node, devs []Device) {
@@ -217,6 +228,13 @@ func (d *decoder) checkDevices(n *yaml.Node, devs []Device) {
 		at := n
 		if i < len(items) {
 			at = items[i]
+		}
+		if dev.Path == "all" {
+			// LinuxKit's "every device of this type": a cgroup rule, no node.
+			if dev.Type != "b" && dev.Type != "c" {
+				d.errorf(at, "device \"all\": type must be b or c, got %s", quote(dev.Type))
+			}
+			continue
 		}
 		if !strings.HasPrefix(dev.Path, "/") {
 			d.errorf(at, "device path %s is not an absolute path", quote(dev.Path))

@@ -213,6 +213,10 @@ var badSpecs = []struct {
 		`6:11: invalid container name "../x": use letters, digits, '.', '_' and '-'`},
 	{"tmpfs relative", "services:\n  - name: a\n    image: alpine\n    tmpfs: [\"tmp:size=1m\"]\n",
 		`8:13: tmpfs "tmp:size=1m": destination "tmp" is not an absolute path`},
+	{"device all of a bad type", "services:\n  - name: a\n    image: alpine\n    devices:\n      - path: all\n        type: u\n",
+		`9:9: device "all": type must be b or c, got "u"`},
+	{"bad cgroupns", "services:\n  - name: a\n    image: alpine\n    cgroupns: private\n",
+		`8:15: invalid cgroupns "private": expected host, new or an absolute path`},
 	{"invalid yaml", "services:\n  - name: a\n   image: x\n",
 		`5:1: invalid YAML: did not find expected '-' indicator`},
 	{"trust wrong type", "trust:\n  org: linuxkit\n",
@@ -628,5 +632,19 @@ func TestCompatMerge(t *testing.T) {
 	}
 	if !reflect.DeepEqual(s.Sources, []string{filepath.Join(dir, "web.yml"), filepath.Join(dir, "overlay", "web.yml")}) {
 		t.Errorf("Sources = %v", s.Sources)
+	}
+}
+
+// TestWarnings: LinuxKit forms that runc accepts but a reader may not mean
+// are accepted with a warning at their position.
+func TestWarnings(t *testing.T) {
+	s, err := Parse("t.yml", []byte(head+"services:\n  - name: a\n    image: alpine\n    mounts:\n"+
+		"      - type: tmpfs\n        destination: var/./cache\n    devices:\n      - path: all\n        type: c\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `t.yml:9:9: mount destination "var/./cache" is not absolute: resolved inside the container as "/var/cache", as runc does`
+	if len(s.Warnings) != 1 || s.Warnings[0].Error() != want {
+		t.Fatalf("warnings = %v, want %s", s.Warnings, want)
 	}
 }

@@ -100,6 +100,8 @@ func merge(dst, src *Spec) {
 		sec.merge(dst, src)
 	}
 	dst.Sources = append(dst.Sources, src.Sources...)
+	dst.Warnings = append(dst.Warnings, src.Warnings...)
+	dst.Warnings.sort()
 	dst.volumeUses = append(dst.volumeUses, src.volumeUses...)
 }
 
@@ -130,6 +132,8 @@ func parseFile(name string, data []byte, errs *errorList) (s *Spec) {
 	d := newDecoder(name, len(data), errs)
 	decodeSpec(d, root, s)
 	s.volumeUses = d.uses
+	s.Warnings = d.warns
+	s.Warnings.sort()
 	return s
 }
 

@@ -124,6 +124,7 @@ func build(ctx context.Context, specs []string, f buildFlags, epoch int64, stder
 	if err != nil {
 		return nil, err
 	}
+	printWarnings(stderr, spec.Warnings)
 	var key *sign.PrivateKey
 	if f.signKey != "" {
 		if key, err = loadSignKey(f.signKey); err != nil {

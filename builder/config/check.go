@@ -44,6 +44,31 @@ func (d *decoder) checkImage(img *Image, n *yaml.Node, m map[string]*yaml.Node) 
 	d.checkImageConfig(&img.ImageConfig, m)
 }
 
+// checkHealth checks a container's health check: services only, and a
+// valid check, each problem at its field.
+func (d *decoder) checkHealth(section string, img *Image, n *yaml.Node) {
+	if img.Healthcheck == nil {
+		return
+	}
+	if section != "services" {
+		d.errorf(n, "healthcheck: only services have health checks, not %s", section)
+		return
+	}
+	fields := map[string]*yaml.Node{}
+	if m := resolve(n); m != nil && m.Kind == yaml.MappingNode {
+		for _, p := range d.pairs(m, 0) {
+			fields[resolve(p.key).Value] = p.value
+		}
+	}
+	for _, p := range img.Healthcheck.Problems() {
+		at := n
+		if f := fields[p.Field]; f != nil {
+			at = f
+		}
+		d.errorf(at, "healthcheck: %v", p)
+	}
+}
+
 // checkImageConfig checks the runtime settings shared by spec entries and
 // image labels.
 func (d *decoder) checkImageConfig(c *ImageConfig, m map[string]*yaml.Node) {

@@ -263,6 +263,7 @@ func decodeImages(key string, pick func(*Spec) *[]*Image) func(*decoder, *yaml.N
 				img.ImagePos = d.pos(resolve(v))
 			}
 			d.checkImage(img, item, m)
+			d.checkHealth(key, img, m["healthcheck"])
 			*list = append(*list, img)
 		}
 	}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"github.com/bulkhead-dev/bulkhead/internal/healthcheck"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -73,6 +74,10 @@ type Image struct {
 	Name        string `json:"name" yaml:"name"`
 	Image       string `json:"image" yaml:"image"`
 	ImageConfig `json:",inline" yaml:",inline"`
+	// Healthcheck is bulkhead's: how the init tells a service is healthy
+	// (services only). A boot entry is blessed once containerd and every
+	// service have been healthy for boot.settle.
+	Healthcheck *healthcheck.Check `json:"healthcheck,omitempty" yaml:"healthcheck,omitempty"`
 
 	Pos      Pos `json:"-" yaml:"-"` // of the entry (the mapping)
 	ImagePos Pos `json:"-" yaml:"-"` // of the image value

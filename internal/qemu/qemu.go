@@ -162,6 +162,9 @@ func (c Config) args(dir string) []string {
 		"-serial", "chardev:console",
 		"-qmp", "unix:" + filepath.Join(dir, qmpSocket) + ",server=on,wait=on",
 		"-device", "pvpanic",
+		// A hardware watchdog for the guest's init to arm; it resets the
+		// machine when the guest stops petting it.
+		"-device", "i6300esb", "-action", "watchdog=reset",
 	}
 	a = append(a, accelArgs(c.Accel)...)
 	if c.AllowReboot {

@@ -48,6 +48,8 @@ func commands() []command {
 		keygenCommand(),
 		signCommand(),
 		verifyCommand(),
+		caCommand(),
+		hostCommand(),
 		versionCommand(),
 	}
 }

@@ -193,7 +193,7 @@ func newPayloadReader(src io.Reader, p Payload) (*payloadReader, error) {
 	pr := &payloadReader{p: p, stored: stored, decoded: stored, hash: sha256.New(), left: p.Size}
 	if p.Encoding == EncodingZstd {
 		zr, err := zstd.NewReader(stored, zstd.WithDecoderConcurrency(1),
-			zstd.WithDecoderMaxWindow(maxWindow), zstd.WithDecoderMaxMemory(uint64(p.Size)+1))
+			zstd.WithDecoderMaxWindow(maxWindow), zstd.WithDecoderMaxMemory(maxWindow))
 		if err != nil {
 			return nil, fmt.Errorf("payload %s: %w", p.Name, err)
 		}

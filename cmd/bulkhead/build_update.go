@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/builder/bundler"
+	"github.com/bulkhead-dev/bulkhead/builder/config"
+)
+
+// usesRootImage reports whether format is written from the verified root
+// image: the disk formats and the update bundle.
+func usesRootImage(format string) bool { return isDiskFormat(format) || format == "update" }
+
+// writeUpdate writes NAME.bundle: what raw-efi writes into a slot and onto
+// the ESP for this version, signed with --sign-key.
+func (d *diskBuild) writeUpdate(ctx context.Context) (string, error) {
+	in, err := d.updateInput(ctx)
+	if err != nil {
+		return "", err
+	}
+	if d.f.signKey == "" {
+		return "", fmt.Errorf("%w: an update bundle must be signed: give --sign-key", errUsage)
+	}
+	key, err := loadSignKey(d.f.signKey)
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(d.f.out, d.f.name+".bundle")
+	if _, err := bundler.Write(ctx, p, in, key); err != nil {
+		return "", err
+	}
+	return p, nil
+}
+
+func (d *diskBuild) updateInput(ctx context.Context) (bundler.Input, error) {
+	if d.spec.Boot == nil || d.spec.Boot.Version == "" {
+		return bundler.Input{}, errors.New("an update bundle needs boot.version in the spec: hosts order versions to refuse downgrades")
+	}
+	expires, err := d.expiry()
+	if err != nil {
+		return bundler.Input{}, err
+	}
+	initrd, err := d.stage0Initrd(ctx)
+	if err != nil {
+		return bundler.Input{}, err
+	}
+	in := bundler.Input{
+		Host: d.f.name, Version: d.version(), Arch: d.f.arch,
+		Created: time.Unix(d.epoch, 0).UTC(), Expires: expires,
+		Root: d.rootPath, Verity: d.root.Verity,
+		Kernel: d.kernel, Initrd: initrd, Options: d.options(), Tries: d.tries(),
+	}
+	if u := d.spec.Update; u != nil {
+		in.From, in.Downgrade = u.From, u.Downgrade
+	}
+	return in, nil
+}
+
+// expiry is --expires, else the spec's update.expires; a duration counts
+// from SOURCE_DATE_EPOCH, "now+DURATION" from the clock (asked for).
+func (d *diskBuild) expiry() (time.Time, error) {
+	s, where := d.f.expires, "--expires"
+	if s == "" && d.spec.Update != nil && d.spec.Update.Expires != "" {
+		s, where = d.spec.Update.Expires, d.spec.Update.Pos.String()+": update.expires"
+	}
+	if s == "" {
+		return time.Time{}, errors.New("an update bundle needs an expiry: update.expires in the spec or --expires")
+	}
+	epoch := d.epoch
+	if rest, ok := cutNow(s); ok {
+		s, epoch = rest, time.Now().Unix()
+	}
+	t, err := config.ParseExpiry(s, epoch)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s: %w", where, err)
+	}
+	if !t.After(time.Unix(d.epoch, 0)) {
+		return time.Time{}, fmt.Errorf("%s: %s is not after the build time (SOURCE_DATE_EPOCH)", where, t.Format(time.RFC3339))
+	}
+	return t, nil
+}
+
+func cutNow(s string) (string, bool) {
+	if len(s) > 4 && s[:4] == "now+" {
+		return s[4:], true
+	}
+	return s, false
+}

@@ -199,4 +199,3 @@ func readTestFile(t *testing.T, p string) []byte {
 	}
 	return b
 }
-

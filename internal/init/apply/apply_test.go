@@ -284,6 +284,7 @@ func TestRefusalsLeaveSlotAndESPUntouched(t *testing.T) {
 		{"same version", in(func(i *bundler.Input) { i.Version = oldVersion }), f.host, apply.RuleVersion},
 		{"below the floor", good, host(func(h *apply.Host) { h.Floor = "1.5.0" }), apply.RuleVersion},
 		{"downgrade for another version", in(func(i *bundler.Input) { i.Version = "0.9.0"; i.Downgrade = []string{"0.9.5"} }), f.host, apply.RuleVersion},
+		{"same version signed as a downgrade", in(func(i *bundler.Input) { i.Version = oldVersion; i.Downgrade = []string{oldVersion} }), f.host, apply.RuleVersion},
 		{"from floor", in(func(i *bundler.Input) { i.From = "1.0.5" }), f.host, apply.RuleFrom},
 		{"flipped byte in the root", variant(flipped), f.host, apply.RuleDigest},
 		{"flipped byte in the kernel", variant(flippedKernel), f.host, apply.RuleDigest},

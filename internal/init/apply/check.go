@@ -132,6 +132,11 @@ func checkHost(m *update.Manifest, h Host, t Target) (*plan, Rule, error) {
 	}
 	p := &plan{m: m, entry: entry}
 	p.retire, p.retireDirs = retirable(entries, h, t.SlotGUID)
+	for _, e := range entries {
+		if e.name.Version == m.Version && !slices.Contains(p.retire, e.file) {
+			return nil, RuleVersion, fmt.Errorf("version %s is installed on another slot (%s)", m.Version, e.file)
+		}
+	}
 	if err := checkSpace(m, t, p.retireDirs); err != nil {
 		return nil, RuleSpace, err
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bulkhead-dev/bulkhead/builder/disk"
 	"github.com/bulkhead-dev/bulkhead/builder/rootimg"
@@ -41,10 +42,12 @@ func TestUpdateOfMinimalMatchesRawEFI(t *testing.T) {
 
 	host, target := hostOf(t, old, "1.0.0")
 	running := readTestFile(t, filepath.Join(target.ESP, "loader/entries", host.Entry))
+	start := time.Now()
 	res, err := apply.Apply(t.Context(), apply.File(filepath.Join(next, "minimal.bundle")), host, target)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("applied %s (root %d bytes) in %v", res.Manifest.Version, res.Manifest.Payloads[0].Size, time.Since(start))
 	if bytes.Contains(running, []byte(res.Manifest.Verity)) {
 		t.Fatal("both versions have the same root")
 	}

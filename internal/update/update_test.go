@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -237,5 +238,27 @@ func TestCompareVersions(t *testing.T) {
 	}
 	if CompareVersions("1.01", "1.1") != 0 {
 		t.Error("leading zeros count")
+	}
+}
+
+func TestReadKeys(t *testing.T) {
+	root := t.TempDir()
+	a, b := newECDSAKey(t), newEd25519Key(t)
+	p := root + "/" + KeysPath
+	if err := os.MkdirAll(p[:strings.LastIndex(p, "/")], 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, append(a.pub.PEM(), b.pub.PEM()...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := ReadKeys(root)
+	if err != nil || len(keys) != 2 || keys[0].ID() != a.pub.ID() || keys[1].ID() != b.pub.ID() {
+		t.Fatalf("ReadKeys: %v %v", keys, err)
+	}
+	if err := os.WriteFile(p, append(a.pub.PEM(), "junk"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadKeys(root); err == nil {
+		t.Fatal("junk after a key accepted")
 	}
 }

@@ -29,8 +29,9 @@ type Update struct {
 	From      string   `json:"from,omitempty" yaml:"from,omitempty"`
 	Downgrade []string `json:"downgrade,omitempty" yaml:"downgrade,omitempty"`
 
-	Pos     Pos   `json:"-" yaml:"-"`
-	KeysPos []Pos `json:"-" yaml:"-"` // of each key
+	Pos        Pos   `json:"-" yaml:"-"`
+	KeysPos    []Pos `json:"-" yaml:"-"` // of each key
+	ExpiresPos Pos   `json:"-" yaml:"-"`
 }
 
 func decodeUpdate(d *decoder, n *yaml.Node, s *Spec) {
@@ -49,6 +50,7 @@ func decodeUpdate(d *decoder, n *yaml.Node, s *Spec) {
 		}
 	}
 	if vn := set["expires"]; vn != nil {
+		v.ExpiresPos = d.pos(vn)
 		if _, err := ParseExpiry(v.Expires, 0); err != nil {
 			d.errorf(vn, "expires: %v", err)
 		}

@@ -126,6 +126,9 @@ func build(ctx context.Context, specs []string, f buildFlags, epoch int64, stder
 	if err != nil {
 		return nil, err
 	}
+	if err := checkUpdate(formats, spec, f, epoch); err != nil {
+		return nil, err
+	}
 	var key *sign.PrivateKey
 	if f.signKey != "" {
 		if key, err = loadSignKey(f.signKey); err != nil {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/builder/bundler"
@@ -22,9 +24,6 @@ func (d *diskBuild) writeUpdate(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if d.f.signKey == "" {
-		return "", fmt.Errorf("%w: an update bundle must be signed: give --sign-key", errUsage)
-	}
 	key, err := loadSignKey(d.f.signKey)
 	if err != nil {
 		return "", err
@@ -36,11 +35,27 @@ func (d *diskBuild) writeUpdate(ctx context.Context) (string, error) {
 	return p, nil
 }
 
-func (d *diskBuild) updateInput(ctx context.Context) (bundler.Input, error) {
-	if d.spec.Boot == nil || d.spec.Boot.Version == "" {
-		return bundler.Input{}, errors.New("an update bundle needs boot.version in the spec: hosts order versions to refuse downgrades")
+// checkUpdate fails a build of the update format early, before any image
+// is resolved, when it lacks what a bundle needs.
+func checkUpdate(formats []string, spec *config.Spec, f buildFlags, epoch int64) error {
+	if !slices.Contains(formats, "update") {
+		return nil
 	}
-	expires, err := d.expiry()
+	if f.signKey == "" {
+		return fmt.Errorf("%w: an update bundle must be signed: give --sign-key", errUsage)
+	}
+	if spec.Boot == nil || spec.Boot.Version == "" {
+		return errors.New("an update bundle needs boot.version in the spec: hosts order versions to refuse downgrades")
+	}
+	_, err := updateExpiry(spec, f, epoch)
+	return err
+}
+
+func (d *diskBuild) updateInput(ctx context.Context) (bundler.Input, error) {
+	if err := checkUpdate([]string{"update"}, d.spec, d.f, d.epoch); err != nil {
+		return bundler.Input{}, err
+	}
+	expires, err := updateExpiry(d.spec, d.f, d.epoch)
 	if err != nil {
 		return bundler.Input{}, err
 	}
@@ -60,33 +75,26 @@ func (d *diskBuild) updateInput(ctx context.Context) (bundler.Input, error) {
 	return in, nil
 }
 
-// expiry is --expires, else the spec's update.expires; a duration counts
-// from SOURCE_DATE_EPOCH, "now+DURATION" from the clock (asked for).
-func (d *diskBuild) expiry() (time.Time, error) {
-	s, where := d.f.expires, "--expires"
-	if s == "" && d.spec.Update != nil && d.spec.Update.Expires != "" {
-		s, where = d.spec.Update.Expires, d.spec.Update.Pos.String()+": update.expires"
+// updateExpiry is --expires, else the spec's update.expires; a duration
+// counts from SOURCE_DATE_EPOCH, "now+DURATION" from the clock (asked for).
+func updateExpiry(spec *config.Spec, f buildFlags, buildTime int64) (time.Time, error) {
+	s, where := f.expires, "--expires"
+	if s == "" && spec.Update != nil && spec.Update.Expires != "" {
+		s, where = spec.Update.Expires, spec.Update.ExpiresPos.String()+": update.expires"
 	}
 	if s == "" {
 		return time.Time{}, errors.New("an update bundle needs an expiry: update.expires in the spec or --expires")
 	}
-	epoch := d.epoch
-	if rest, ok := cutNow(s); ok {
-		s, epoch = rest, time.Now().Unix()
+	from := buildTime
+	if rest, ok := strings.CutPrefix(s, "now+"); ok {
+		s, from = rest, time.Now().Unix()
 	}
-	t, err := config.ParseExpiry(s, epoch)
+	t, err := config.ParseExpiry(s, from)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("%s: %w", where, err)
 	}
-	if !t.After(time.Unix(d.epoch, 0)) {
+	if !t.After(time.Unix(buildTime, 0)) {
 		return time.Time{}, fmt.Errorf("%s: %s is not after the build time (SOURCE_DATE_EPOCH)", where, t.Format(time.RFC3339))
 	}
 	return t, nil
-}
-
-func cutNow(s string) (string, bool) {
-	if len(s) > 4 && s[:4] == "now+" {
-		return s[4:], true
-	}
-	return s, false
 }

@@ -92,3 +92,33 @@ func TestUpdateInspectAndVerify(t *testing.T) {
 		t.Fatalf("unknown subcommand: exit %d", code)
 	}
 }
+
+// TestBuildUpdateNeeds: a build of the update format stops before it
+// resolves anything when the bundle could not be made.
+func TestBuildUpdateNeeds(t *testing.T) {
+	t.Setenv("SOURCE_DATE_EPOCH", "1000")
+	dir := t.TempDir()
+	spec := filepath.Join(dir, "host.yml")
+	writeTestFile(t, spec, []byte("kernel:\n  image: nowhere.invalid/kernel:1\ninit:\n  - nowhere.invalid/init:1\n"))
+	versioned := filepath.Join(dir, "v.yml")
+	writeTestFile(t, versioned, []byte("kernel:\n  image: nowhere.invalid/kernel:1\ninit:\n  - nowhere.invalid/init:1\nboot:\n  version: 1.0.0\nupdate:\n  expires: 1970-01-01\n"))
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{spec}, 2, "must be signed"},
+		{[]string{"--sign-key", "k", spec}, 1, "needs boot.version"},
+		{[]string{"--sign-key", "k", versioned}, 1, "v.yml:8:12: update.expires: 1970-01-01T00:00:00Z is not after the build time"},
+		{[]string{"--sign-key", "k", "--expires", "soon", versioned}, 1, "--expires: expected a time"},
+	} {
+		out := filepath.Join(dir, "out")
+		_, se, code := runCLI(append([]string{"build", "--offline", "--store", t.TempDir(), "--format", "update", "-o", out}, c.args...)...)
+		if code != c.code || !strings.Contains(se, c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want %d and %q", c.args, code, se, c.code, c.want)
+		}
+		if _, err := os.Stat(out); !os.IsNotExist(err) {
+			t.Errorf("%v: output directory made", c.args)
+		}
+	}
+}

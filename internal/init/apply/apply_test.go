@@ -204,8 +204,10 @@ func (f *fixture) apply(t *testing.T, bundle string, h apply.Host) (*apply.Resul
 	t.Helper()
 	tg, done := f.target(t)
 	defer done()
-	return apply.Apply(t.Context(), apply.File(bundle), h, tg, apply.WithClock(func() time.Time { return now }))
+	return apply.Apply(t.Context(), apply.File(bundle), h, tg, apply.WithClock(clock))
 }
+
+func clock() time.Time { return now }
 
 // TestApplyWritesWhatRawEFIWrites: after the update, slot b and the ESP
 // hold exactly what the builder writes on a raw-efi disk that has the new
@@ -325,7 +327,7 @@ func TestRefusesWhenTheSlotIsTooSmall(t *testing.T) {
 	tg, done := f.target(t)
 	defer done()
 	tg.SlotSize = f.new.img.Size - 1
-	_, err := apply.Apply(t.Context(), apply.File(f.bundle(t, f.new.input(), f.key)), f.host, tg, apply.WithClock(func() time.Time { return now }))
+	_, err := apply.Apply(t.Context(), apply.File(f.bundle(t, f.new.input(), f.key)), f.host, tg, apply.WithClock(clock))
 	var re *apply.RefusedError
 	if !errors.As(err, &re) || re.Rule != apply.RuleSpace {
 		t.Fatalf("error %v, want a space refusal", err)
@@ -360,7 +362,7 @@ func TestInterruptedApplyKeepsTheHostAndRetries(t *testing.T) {
 	bundle := f.bundle(t, f.new.input(), f.key)
 	tg, done := f.target(t)
 	tg.Slot = &failingSlot{Slot: tg.Slot, after: f.new.img.Size / 2}
-	_, err := apply.Apply(t.Context(), apply.File(bundle), f.host, tg, apply.WithClock(func() time.Time { return now }))
+	_, err := apply.Apply(t.Context(), apply.File(bundle), f.host, tg, apply.WithClock(clock))
 	done()
 	if err == nil {
 		t.Fatal("apply on a failing slot succeeded")

@@ -53,6 +53,7 @@ bench: deps images
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 60s -fuzzminimizetime 5s ./builder/config
 	$(GO) test -run '^$$' -fuzz '^FuzzApplyLayer$$' -fuzztime 60s -fuzzminimizetime 200x ./builder/rootfs
+	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime 60s -fuzzminimizetime 200x ./internal/update
 
 lint:
 	@out=$$(gofmt -l cmd builder images internal kernel e2e 2>/dev/null); \

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/builder/disk"
-	"github.com/bulkhead-dev/bulkhead/builder/verity"
 	"github.com/bulkhead-dev/bulkhead/internal/qemu"
+	"github.com/bulkhead-dev/bulkhead/internal/verity"
 )
 
 // diskBuild is what `bulkhead build --json --format raw-efi,iso-efi` says.

@@ -40,6 +40,7 @@ func sections() []section {
 		{"disk", decodeDisk, mergeLast(func(s *Spec) **Disk { return &s.Disk })},
 		{"boot", decodeBoot, mergeLast(func(s *Spec) **Boot { return &s.Boot })},
 		{"policy", decodePolicy, mergeLast(func(s *Spec) **Policy { return &s.Policy })},
+		{"update", decodeUpdate, mergeLast(func(s *Spec) **Update { return &s.Update })},
 	}
 }
 

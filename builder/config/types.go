@@ -35,10 +35,12 @@ type Spec struct {
 	Volumes    []Volume `json:"volumes,omitempty" yaml:"volumes,omitempty"`
 	// Trust is LinuxKit's legacy trust section: accepted and ignored.
 	Trust *LegacyTrust `json:"trust,omitempty" yaml:"trust,omitempty"`
-	// Disk, Boot and Policy are bulkhead's own sections (see host.go).
+	// Disk, Boot and Policy are bulkhead's own sections (see host.go), Update
+	// too (update.go).
 	Disk   *Disk   `json:"disk,omitempty" yaml:"disk,omitempty"`
 	Boot   *Boot   `json:"boot,omitempty" yaml:"boot,omitempty"`
 	Policy *Policy `json:"policy,omitempty" yaml:"policy,omitempty"`
+	Update *Update `json:"update,omitempty" yaml:"update,omitempty"`
 
 	// Sources lists the files the spec was read from, in merge order.
 	Sources []string `json:"-" yaml:"-"`

@@ -48,6 +48,7 @@ func commands() []command {
 		keygenCommand(),
 		signCommand(),
 		verifyCommand(),
+		updateCommand(),
 		caCommand(),
 		hostCommand(),
 		versionCommand(),

@@ -1,6 +1,6 @@
 // Package bootparam names the kernel command-line parameters and initrd
 // paths that the builder writes and the init reads, in one place so the
-// two cannot drift apart. (The verity parameter is builder/verity's
+// two cannot drift apart. (The verity parameter is internal/verity's
 // CmdlineKey.)
 package bootparam
 

@@ -648,3 +648,19 @@ func TestWarnings(t *testing.T) {
 		t.Fatalf("warnings = %v, want %s", s.Warnings, want)
 	}
 }
+
+func TestAPISection(t *testing.T) {
+	s, err := Parse("t.yml", []byte(head+"api:\n  ca: ca/ca.pem\n  listen: \":8443\"\n"))
+	if err != nil || s.API == nil || s.API.CA != "ca/ca.pem" || s.API.CAPos.Line != 6 {
+		t.Fatalf("api = %+v, %v", s.API, err)
+	}
+	for body, want := range map[string]string{
+		"api:\n  listen: \":1\"\n":           `t.yml:6:3: api: missing required field "ca"`,
+		"api:\n  ca: x.pem\n  listen: nope\n": `t.yml:7:11: listen: expected [HOST]:PORT, got "nope"`,
+		"api:\n  ca: x.pem\n  port: 1\n":      `t.yml:7:3: unknown field "port"`,
+	} {
+		if _, err := Parse("t.yml", []byte(head+body)); err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%q: %v, want %s", body, err, want)
+		}
+	}
+}

@@ -41,6 +41,7 @@ func sections() []section {
 		{"boot", decodeBoot, mergeLast(func(s *Spec) **Boot { return &s.Boot })},
 		{"policy", decodePolicy, mergeLast(func(s *Spec) **Policy { return &s.Policy })},
 		{"update", decodeUpdate, mergeLast(func(s *Spec) **Update { return &s.Update })},
+		{"api", decodeAPI, mergeLast(func(s *Spec) **API { return &s.API })},
 	}
 }
 

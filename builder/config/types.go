@@ -41,6 +41,7 @@ type Spec struct {
 	Boot   *Boot   `json:"boot,omitempty" yaml:"boot,omitempty"`
 	Policy *Policy `json:"policy,omitempty" yaml:"policy,omitempty"`
 	Update *Update `json:"update,omitempty" yaml:"update,omitempty"`
+	API    *API    `json:"api,omitempty" yaml:"api,omitempty"`
 
 	// Sources lists the files the spec was read from, in merge order.
 	Sources []string `json:"-" yaml:"-"`

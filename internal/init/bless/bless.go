@@ -231,3 +231,22 @@ func triesLeft(file string) int {
 	n, _ := strconv.Atoi(left)
 	return n
 }
+
+// EntrySelected returns the entry systemd-boot started (LoaderEntrySelected:
+// its file name as it was before the boot counter was decremented).
+func EntrySelected(efivars string) (string, error) {
+	return readString(efivars, "LoaderEntrySelected")
+}
+
+// Tries returns LEFT and DONE of a counted entry file NAME+LEFT[-DONE].conf,
+// or ok false for a blessed one.
+func Tries(file string) (left, done int, ok bool) {
+	if _, counted := Uncounted(file); !counted {
+		return 0, 0, false
+	}
+	base, _ := strings.CutSuffix(file, ".conf")
+	l, d, _ := strings.Cut(base[strings.LastIndexByte(base, '+')+1:], "-")
+	left, _ = strconv.Atoi(l)
+	done, _ = strconv.Atoi(d)
+	return left, done, true
+}

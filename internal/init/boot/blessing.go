@@ -195,6 +195,11 @@ func (h *host) blessWhenHealthy(ctx context.Context) {
 	}
 	h.recordEnd(entry, attempts.Blessed, "")
 	h.logf("boot: blessed entry %s after %s healthy", path.Base(blessed), settle)
+	if v := entryVersion(entry); v != "" {
+		if err := raiseFloor(v); err != nil {
+			h.logf("boot: raising the rollback floor to %s: %v", v, err)
+		}
+	}
 }
 
 // assessmentFailed marks the entry bad and reboots when another entry can
@@ -282,26 +287,56 @@ func (h *host) countedEntry() (string, error) {
 }
 
 // onESP mounts the ESP systemd-boot started from, runs do on it and
-// unmounts it.
+// unmounts it; one at a time.
 func (h *host) onESP(ctx context.Context, do func(esp string) (string, error)) (string, error) {
-	uuid, err := bless.ESPPartUUID(bless.DefaultEfivars)
+	espMu.Lock()
+	defer espMu.Unlock()
+	esp, unmount, err := h.mountESP(ctx)
 	if err != nil {
 		return "", err
+	}
+	out, err := do(esp)
+	return out, errors.Join(err, unmount())
+}
+
+// mountESP mounts the ESP systemd-boot started from at ESPDir; the caller
+// holds espMu.
+func (h *host) mountESP(ctx context.Context) (string, func() error, error) {
+	if _, err := h.countedOrBlessed(); err != nil {
+		return "", nil, err
+	}
+	uuid, err := bless.ESPPartUUID(bless.DefaultEfivars)
+	if err != nil {
+		return "", nil, err
 	}
 	dev, err := blockdev.FindPartUUID(ctx, uuid)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if err := os.MkdirAll(ESPDir, 0o700); err != nil {
-		return "", fmt.Errorf("creating %s: %w", ESPDir, err)
+		return "", nil, fmt.Errorf("creating %s: %w", ESPDir, err)
 	}
 	if err := unix.Mount(dev, ESPDir, "vfat", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "flush"); err != nil {
-		return "", fmt.Errorf("mounting ESP %s: %w", dev, err)
+		return "", nil, fmt.Errorf("mounting ESP %s: %w", dev, err)
 	}
-	out, err := do(ESPDir)
-	if uerr := unix.Unmount(ESPDir, 0); uerr != nil {
-		_ = unix.Unmount(ESPDir, unix.MNT_DETACH)
-		err = errors.Join(err, fmt.Errorf("unmounting ESP: %w", uerr))
+	return ESPDir, func() error {
+		if err := unix.Unmount(ESPDir, 0); err != nil {
+			_ = unix.Unmount(ESPDir, unix.MNT_DETACH)
+			return fmt.Errorf("unmounting ESP: %w", err)
+		}
+		return nil
+	}, nil
+}
+
+// countedOrBlessed makes sure efivarfs is mounted (the ESP's identity is
+// in it) on a machine booted through UEFI.
+func (h *host) countedOrBlessed() (string, error) {
+	p, err := h.countedEntry()
+	if errors.Is(err, bless.ErrNotCounted) {
+		if _, serr := os.Stat("/sys/firmware/efi"); serr != nil {
+			return "", errors.New("not booted through UEFI: no ESP")
+		}
+		return "", nil
 	}
-	return out, err
+	return p, err
 }

@@ -90,6 +90,7 @@ func (h *host) run(ctx context.Context) {
 		h.logf("fatal: %v", err)
 	} else {
 		<-netDone
+		h.serveAPI(ctx)
 		h.onboot(ctx)
 		h.startServices(ctx)
 		go h.blessWhenHealthy(ctx)

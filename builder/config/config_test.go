@@ -655,7 +655,7 @@ func TestAPISection(t *testing.T) {
 		t.Fatalf("api = %+v, %v", s.API, err)
 	}
 	for body, want := range map[string]string{
-		"api:\n  listen: \":1\"\n":           `t.yml:6:3: api: missing required field "ca"`,
+		"api:\n  listen: \":1\"\n":            `t.yml:6:3: api: missing required field "ca"`,
 		"api:\n  ca: x.pem\n  listen: nope\n": `t.yml:7:11: listen: expected [HOST]:PORT, got "nope"`,
 		"api:\n  ca: x.pem\n  port: 1\n":      `t.yml:7:3: unknown field "port"`,
 	} {

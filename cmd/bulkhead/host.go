@@ -203,4 +203,3 @@ func printStatus(w io.Writer, st hostapi.Status, asJSON bool) error {
 	}
 	return nil
 }
-

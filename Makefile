@@ -9,7 +9,7 @@ OUT       ?= out
 export BULKHEAD_STORE ?= $(CURDIR)/.cache/store
 export SOURCE_DATE_EPOCH ?= 0
 
-.PHONY: all build deps images kernel test test-unit bench fuzz lint demo clean
+.PHONY: all build deps images kernel test test-unit bench fuzz lint demo powercut clean
 
 all: build
 
@@ -47,8 +47,18 @@ demo: deps build
 	scripts/demo $(EXAMPLE)
 
 bench: deps images
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./builder/...
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./builder/... ./internal/init/apply/
 	scripts/bench
+
+# Power cuts during updates, in qemu: N cuts (default 50) at random steps
+# and offsets of an A/B update, each followed by a cold boot that must come
+# up on the old or the new version, serving, with /var intact. Prints the
+# table. (make test cuts once at each step.)
+N ?= 50
+powercut: deps images
+	BULKHEAD_POWERCUTS=$(N) BULKHEAD_POWERCUT_TABLE=$(OUT)/powercut.txt \
+	  $(GO) test -count=1 -timeout 300m -run '^TestPowerCuts$$' -v ./e2e/ | grep -v '^ *\[\|bulkhead-init\|^ *\[' ; \
+	  cat $(OUT)/powercut.txt
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 60s -fuzzminimizetime 5s ./builder/config

@@ -15,6 +15,13 @@ const (
 	// healthy (settled) before the entry is marked bad and, when another
 	// entry can boot, the machine reboots into it (a Go duration).
 	Deadline = "bulkhead.deadline"
+	// Watchdog is the watchdog timeout the init arms (a Go duration,
+	// default 30s).
+	Watchdog = "bulkhead.watchdog"
+	// Fault injects a failure for tests of the fallback path: "panic"
+	// (stage 1 exits, so the kernel panics) or "hang" (stage 1 stops,
+	// and stops petting the watchdog). Never set it on a real host.
+	Fault = "bulkhead.fault"
 	// RootImage names the root image file inside the initramfs:
 	// bulkhead.rootimg=/bulkhead/root.img.
 	RootImage = "bulkhead.rootimg"

@@ -99,7 +99,33 @@ type Result struct {
 }
 
 type options struct {
-	now func() time.Time
+	now      func() time.Time
+	progress func(Step)
+}
+
+// Step is a point in an apply that progress is reported at.
+type Step string
+
+// The steps, in order.
+const (
+	StepChecked    Step = "checked"     // the bundle passed every check; nothing written yet
+	StepSlot       Step = "slot"        // writing the root into the inactive slot
+	StepSlotDone   Step = "slot-done"   // the slot is written and read back
+	StepESP        Step = "esp"         // writing the version's kernel and initrd
+	StepESPDone    Step = "esp-done"    // they are written and read back
+	StepCommit     Step = "commit"      // the entry is written under a temporary name; the rename is next
+	StepCommitDone Step = "commit-done" // the entry is in place: the next boot tries the new version
+)
+
+// WithProgress calls f at each Step, synchronously.
+func WithProgress(f func(Step)) Option {
+	return func(o *options) error {
+		if f == nil {
+			return errors.New("nil progress function")
+		}
+		o.progress = f
+		return nil
+	}
 }
 
 // Option configures Apply.
@@ -122,7 +148,7 @@ func WithClock(now func() time.Time) Option {
 // were. Any later error leaves the host on its current version; Apply may
 // be run again.
 func Apply(ctx context.Context, src Source, h Host, t Target, opts ...Option) (*Result, error) {
-	o := &options{now: time.Now}
+	o := &options{now: time.Now, progress: func(Step) {}}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {
 			return nil, fmt.Errorf("applying update: %w", err)
@@ -132,7 +158,8 @@ func Apply(ctx context.Context, src Source, h Host, t Target, opts ...Option) (*
 	if err != nil {
 		return nil, err
 	}
-	entry, err := install(ctx, src, h, t, p)
+	o.progress(StepChecked)
+	entry, err := install(ctx, src, h, t, p, o.progress)
 	if err != nil {
 		return nil, fmt.Errorf("applying %s: %w", src.Name(), err)
 	}
@@ -141,7 +168,7 @@ func Apply(ctx context.Context, src Source, h Host, t Target, opts ...Option) (*
 
 // install writes a checked bundle: retire what boots the target slot,
 // the slot, the version's files, then the entry (the commit).
-func install(ctx context.Context, src Source, h Host, t Target, p *plan) (string, error) {
+func install(ctx context.Context, src Source, h Host, t Target, p *plan, progress func(Step)) (string, error) {
 	rc, err := src.Open()
 	if err != nil {
 		return "", err
@@ -157,14 +184,22 @@ func install(ctx context.Context, src Source, h Host, t Target, p *plan) (string
 	if err := retire(t.ESP, p.retire, p.retireDirs); err != nil {
 		return "", err
 	}
+	progress(StepSlot)
 	if err := writeSlot(ctx, r, t, p.m); err != nil {
 		return "", err
 	}
+	progress(StepSlotDone)
+	progress(StepESP)
 	if err := writeVersion(ctx, r, t.ESP, p.m); err != nil {
 		return "", err
 	}
+	progress(StepESPDone)
 	if _, _, err := r.Next(); !errors.Is(err, io.EOF) {
 		return "", fmt.Errorf("reading bundle end: %w", err)
 	}
-	return commit(t.ESP, p.entry)
+	entry, err := commit(t.ESP, p.entry, func() { progress(StepCommit) })
+	if err == nil {
+		progress(StepCommitDone)
+	}
+	return entry, err
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -47,7 +48,7 @@ type version struct {
 	options        string
 }
 
-func buildVersion(t *testing.T, dir, name string) version {
+func buildVersion(t testing.TB, dir, name string) version {
 	t.Helper()
 	tr := rootfs.New()
 	for i, p := range []string{"etc/version", "usr/bin/app"} {
@@ -86,11 +87,11 @@ func (v version) input() bundler.Input {
 }
 
 // writeRaw writes a raw-efi disk the way `bulkhead build` does.
-func writeRaw(t *testing.T, path string, entries []disk.Entry, rootA, rootB string) *disk.Layout {
+func writeRaw(t testing.TB, path string, entries []disk.Entry, rootA, rootB string) *disk.Layout {
 	t.Helper()
 	in := disk.RawInput{
 		Bootloader: disk.FromBytes([]byte("systemd-boot")), Entries: entries,
-		RootA: disk.FromFile(rootA), ESPSize: 64 * disk.MiB, RootSize: rootSize, DataSize: disk.MiB, Seed: seed,
+		RootA: disk.FromFile(rootA), ESPSize: 64 * disk.MiB, RootSize: max(rootSize, fileSize(t, rootA)+disk.MiB), DataSize: disk.MiB, Seed: seed,
 	}
 	if rootB != "" {
 		in.RootB = disk.FromFile(rootB)
@@ -114,7 +115,7 @@ type fixture struct {
 	slot     string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	f := &fixture{dir: dir, old: buildVersion(t, dir, oldVersion), new: buildVersion(t, dir, newVersion)}
@@ -135,7 +136,7 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-func newKey(t *testing.T) *sign.PrivateKey {
+func newKey(t testing.TB) *sign.PrivateKey {
 	t.Helper()
 	priv, _, err := sign.GenerateKey(sign.ECDSAP256)
 	if err != nil {
@@ -149,7 +150,7 @@ func newKey(t *testing.T) *sign.PrivateKey {
 }
 
 // hostKeys are the keys as the host reads them from update.KeysPath.
-func hostKeys(t *testing.T, k *sign.PrivateKey) []*update.PublicKey {
+func hostKeys(t testing.TB, k *sign.PrivateKey) []*update.PublicKey {
 	keys, err := update.ParsePublicKeys(k.Public().PEM())
 	if err != nil {
 		t.Fatal(err)
@@ -159,7 +160,7 @@ func hostKeys(t *testing.T, k *sign.PrivateKey) []*update.PublicKey {
 
 // extractESP copies the files of the image's ESP that a host's update
 // touches into dir.
-func extractESP(t *testing.T, img, dir string, versions ...string) {
+func extractESP(t testing.TB, img, dir string, versions ...string) {
 	t.Helper()
 	names, err := disk.ReadEntries(img)
 	if err != nil {
@@ -181,7 +182,7 @@ func extractESP(t *testing.T, img, dir string, versions ...string) {
 	}
 }
 
-func (f *fixture) target(t *testing.T) (apply.Target, func()) {
+func (f *fixture) target(t testing.TB) (apply.Target, func()) {
 	t.Helper()
 	s, size, err := apply.OpenSlot(f.slot)
 	if err != nil {
@@ -191,7 +192,7 @@ func (f *fixture) target(t *testing.T) (apply.Target, func()) {
 	return apply.Target{Slot: s, SlotSize: size, SlotGUID: b.GUID, ESP: f.esp}, func() { s.Close() }
 }
 
-func (f *fixture) bundle(t *testing.T, in bundler.Input, key *sign.PrivateKey) string {
+func (f *fixture) bundle(t testing.TB, in bundler.Input, key *sign.PrivateKey) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), in.Version+".bundle")
 	if _, err := bundler.Write(t.Context(), p, in, key); err != nil {
@@ -200,7 +201,7 @@ func (f *fixture) bundle(t *testing.T, in bundler.Input, key *sign.PrivateKey) s
 	return p
 }
 
-func (f *fixture) apply(t *testing.T, bundle string, h apply.Host) (*apply.Result, error) {
+func (f *fixture) apply(t testing.TB, bundle string, h apply.Host) (*apply.Result, error) {
 	t.Helper()
 	tg, done := f.target(t)
 	defer done()
@@ -235,7 +236,7 @@ func TestApplyWritesWhatRawEFIWrites(t *testing.T) {
 	veritysetupVerify(t, f.slot, f.new.img)
 }
 
-func veritysetupVerify(t *testing.T, slot string, img *rootimg.Image) {
+func veritysetupVerify(t testing.TB, slot string, img *rootimg.Image) {
 	t.Helper()
 	if _, err := exec.LookPath("veritysetup"); err != nil {
 		t.Fatalf("veritysetup is required (apt-get install cryptsetup-bin): %v", err)
@@ -405,7 +406,7 @@ func TestBundleReproducible(t *testing.T) {
 }
 
 // snapshot lists every file under dir with its content's hash.
-func snapshot(t *testing.T, dir string) string {
+func snapshot(t testing.TB, dir string) string {
 	t.Helper()
 	var lines []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -434,7 +435,7 @@ func snapshot(t *testing.T, dir string) string {
 	return strings.Join(lines, "\n")
 }
 
-func readRange(t *testing.T, path string, off, size int64) []byte {
+func readRange(t testing.TB, path string, off, size int64) []byte {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -448,7 +449,7 @@ func readRange(t *testing.T, path string, off, size int64) []byte {
 	return b
 }
 
-func readFile(t *testing.T, p string) []byte {
+func readFile(t testing.TB, p string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(p)
 	if err != nil {
@@ -457,7 +458,7 @@ func readFile(t *testing.T, p string) []byte {
 	return b
 }
 
-func writeFile(t *testing.T, p string, b []byte) {
+func writeFile(t testing.TB, p string, b []byte) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		t.Fatal(err)
@@ -465,4 +466,41 @@ func writeFile(t *testing.T, p string, b []byte) {
 	if err := os.WriteFile(p, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestProgressSteps: an apply reports every step in order, the entry
+// appearing only at the last; a refused bundle reports none.
+func TestProgressSteps(t *testing.T) {
+	f := newFixture(t)
+	var steps []apply.Step
+	entryAt := -1
+	tg, done := f.target(t)
+	defer done()
+	progress := func(s apply.Step) {
+		steps = append(steps, s)
+		if _, err := os.Stat(filepath.Join(f.esp, "loader/entries/bulkhead-"+newVersion+"+3.conf")); err == nil && entryAt < 0 {
+			entryAt = len(steps) - 1
+		}
+	}
+	if _, err := apply.Apply(t.Context(), apply.File(f.bundle(t, f.new.input(), f.key)), f.host, tg,
+		apply.WithClock(clock), apply.WithProgress(progress)); err != nil {
+		t.Fatal(err)
+	}
+	want := []apply.Step{apply.StepChecked, apply.StepSlot, apply.StepSlotDone, apply.StepESP, apply.StepESPDone, apply.StepCommit, apply.StepCommitDone}
+	if !slices.Equal(steps, want) || entryAt != len(want)-1 {
+		t.Fatalf("steps %v (entry visible from step %d), want %v", steps, entryAt, want)
+	}
+	steps = nil
+	if _, err := apply.Apply(t.Context(), apply.File(f.bundle(t, f.new.input(), newKey(t))), f.host, tg,
+		apply.WithClock(clock), apply.WithProgress(progress)); err == nil || len(steps) != 0 {
+		t.Fatalf("refused bundle: %v, steps %v", err, steps)
+	}
+}
+
+func fileSize(t testing.TB, p string) int64 {
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return (st.Size() + disk.MiB - 1) / disk.MiB * disk.MiB
 }

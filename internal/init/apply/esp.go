@@ -150,7 +150,7 @@ func writeChecked(ctx context.Context, path string, pr io.Reader, p update.Paylo
 // commit writes the entry under a temporary name (which systemd-boot
 // ignores: it does not end in .conf), syncs it, renames it into place and
 // syncs the directory. The rename is the commit point.
-func commit(esp string, e bootentry.Entry) (string, error) {
+func commit(esp string, e bootentry.Entry, beforeRename func()) (string, error) {
 	dir := filepath.Join(esp, bootentry.EntriesDir)
 	tmp := filepath.Join(dir, "."+e.FileName()+".tmp")
 	conf := []byte(e.Conf())
@@ -162,6 +162,7 @@ func commit(esp string, e bootentry.Entry) (string, error) {
 		os.Remove(tmp)
 		return "", fmt.Errorf("writing entry: reading back: %w", errors.Join(err, update.ErrDigest))
 	}
+	beforeRename()
 	if err := os.Rename(tmp, filepath.Join(esp, e.Path())); err != nil {
 		os.Remove(tmp)
 		return "", fmt.Errorf("committing entry: %w", err)

@@ -146,7 +146,11 @@ func (a agent) Update(ctx context.Context, bundlePath string) (hostapi.UpdateRes
 		return hostapi.UpdateResult{}, err
 	}
 	defer cleanup()
-	res, err := apply.Apply(ctx, apply.File(bundlePath), h, t)
+	begin := time.Now()
+	progress := apply.WithProgress(func(s apply.Step) {
+		a.h.logf("update: step %s (%s)", s, time.Since(begin).Round(time.Millisecond))
+	})
+	res, err := apply.Apply(ctx, apply.File(bundlePath), h, t, progress)
 	var refused *apply.RefusedError
 	if errors.As(err, &refused) {
 		return hostapi.UpdateResult{}, fmt.Errorf("%w: %v", hostapi.ErrRefused, err)

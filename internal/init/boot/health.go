@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bulkhead-dev/bulkhead/internal/bootparam"
 	"github.com/bulkhead-dev/bulkhead/internal/healthcheck"
 	"github.com/bulkhead-dev/bulkhead/internal/init/ctrd"
 	"github.com/bulkhead-dev/bulkhead/internal/init/supervise"
@@ -189,7 +190,11 @@ func (h *host) armWatchdog(ctx context.Context) {
 		h.logf("watchdog: none (%v)", err)
 		return
 	}
-	wd, err := watchdog.Open(watchdog.DefaultDevice, watchdogTimeout)
+	timeout, err := durationParam(cmdline(), bootparam.Watchdog, watchdogTimeout)
+	if err != nil {
+		h.logf("watchdog: %v; using %s", err, timeout)
+	}
+	wd, err := watchdog.Open(watchdog.DefaultDevice, timeout)
 	if err != nil {
 		h.logf("%v", err)
 		return
@@ -197,6 +202,9 @@ func (h *host) armWatchdog(ctx context.Context) {
 	h.watchdog = wd
 	h.logf("watchdog: armed, %s", wd.Timeout())
 	sound := func() error {
+		if h.hung.Load() {
+			return errors.New("stage 1 hung")
+		}
 		if h.daemon != nil && isClosed(h.daemon.Done()) && !isClosed(h.stopping) {
 			return errors.New("containerd exited")
 		}
@@ -214,5 +222,30 @@ func (h *host) disarmWatchdog() {
 	}
 	if err := h.watchdog.Disarm(); err != nil {
 		h.logf("watchdog: %v", err)
+	}
+}
+
+// injectFault acts on bulkhead.fault=panic|hang, the switch the fallback
+// tests use: panic ends PID 1 (the kernel panics), hang stops stage 1 and
+// the watchdog's petting. It returns when no fault is asked for.
+func (h *host) injectFault() {
+	fault := ""
+	for _, f := range strings.Fields(cmdline()) {
+		if v, ok := strings.CutPrefix(f, bootparam.Fault+"="); ok {
+			fault = v
+		}
+	}
+	switch fault {
+	case "":
+		return
+	case "panic":
+		h.logf("fault injection: %s=panic: stage 1 exits", bootparam.Fault)
+		os.Exit(1)
+	case "hang":
+		h.logf("fault injection: %s=hang: stage 1 stops", bootparam.Fault)
+		h.hung.Store(true)
+		select {}
+	default:
+		h.logf("fault injection: unknown %s=%s ignored", bootparam.Fault, fault)
 	}
 }

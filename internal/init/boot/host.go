@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/init/blockdev"
@@ -59,6 +60,7 @@ type host struct {
 	stopping  chan struct{} // closed once a shutdown is asked for
 	stopOnce  sync.Once
 	watchdog  *watchdog.Watchdog
+	hung      atomic.Bool // bulkhead.fault=hang: the watchdog stops being petted
 }
 
 // run is stage 1; it ends in reboot(2).
@@ -79,6 +81,7 @@ func (h *host) run(ctx context.Context) {
 	ready := h.startContainerd()
 	h.loadModules()
 	h.armWatchdog(ctx)
+	h.injectFault()
 	if withData {
 		h.mountData(ctx, dataUUID)
 	}

@@ -160,7 +160,7 @@ func install(ctx context.Context, src Source, h Host, t Target, p *plan) (string
 	if err := writeSlot(ctx, r, t, p.m); err != nil {
 		return "", err
 	}
-	if err := writeVersion(ctx, r, t.ESP, p.m); err != nil {
+	if err := writeVersion(ctx, r, t.ESP, p.entry); err != nil {
 		return "", err
 	}
 	if _, _, err := r.Next(); !errors.Is(err, io.EOF) {

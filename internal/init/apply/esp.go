@@ -91,10 +91,10 @@ func retire(esp string, files, dirs []string) error {
 	return nil
 }
 
-// writeVersion writes the version's kernel and initrd into a fresh
-// bulkhead/<version>/, syncs them and reads them back.
-func writeVersion(ctx context.Context, r *update.Reader, esp string, m *update.Manifest) error {
-	e := bootentry.Entry{Version: m.Version}
+// writeVersion writes the version's files (bootentry.Entry.Files: the
+// kernel and the initrd) into a fresh directory, syncs them and reads
+// them back.
+func writeVersion(ctx context.Context, r *update.Reader, esp string, e bootentry.Entry) error {
 	dir := filepath.Join(esp, e.Dir())
 	if err := os.RemoveAll(dir); err != nil { // left by an interrupted attempt
 		return fmt.Errorf("clearing %s: %w", e.Dir(), err)
@@ -102,18 +102,16 @@ func writeVersion(ctx context.Context, r *update.Reader, esp string, m *update.M
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", e.Dir(), err)
 	}
-	for _, want := range []struct{ name, path string }{
-		{update.PayloadKernel, e.KernelPath()}, {update.PayloadInitrd, e.InitrdPath()},
-	} {
+	for _, f := range e.Files() {
 		p, pr, err := r.Next()
 		if err != nil {
-			return fmt.Errorf("reading %s: %w", want.name, err)
+			return fmt.Errorf("reading %s: %w", f.Payload, err)
 		}
-		if p.Name != want.name {
-			return fmt.Errorf("payload %s where %s was expected", p.Name, want.name)
+		if p.Name != f.Payload {
+			return fmt.Errorf("payload %s where %s was expected", p.Name, f.Payload)
 		}
-		if err := writeChecked(ctx, filepath.Join(esp, want.path), pr, p); err != nil {
-			return fmt.Errorf("writing %s: %w", want.path, err)
+		if err := writeChecked(ctx, filepath.Join(esp, f.Path), pr, p); err != nil {
+			return fmt.Errorf("writing %s: %w", f.Path, err)
 		}
 	}
 	return errors.Join(syncDir(dir), syncDir(filepath.Dir(dir)))

@@ -128,6 +128,11 @@ func Apply(ctx context.Context, src Source, h Host, t Target, opts ...Option) (*
 			return nil, fmt.Errorf("applying update: %w", err)
 		}
 	}
+	unlock, err := lockESP(t.ESP)
+	if err != nil {
+		return nil, &RefusedError{Bundle: src.Name(), Rule: RuleState, Err: err}
+	}
+	defer unlock()
 	p, err := check(ctx, src, h, t, o.now())
 	if err != nil {
 		return nil, err

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/bulkhead-dev/bulkhead/builder/bundler"
 	"github.com/bulkhead-dev/bulkhead/builder/disk"
 	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
@@ -314,6 +316,24 @@ func TestRefusalsLeaveSlotAndESPUntouched(t *testing.T) {
 				t.Error("the slot changed")
 			}
 		})
+	}
+}
+
+// TestOneApplyAtATime: an apply while another holds the ESP is refused.
+func TestOneApplyAtATime(t *testing.T) {
+	f := newFixture(t)
+	d, err := os.Open(f.esp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := unix.Flock(int(d.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.apply(t, f.bundle(t, f.new.input(), f.key), f.host)
+	var re *apply.RefusedError
+	if !errors.As(err, &re) || re.Rule != apply.RuleState {
+		t.Fatalf("error %v, want a state refusal", err)
 	}
 }
 

@@ -20,8 +20,12 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/update"
 )
 
-// maxEntry bounds the size of an entry file read from the ESP.
-const maxEntry = 64 << 10
+// maxEntry bounds the size of an entry file read from the ESP, and
+// maxEntries how many bulkhead entries it may hold.
+const (
+	maxEntry   = 64 << 10
+	maxEntries = 256
+)
 
 // espEntry is a bulkhead entry file on the ESP and the slot it boots.
 type espEntry struct {
@@ -48,6 +52,9 @@ func readEntries(esp string) ([]espEntry, error) {
 			return nil, fmt.Errorf("reading boot entries: %w", err)
 		}
 		out = append(out, espEntry{file: de.Name(), name: n, root: bootentry.RootPartUUID(string(b))})
+		if len(out) > maxEntries {
+			return nil, fmt.Errorf("reading boot entries: more than %d", maxEntries)
+		}
 	}
 	return out, nil
 }
@@ -231,6 +238,23 @@ func freeSpace(dir string) (int64, error) {
 		return 0, fmt.Errorf("measuring free space of the ESP: %w", err)
 	}
 	return int64(st.Bavail) * int64(st.Bsize), nil
+}
+
+// lockESP takes an exclusive lock on the ESP directory, so two applies
+// never interleave; unlock releases it.
+func lockESP(esp string) (unlock func(), err error) {
+	d, err := os.Open(esp)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(d.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		d.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, errors.New("another update is being applied")
+		}
+		return nil, err
+	}
+	return func() { unix.Flock(int(d.Fd()), unix.LOCK_UN); d.Close() }, nil
 }
 
 func equalGUID(a, b string) bool { return a != "" && strings.EqualFold(a, b) }

@@ -152,7 +152,7 @@ func install(ctx context.Context, src Source, h Host, t Target, p *plan) (string
 		return "", err
 	}
 	defer rc.Close()
-	r, err := update.NewReader(rc, h.Keys)
+	r, err := update.NewReader(ctxReader{ctx, rc}, h.Keys)
 	if err != nil {
 		return "", err
 	}

@@ -2,6 +2,7 @@ package apply_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -484,5 +485,25 @@ func writeFile(t *testing.T, p string, b []byte) {
 	}
 	if err := os.WriteFile(p, b, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCanceledApplyWritesNothing: a canceled context stops the apply
+// before it writes.
+func TestCanceledApplyWritesNothing(t *testing.T) {
+	f := newFixture(t)
+	bundle := f.bundle(t, f.new.input(), f.key)
+	espBefore, slotBefore := snapshot(t, f.esp), readFile(t, f.slot)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	tg, done := f.target(t)
+	defer done()
+	_, err := apply.Apply(ctx, apply.File(bundle), f.host, tg, apply.WithClock(clock))
+	var re *apply.RefusedError
+	if !errors.Is(err, context.Canceled) || errors.As(err, &re) {
+		t.Fatalf("error %v, want context.Canceled and no refusal", err)
+	}
+	if snapshot(t, f.esp) != espBefore || !bytes.Equal(readFile(t, f.slot), slotBefore) {
+		t.Fatal("a canceled apply wrote")
 	}
 }

@@ -48,9 +48,11 @@ type Host struct {
 	Name string
 	// Arch is the running binaries' GOARCH.
 	Arch string
-	// Version is the running version; Floor the anti-rollback floor
-	// (the lowest version accepted without a signed downgrade; "" means
-	// Version).
+	// Version is the running version and Floor the anti-rollback floor:
+	// a bundle not newer than Version, or older than Floor, needs a
+	// signed downgrade from Version. Apply never changes the floor; the
+	// caller raises it when a new version is blessed, never on apply, so
+	// the fallback slot stays bootable.
 	Version, Floor string
 	// Entry is the running boot entry's file name in loader/entries
 	// (blessed: without a counter).

@@ -22,6 +22,7 @@ build:
 # Component images (init, runc, kernels, systemd-boot, example services) into
 # the local store. Cached: an unchanged recipe is not rebuilt. With
 # SIGN_KEY=path/to/key (or env://NAME) each image is signed in the store.
+# On a terminal a line shows the recipe being built and for how long.
 images: build deps
 	$(BIN) image build $(if $(SIGN_KEY),--sign-key $(SIGN_KEY)) images/*/
 
@@ -39,7 +40,10 @@ test: deps images
 	$(GO) test -count=1 -timeout 60m ./...
 
 # Build the bundled example, boot it in qemu, ask the service, power off.
-demo: deps images
+# Only the component images the example uses are built (not the hardened
+# kernel, unless the example names it).
+demo: deps build
+	$(BIN) image build --for $(EXAMPLE) images/*/
 	scripts/demo $(EXAMPLE)
 
 bench: deps images

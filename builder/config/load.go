@@ -41,6 +41,7 @@ func sections() []section {
 		{"boot", decodeBoot, mergeLast(func(s *Spec) **Boot { return &s.Boot })},
 		{"policy", decodePolicy, mergeLast(func(s *Spec) **Policy { return &s.Policy })},
 		{"update", decodeUpdate, mergeLast(func(s *Spec) **Update { return &s.Update })},
+		{"api", decodeAPI, mergeLast(func(s *Spec) **API { return &s.API })},
 	}
 }
 
@@ -101,6 +102,8 @@ func merge(dst, src *Spec) {
 		sec.merge(dst, src)
 	}
 	dst.Sources = append(dst.Sources, src.Sources...)
+	dst.Warnings = append(dst.Warnings, src.Warnings...)
+	dst.Warnings.sort()
 	dst.volumeUses = append(dst.volumeUses, src.volumeUses...)
 }
 
@@ -131,6 +134,8 @@ func parseFile(name string, data []byte, errs *errorList) (s *Spec) {
 	d := newDecoder(name, len(data), errs)
 	decodeSpec(d, root, s)
 	s.volumeUses = d.uses
+	s.Warnings = d.warns
+	s.Warnings.sort()
 	return s
 }
 
@@ -260,6 +265,7 @@ func decodeImages(key string, pick func(*Spec) *[]*Image) func(*decoder, *yaml.N
 				img.ImagePos = d.pos(resolve(v))
 			}
 			d.checkImage(img, item, m)
+			d.checkHealth(key, img, m["healthcheck"])
 			*list = append(*list, img)
 		}
 	}

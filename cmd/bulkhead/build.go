@@ -126,6 +126,7 @@ func build(ctx context.Context, specs []string, f buildFlags, epoch int64, stder
 	if err != nil {
 		return nil, err
 	}
+	printWarnings(stderr, spec.Warnings)
 	if err := checkUpdate(formats, spec, f, epoch); err != nil {
 		return nil, err
 	}

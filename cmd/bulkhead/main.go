@@ -49,6 +49,8 @@ func commands() []command {
 		signCommand(),
 		verifyCommand(),
 		updateCommand(),
+		caCommand(),
+		hostCommand(),
 		versionCommand(),
 	}
 }

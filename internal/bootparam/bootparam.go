@@ -11,6 +11,10 @@ const (
 	// Settle is how long containerd and every service must stay up before
 	// the running boot entry is blessed (a Go duration).
 	Settle = "bulkhead.settle"
+	// Deadline is how long a boot from a counted entry has to become
+	// healthy (settled) before the entry is marked bad and, when another
+	// entry can boot, the machine reboots into it (a Go duration).
+	Deadline = "bulkhead.deadline"
 	// RootImage names the root image file inside the initramfs:
 	// bulkhead.rootimg=/bulkhead/root.img.
 	RootImage = "bulkhead.rootimg"

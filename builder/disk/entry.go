@@ -83,24 +83,20 @@ func espTree(bootloader Source, entries []Entry, options func(Entry) string) ([]
 }
 
 func entryFiles(e Entry, options string) ([]espFile, error) {
-	kernel, err := e.Kernel.read()
-	if err != nil {
-		return nil, fmt.Errorf("reading kernel: %w", err)
-	}
-	if len(kernel) == 0 {
-		return nil, errors.New("kernel is empty")
-	}
 	b := e.boot(options)
-	files := []espFile{{"/" + b.KernelPath(), kernel}}
-	if !e.Initrd.IsZero() {
-		initrd, err := e.Initrd.read()
+	sources := map[string]Source{bootentry.Kernel: e.Kernel, bootentry.Initrd: e.Initrd}
+	var files []espFile
+	for _, f := range b.Files() {
+		data, err := sources[f.Payload].read()
 		if err != nil {
-			return nil, fmt.Errorf("reading initrd: %w", err)
+			return nil, fmt.Errorf("reading %s: %w", f.Payload, err)
 		}
-		files = append(files, espFile{"/" + b.InitrdPath(), initrd})
+		if len(data) == 0 && f.Payload == bootentry.Kernel {
+			return nil, errors.New("kernel is empty")
+		}
+		files = append(files, espFile{"/" + f.Path, data})
 	}
-	conf := espFile{"/" + b.Path(), []byte(b.Conf())}
-	return append(files, conf), nil
+	return append(files, espFile{"/" + b.Path(), []byte(b.Conf())}), nil
 }
 
 // checkVersions rejects two entries of one version.

@@ -18,6 +18,9 @@ const updateUsage = `Usage:
   bulkhead build --format update --sign-key KEY [flags] SPEC...   write NAME.bundle
   bulkhead update inspect [--json] NAME.bundle                      show what a bundle claims (signature not checked)
   bulkhead update verify --key PUB NAME.bundle                      check its signature, every payload, its expiry
+
+A bundle needs boot.version in the spec and an expiry (update.expires, or
+build --expires); update.keys names the keys the built host will accept.
 `
 
 func updateCommand() command {

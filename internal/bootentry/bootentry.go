@@ -66,6 +66,31 @@ func (e Entry) Check() error {
 	return nil
 }
 
+// Names of the payloads a version's files hold (an update bundle's
+// payloads carry the same names).
+const (
+	Kernel = "kernel"
+	Initrd = "initrd"
+)
+
+// File is one file a version puts on the ESP: which payload it holds and
+// where, relative to the ESP.
+type File struct {
+	Payload string
+	Path    string
+}
+
+// Files are the version's files on the ESP besides the entry, in the
+// order they are written: every writer of a version (the disk image, the
+// update) goes through this list.
+func (e Entry) Files() []File {
+	files := []File{{Kernel, e.KernelPath()}}
+	if e.Initrd {
+		files = append(files, File{Initrd, e.InitrdPath()})
+	}
+	return files
+}
+
 // Dir is the ESP directory holding the version's files ("bulkhead/<v>").
 func (e Entry) Dir() string { return VersionsDir + "/" + e.Version }
 

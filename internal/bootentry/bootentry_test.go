@@ -16,6 +16,10 @@ func TestEntryFiles(t *testing.T) {
 	if got := e.Conf(); got != want {
 		t.Fatalf("conf:\n%s\nwant:\n%s", got, want)
 	}
+	files := e.Files()
+	if len(files) != 2 || files[0] != (File{Kernel, "bulkhead/1.2.0/linux"}) || files[1] != (File{Initrd, "bulkhead/1.2.0/initrd"}) {
+		t.Fatalf("files %v", files)
+	}
 	if got := RootPartUUID(e.Conf()); got != "guid-b" {
 		t.Fatalf("RootPartUUID %q", got)
 	}

@@ -27,8 +27,8 @@ const KeysPath = "usr/share/bulkhead/update/keys.pem"
 // Payload names, in the order a bundle carries them.
 const (
 	PayloadRoot   = "root"
-	PayloadKernel = "kernel"
-	PayloadInitrd = "initrd"
+	PayloadKernel = bootentry.Kernel
+	PayloadInitrd = bootentry.Initrd
 )
 
 // payloadOrder is the payloads of format 1, in bundle order.

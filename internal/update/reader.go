@@ -36,6 +36,7 @@ type Reader struct {
 	keyID string
 	next  int
 	cur   *payloadReader
+	err   error // sticky: after a failure the stream position is unknown
 }
 
 // NewReader reads the bundle's header from r and checks the manifest's
@@ -104,7 +105,7 @@ func (r *Reader) KeyID() string { return r.keyID }
 // made sure nothing follows.
 func (r *Reader) Next() (Payload, io.Reader, error) {
 	if err := r.finishCurrent(); err != nil {
-		return Payload{}, nil, err
+		return Payload{}, nil, r.fail(err)
 	}
 	if r.next == len(r.m.Payloads) {
 		return Payload{}, nil, r.checkEnd()
@@ -113,7 +114,7 @@ func (r *Reader) Next() (Payload, io.Reader, error) {
 	r.next++
 	pr, err := newPayloadReader(r.src, p)
 	if err != nil {
-		return Payload{}, nil, err
+		return Payload{}, nil, r.fail(err)
 	}
 	r.cur = pr
 	return p, pr, nil
@@ -124,26 +125,43 @@ func (r *Reader) Next() (Payload, io.Reader, error) {
 // makes before it writes anything. The Reader is used up.
 func (r *Reader) CheckStored() error {
 	if err := r.finishCurrent(); err != nil {
-		return err
+		return r.fail(err)
 	}
 	for ; r.next < len(r.m.Payloads); r.next++ {
-		p := r.m.Payloads[r.next]
-		h := sha256.New()
-		n, err := io.Copy(h, io.LimitReader(r.src, p.StoredSize))
-		if err != nil {
-			return fmt.Errorf("payload %s: %w", p.Name, err)
-		}
-		if n < p.StoredSize {
-			return fmt.Errorf("payload %s: %w: %d of %d bytes", p.Name, ErrTruncated, n, p.StoredSize)
-		}
-		if hex.EncodeToString(h.Sum(nil)) != p.StoredSHA256 {
-			return fmt.Errorf("payload %s: %w", p.Name, ErrDigest)
+		if err := checkStored(r.src, r.m.Payloads[r.next]); err != nil {
+			return r.fail(err)
 		}
 	}
 	return r.checkEnd()
 }
 
+func checkStored(src io.Reader, p Payload) error {
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(src, p.StoredSize))
+	if err != nil {
+		return fmt.Errorf("payload %s: %w", p.Name, err)
+	}
+	if n < p.StoredSize {
+		return fmt.Errorf("payload %s: %w: %d of %d bytes", p.Name, ErrTruncated, n, p.StoredSize)
+	}
+	if hex.EncodeToString(h.Sum(nil)) != p.StoredSHA256 {
+		return fmt.Errorf("payload %s: %w", p.Name, ErrDigest)
+	}
+	return nil
+}
+
+// fail records the reader's first error and returns it.
+func (r *Reader) fail(err error) error {
+	if r.err == nil {
+		r.err = err
+	}
+	return r.err
+}
+
 func (r *Reader) finishCurrent() error {
+	if r.err != nil {
+		return r.err
+	}
 	if r.cur == nil {
 		return nil
 	}
@@ -154,19 +172,21 @@ func (r *Reader) finishCurrent() error {
 	return nil
 }
 
+// checkEnd makes sure the stream ends after the last payload.
 func (r *Reader) checkEnd() error {
 	var b [1]byte
-	n, err := r.src.Read(b[:])
-	for n == 0 && err == nil {
-		n, err = r.src.Read(b[:])
+	for range 100 {
+		n, err := r.src.Read(b[:])
+		switch {
+		case n > 0:
+			return r.fail(ErrTrailing)
+		case errors.Is(err, io.EOF):
+			return io.EOF
+		case err != nil:
+			return r.fail(fmt.Errorf("reading bundle end: %w", err))
+		}
 	}
-	if n > 0 {
-		return ErrTrailing
-	}
-	if errors.Is(err, io.EOF) {
-		return io.EOF
-	}
-	return fmt.Errorf("reading bundle end: %w", err)
+	return r.fail(io.ErrNoProgress)
 }
 
 func truncated(err error) error {

@@ -262,3 +262,31 @@ func TestReadKeys(t *testing.T) {
 		t.Fatal("junk after a key accepted")
 	}
 }
+
+// TestErrorsStick: after a payload fails, the reader never hands out
+// another payload from a stream whose position is unknown.
+func TestErrorsStick(t *testing.T) {
+	key := newEd25519Key(t)
+	good, m := testBundle(t, key, nil)
+	b := bytes.Clone(good)
+	b[len(b)-int(m.Payloads[1].StoredSize+m.Payloads[2].StoredSize)-5] ^= 1 // in the root
+	r, err := NewReader(bytes.NewReader(b), []*PublicKey{key.pub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, pr, err := r.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(pr); !errors.Is(err, ErrDigest) {
+		t.Fatalf("root: %v", err)
+	}
+	for range 2 {
+		if _, _, err := r.Next(); !errors.Is(err, ErrDigest) {
+			t.Fatalf("Next after a failure: %v", err)
+		}
+	}
+	if err := r.CheckStored(); !errors.Is(err, ErrDigest) {
+		t.Fatalf("CheckStored after a failure: %v", err)
+	}
+}

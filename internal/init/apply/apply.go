@@ -48,9 +48,11 @@ type Host struct {
 	Name string
 	// Arch is the running binaries' GOARCH.
 	Arch string
-	// Version is the running version; Floor the anti-rollback floor
-	// (the lowest version accepted without a signed downgrade; "" means
-	// Version).
+	// Version is the running version and Floor the anti-rollback floor:
+	// a bundle not newer than Version, or older than Floor, needs a
+	// signed downgrade from Version. Apply never changes the floor; the
+	// caller raises it when a new version is blessed, never on apply, so
+	// the fallback slot stays bootable.
 	Version, Floor string
 	// Entry is the running boot entry's file name in loader/entries
 	// (blessed: without a counter).
@@ -154,6 +156,11 @@ func Apply(ctx context.Context, src Source, h Host, t Target, opts ...Option) (*
 			return nil, fmt.Errorf("applying update: %w", err)
 		}
 	}
+	unlock, err := lockESP(t.ESP)
+	if err != nil {
+		return nil, &RefusedError{Bundle: src.Name(), Rule: RuleState, Err: err}
+	}
+	defer unlock()
 	p, err := check(ctx, src, h, t, o.now())
 	if err != nil {
 		return nil, err
@@ -174,7 +181,7 @@ func install(ctx context.Context, src Source, h Host, t Target, p *plan, progres
 		return "", err
 	}
 	defer rc.Close()
-	r, err := update.NewReader(rc, h.Keys)
+	r, err := update.NewReader(ctxReader{ctx, rc}, h.Keys)
 	if err != nil {
 		return "", err
 	}
@@ -190,7 +197,7 @@ func install(ctx context.Context, src Source, h Host, t Target, p *plan, progres
 	}
 	progress(StepSlotDone)
 	progress(StepESP)
-	if err := writeVersion(ctx, r, t.ESP, p.m); err != nil {
+	if err := writeVersion(ctx, r, t.ESP, p.entry); err != nil {
 		return "", err
 	}
 	progress(StepESPDone)

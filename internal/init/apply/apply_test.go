@@ -2,6 +2,7 @@ package apply_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/bulkhead-dev/bulkhead/builder/bundler"
 	"github.com/bulkhead-dev/bulkhead/builder/disk"
@@ -318,6 +321,24 @@ func TestRefusalsLeaveSlotAndESPUntouched(t *testing.T) {
 	}
 }
 
+// TestOneApplyAtATime: an apply while another holds the ESP is refused.
+func TestOneApplyAtATime(t *testing.T) {
+	f := newFixture(t)
+	d, err := os.Open(f.esp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := unix.Flock(int(d.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.apply(t, f.bundle(t, f.new.input(), f.key), f.host)
+	var re *apply.RefusedError
+	if !errors.As(err, &re) || re.Rule != apply.RuleState {
+		t.Fatalf("error %v, want a state refusal", err)
+	}
+}
+
 func (f *fixture) layoutGUID(name string) string {
 	p, _ := f.layout.Partition(name)
 	return p.GUID
@@ -503,4 +524,24 @@ func fileSize(t testing.TB, p string) int64 {
 		t.Fatal(err)
 	}
 	return (st.Size() + disk.MiB - 1) / disk.MiB * disk.MiB
+}
+
+// TestCanceledApplyWritesNothing: a canceled context stops the apply
+// before it writes.
+func TestCanceledApplyWritesNothing(t *testing.T) {
+	f := newFixture(t)
+	bundle := f.bundle(t, f.new.input(), f.key)
+	espBefore, slotBefore := snapshot(t, f.esp), readFile(t, f.slot)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	tg, done := f.target(t)
+	defer done()
+	_, err := apply.Apply(ctx, apply.File(bundle), f.host, tg, apply.WithClock(clock))
+	var re *apply.RefusedError
+	if !errors.Is(err, context.Canceled) || errors.As(err, &re) {
+		t.Fatalf("error %v, want context.Canceled and no refusal", err)
+	}
+	if snapshot(t, f.esp) != espBefore || !bytes.Equal(readFile(t, f.slot), slotBefore) {
+		t.Fatal("a canceled apply wrote")
+	}
 }

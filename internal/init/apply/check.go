@@ -65,8 +65,10 @@ func check(ctx context.Context, src Source, h Host, t Target, now time.Time) (*p
 		return nil, refuse(RuleBundle, err)
 	}
 	defer rc.Close()
-	r, err := update.NewReader(rc, h.Keys)
+	r, err := update.NewReader(ctxReader{ctx, rc}, h.Keys)
 	switch {
+	case err != nil && ctx.Err() != nil:
+		return nil, ctx.Err()
 	case errors.Is(err, update.ErrSignature):
 		return nil, refuse(RuleSignature, err)
 	case errors.Is(err, update.ErrTruncated):
@@ -83,10 +85,10 @@ func check(ctx context.Context, src Source, h Host, t Target, now time.Time) (*p
 		return nil, refuse(rule, err)
 	}
 	p.keyID = r.KeyID()
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
 	if err := r.CheckStored(); !errors.Is(err, io.EOF) {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		return nil, refuse(RuleDigest, err)
 	}
 	return p, nil

@@ -20,8 +20,12 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/update"
 )
 
-// maxEntry bounds the size of an entry file read from the ESP.
-const maxEntry = 64 << 10
+// maxEntry bounds the size of an entry file read from the ESP, and
+// maxEntries how many bulkhead entries it may hold.
+const (
+	maxEntry   = 64 << 10
+	maxEntries = 256
+)
 
 // espEntry is a bulkhead entry file on the ESP and the slot it boots.
 type espEntry struct {
@@ -48,6 +52,9 @@ func readEntries(esp string) ([]espEntry, error) {
 			return nil, fmt.Errorf("reading boot entries: %w", err)
 		}
 		out = append(out, espEntry{file: de.Name(), name: n, root: bootentry.RootPartUUID(string(b))})
+		if len(out) > maxEntries {
+			return nil, fmt.Errorf("reading boot entries: more than %d", maxEntries)
+		}
 	}
 	return out, nil
 }
@@ -91,10 +98,10 @@ func retire(esp string, files, dirs []string) error {
 	return nil
 }
 
-// writeVersion writes the version's kernel and initrd into a fresh
-// bulkhead/<version>/, syncs them and reads them back.
-func writeVersion(ctx context.Context, r *update.Reader, esp string, m *update.Manifest) error {
-	e := bootentry.Entry{Version: m.Version}
+// writeVersion writes the version's files (bootentry.Entry.Files: the
+// kernel and the initrd) into a fresh directory, syncs them and reads
+// them back.
+func writeVersion(ctx context.Context, r *update.Reader, esp string, e bootentry.Entry) error {
 	dir := filepath.Join(esp, e.Dir())
 	if err := os.RemoveAll(dir); err != nil { // left by an interrupted attempt
 		return fmt.Errorf("clearing %s: %w", e.Dir(), err)
@@ -102,18 +109,16 @@ func writeVersion(ctx context.Context, r *update.Reader, esp string, m *update.M
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", e.Dir(), err)
 	}
-	for _, want := range []struct{ name, path string }{
-		{update.PayloadKernel, e.KernelPath()}, {update.PayloadInitrd, e.InitrdPath()},
-	} {
+	for _, f := range e.Files() {
 		p, pr, err := r.Next()
 		if err != nil {
-			return fmt.Errorf("reading %s: %w", want.name, err)
+			return fmt.Errorf("reading %s: %w", f.Payload, err)
 		}
-		if p.Name != want.name {
-			return fmt.Errorf("payload %s where %s was expected", p.Name, want.name)
+		if p.Name != f.Payload {
+			return fmt.Errorf("payload %s where %s was expected", p.Name, f.Payload)
 		}
-		if err := writeChecked(ctx, filepath.Join(esp, want.path), pr, p); err != nil {
-			return fmt.Errorf("writing %s: %w", want.path, err)
+		if err := writeChecked(ctx, filepath.Join(esp, f.Path), pr, p); err != nil {
+			return fmt.Errorf("writing %s: %w", f.Path, err)
 		}
 	}
 	return errors.Join(syncDir(dir), syncDir(filepath.Dir(dir)))
@@ -234,6 +239,23 @@ func freeSpace(dir string) (int64, error) {
 		return 0, fmt.Errorf("measuring free space of the ESP: %w", err)
 	}
 	return int64(st.Bavail) * int64(st.Bsize), nil
+}
+
+// lockESP takes an exclusive lock on the ESP directory, so two applies
+// never interleave; unlock releases it.
+func lockESP(esp string) (unlock func(), err error) {
+	d, err := os.Open(esp)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(d.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		d.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, errors.New("another update is being applied")
+		}
+		return nil, err
+	}
+	return func() { unix.Flock(int(d.Fd()), unix.LOCK_UN); d.Close() }, nil
 }
 
 func equalGUID(a, b string) bool { return a != "" && strings.EqualFold(a, b) }

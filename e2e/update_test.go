@@ -162,7 +162,12 @@ func TestUpdateThroughAPI(t *testing.T) {
 		t.Fatalf("update: %s", got)
 	}
 	t.Logf("bundle applied in %s", time.Since(start).Round(time.Second))
+	rebootAsked := time.Now()
 	waitFor(t, u.vm, "boot: assessing bulkhead-2.0.0+2-1.conf", 5*time.Minute)
+	waitFor(t, u.vm, "first service (hello) running", 5*time.Minute)
+	get(t, u.ports[0], time.Minute)
+	t.Logf("downtime: %s from the reboot request to the service answering again (accelerator %s)",
+		time.Since(rebootAsked).Round(100*time.Millisecond), u.vm.Accel().Name)
 	waitFor(t, u.vm, "boot: blessed entry bulkhead-2.0.0.conf", 5*time.Minute)
 	if body := get(t, u.ports[0], time.Minute); !strings.Contains(body, "hello from minimal") {
 		t.Fatalf("service after the update: %q", body)

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/bulkhead-dev/bulkhead/internal/init/bless"
 	"io"
 	"io/fs"
 	"os"
@@ -168,11 +169,8 @@ func commit(esp string, e bootentry.Entry, beforeRename func()) (string, error) 
 		return "", fmt.Errorf("writing entry: reading back: %w", errors.Join(err, update.ErrDigest))
 	}
 	beforeRename()
-	if err := os.Rename(tmp, filepath.Join(esp, e.Path())); err != nil {
+	if err := bless.RenameSynced(tmp, filepath.Join(esp, e.Path())); err != nil {
 		os.Remove(tmp)
-		return "", fmt.Errorf("committing entry: %w", err)
-	}
-	if err := syncDir(dir); err != nil {
 		return "", fmt.Errorf("committing entry: %w", err)
 	}
 	return e.Path(), nil

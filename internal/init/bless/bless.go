@@ -109,10 +109,7 @@ func Bless(espRoot, countPath string) (newPath string, err error) {
 			return newPath, nil
 		}
 	}
-	if err := os.Rename(from, to); err != nil {
-		return "", fmt.Errorf("blessing boot entry: %w", err)
-	}
-	if err := syncDir(filepath.Join(espRoot, dir)); err != nil {
+	if err := RenameSynced(from, to); err != nil {
 		return "", fmt.Errorf("blessing boot entry: %w", err)
 	}
 	return newPath, nil
@@ -153,6 +150,31 @@ func isCount(s string) bool {
 	return err == nil
 }
 
+// RenameSynced renames a file and makes the rename durable on the ESP's
+// FAT: it syncs the file under its new name as well as the directory. On
+// FAT a file's size and first cluster live in its directory entry, and
+// Linux's vfat writes them to the entry a rename creates only when the
+// file's inode is written back: syncing the directory alone leaves an
+// empty entry after a power cut (found by e2e's power-cut test), which the
+// boot loader skips.
+func RenameSynced(from, to string) error {
+	if err := os.Rename(from, to); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(to, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(to))
+}
+
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
@@ -187,10 +209,7 @@ func MarkBad(espRoot, countPath string) (string, error) {
 	if newRel == rel {
 		return "/" + newRel, nil
 	}
-	if err := os.Rename(filepath.Join(espRoot, rel), filepath.Join(espRoot, newRel)); err != nil {
-		return "", fmt.Errorf("marking boot entry bad: %w", err)
-	}
-	if err := syncDir(filepath.Join(espRoot, dir)); err != nil {
+	if err := RenameSynced(filepath.Join(espRoot, rel), filepath.Join(espRoot, newRel)); err != nil {
 		return "", fmt.Errorf("marking boot entry bad: %w", err)
 	}
 	return "/" + newRel, nil

@@ -261,15 +261,10 @@ func (a agent) Rollback(ctx context.Context) (string, error) {
 func demote(esp, file string) error {
 	dir := filepath.Join(esp, bless.EntriesDir)
 	to := strings.TrimSuffix(file, ".conf") + "+0-0.conf"
-	if err := os.Rename(filepath.Join(dir, file), filepath.Join(dir, to)); err != nil {
+	if err := bless.RenameSynced(filepath.Join(dir, file), filepath.Join(dir, to)); err != nil {
 		return fmt.Errorf("setting %s aside: %w", file, err)
 	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return nil
 }
 
 // maxLogRead bounds how much of a log file Log reads.

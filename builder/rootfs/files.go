@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/bulkhead-dev/bulkhead/builder/config"
+	"github.com/bulkhead-dev/bulkhead/internal/regfile"
 )
 
 // Default modes of files entries (LinuxKit).
@@ -84,7 +85,7 @@ func (a *assembler) fileEntry(f *config.File) (e *Entry, skip bool, err error) {
 		data, err := a.metadata(f.Metadata)
 		return dataEntry(data), false, err
 	case f.Source != "":
-		data, err := os.ReadFile(a.sourcePath(f))
+		data, err := regfile.ReadFile(a.sourcePath(f), a.o.limits.File)
 		if err != nil && f.Optional && errors.Is(err, fs.ErrNotExist) {
 			return nil, true, nil
 		}

@@ -31,6 +31,7 @@ type buildFlags struct {
 	out, name, formats, arch, store, compression string
 	locked, offline, asJSON                      bool
 	signKey, vulndb                              string
+	limits                                       specLimits
 }
 
 func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -47,6 +48,7 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&f.asJSON, "json", false, "print a machine-readable summary (outputs, digests, sizes)")
 	fs.StringVar(&f.vulndb, "vulndb", "", "OSV database (a directory or zip of OSV JSON records) for the vulnerability gate")
 	fs.StringVar(&f.signKey, "sign-key", "", "sign the outputs with this private key (a PEM file, or env://NAME)")
+	addSpecLimitFlags(fs, &f.limits)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -120,7 +122,7 @@ func build(ctx context.Context, specs []string, f buildFlags, epoch int64, stder
 	if err != nil {
 		return nil, fmt.Errorf("%w: --compression: %v", errUsage, err)
 	}
-	spec, text, err := loadSpecText(specs)
+	spec, text, err := loadSpecs(specs, f.limits)
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +146,7 @@ func build(ctx context.Context, specs []string, f buildFlags, epoch int64, stder
 	}
 	progress("assembling the root")
 	host, err := rootfs.Assemble(ctx, spec, images,
-		rootfs.WithEpoch(epoch), rootfs.WithBaseDir(filepath.Dir(specs[0])))
+		rootfs.WithEpoch(epoch), rootfs.WithBaseDir(filepath.Dir(specs[0])), rootfs.WithLimits(spec.Policy.Sizes()))
 	if err != nil {
 		return nil, fmt.Errorf("assembling the root: %w", err)
 	}

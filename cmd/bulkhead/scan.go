@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bulkhead-dev/bulkhead/builder/config"
 	"github.com/bulkhead-dev/bulkhead/builder/resolve"
 	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
 	"github.com/bulkhead-dev/bulkhead/builder/scan"
@@ -44,6 +42,7 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.BoolVar(&f.build.locked, "locked", false, "refuse any image reference the lock file does not pin (spec only)")
 	fs.BoolVar(&f.build.offline, "offline", false, "never contact a registry; use the local store only (spec only)")
 	fs.BoolVar(&f.asJSON, "json", false, "print scan.json instead of the summary")
+	addSpecLimitFlags(fs, &f.build.limits)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -64,7 +63,7 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if isSpec(paths[0]) {
 		err = scanInputFromSpec(ctx, &in, paths, f.build, epoch, stderr)
 	} else {
-		err = scanInputFromArtifact(&in, paths, f.policy)
+		err = scanInputFromArtifact(&in, paths, f.policy, f.build.limits)
 	}
 	if err != nil {
 		return err
@@ -111,7 +110,7 @@ func isSpec(p string) bool {
 
 // scanInputFromSpec resolves and assembles the spec as build does.
 func scanInputFromSpec(ctx context.Context, in *scan.Input, specs []string, f buildFlags, epoch int64, stderr io.Writer) error {
-	spec, text, err := loadSpecText(specs)
+	spec, text, err := loadSpecs(specs, f.limits)
 	if err != nil {
 		return err
 	}
@@ -119,7 +118,7 @@ func scanInputFromSpec(ctx context.Context, in *scan.Input, specs []string, f bu
 	if err != nil {
 		return err
 	}
-	host, err := rootfs.Assemble(ctx, spec, images, rootfs.WithEpoch(epoch), rootfs.WithBaseDir(filepath.Dir(specs[0])))
+	host, err := rootfs.Assemble(ctx, spec, images, rootfs.WithEpoch(epoch), rootfs.WithBaseDir(filepath.Dir(specs[0])), rootfs.WithLimits(spec.Policy.Sizes()))
 	if err != nil {
 		return fmt.Errorf("assembling the root: %w", err)
 	}
@@ -134,22 +133,6 @@ func scanInputFromSpec(ctx context.Context, in *scan.Input, specs []string, f bu
 	return nil
 }
 
-func loadSpecText(specs []string) (*config.Spec, []byte, error) {
-	spec, err := config.Load(specs...)
-	if err != nil {
-		return nil, nil, err
-	}
-	var text bytes.Buffer
-	for _, p := range specs {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return nil, nil, err
-		}
-		text.Write(b)
-	}
-	return spec, text.Bytes(), nil
-}
-
 func sortedImages(m map[string]*resolve.Image) []*resolve.Image {
 	out := make([]*resolve.Image, 0, len(m))
 	for _, img := range m {
@@ -162,7 +145,7 @@ func sortedImages(m map[string]*resolve.Image) []*resolve.Image {
 // scanInputFromArtifact reads a tar, an initrd, a raw-efi disk or an iso-efi
 // image (scan.ReadArtifact); the policy comes from
 // policySpec when given.
-func scanInputFromArtifact(in *scan.Input, paths []string, policySpec string) error {
+func scanInputFromArtifact(in *scan.Input, paths []string, policySpec string, limits specLimits) error {
 	if len(paths) != 1 {
 		return fmt.Errorf("%w: scan takes one artifact", errUsage)
 	}
@@ -175,7 +158,7 @@ func scanInputFromArtifact(in *scan.Input, paths []string, policySpec string) er
 	}
 	in.Tree, in.Kernel, in.Cmdline = a.Tree, a.Kernel, a.Cmdline
 	if policySpec != "" {
-		spec, text, err := loadSpecText([]string{policySpec})
+		spec, text, err := loadSpecs([]string{policySpec}, limits)
 		if err != nil {
 			return err
 		}

@@ -341,27 +341,18 @@ func (a *applier) put(e *Entry) {
 	a.added[e.Path] = true
 }
 
-// whiteout removes p and everything below it that lower layers put there.
+// whiteout removes p and everything below it that lower layers put there,
+// in time proportional to what lies below p.
 func (a *applier) whiteout(p string) {
-	if !a.added[p] {
-		delete(a.t.entries, p)
+	a.opaque(p)
+	if !a.added[p] && len(a.t.kids[p]) == 0 {
+		a.t.del(p)
 	}
-	a.removeBelow(p)
 }
 
 // opaque removes everything lower layers put below dir; dir itself stays.
-func (a *applier) opaque(dir string) { a.removeBelow(dir) }
-
-func (a *applier) removeBelow(dir string) {
-	prefix := dir + "/"
-	if dir == "" {
-		prefix = ""
-	}
-	for k := range a.t.entries {
-		if k != "" && strings.HasPrefix(k, prefix) && !a.added[k] {
-			delete(a.t.entries, k)
-		}
-	}
+func (a *applier) opaque(dir string) {
+	a.t.prune(dir, func(p string) bool { return a.added[p] })
 }
 
 // graft copies every entry of src except its root into dst under prefix,

@@ -318,7 +318,7 @@ func resolveSpec(ctx context.Context, spec *config.Spec, refs []specRef, first s
 	if err != nil {
 		return nil, nil, err
 	}
-	r, err := resolve.NewResolver(resolve.WithStore(store), resolve.WithPlatform(*platform),
+	r, err := resolve.NewResolver(resolve.WithStore(store), resolve.WithPlatform(*platform), resolve.WithLimits(layerLimits(spec)),
 		resolve.WithDir(filepath.Dir(first)), resolve.WithLock(lock),
 		resolve.WithLocked(f.locked), resolve.WithOffline(f.offline))
 	if err != nil {

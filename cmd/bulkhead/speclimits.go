@@ -6,6 +6,7 @@ import (
 	"flag"
 
 	"github.com/bulkhead-dev/bulkhead/builder/config"
+	"github.com/bulkhead-dev/bulkhead/builder/resolve"
 	"github.com/bulkhead-dev/bulkhead/internal/regfile"
 )
 
@@ -64,4 +65,10 @@ func (v *sizeValue) Set(s string) error {
 	}
 	*v = sizeValue(n)
 	return nil
+}
+
+// layerLimits are the spec's policy.limits on uncompressed layers.
+func layerLimits(spec *config.Spec) resolve.Limits {
+	l := spec.Policy.Sizes()
+	return resolve.Limits{Layer: l.Layer, Image: l.Image, Host: l.Host}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 )
 
@@ -63,7 +64,7 @@ func checkGPT(r io.ReaderAt, size int64) error {
 			continue
 		}
 		if first > last || last >= sectors {
-			return malformed("gpt: partition %d spans LBA %d-%d, outside the %d-sector disk", i+1, first, last, sectors)
+			return malformed("gpt: partition %d (%s) spans LBA %d-%d, outside the %d-sector disk", i+1, gptName(e[56:128]), first, last, sectors)
 		}
 	}
 	return nil
@@ -227,6 +228,22 @@ func isoExtent(rec []byte, size int64) (off, length int64, err error) {
 		return 0, 0, malformed("iso9660: extent of %d bytes at block %d past the end of the %d-byte image", length, lba, size)
 	}
 	return off, length, nil
+}
+
+// gptName decodes a partition name (UTF-16LE, NUL-padded), for errors.
+func gptName(b []byte) string {
+	var s strings.Builder
+	for i := 0; i+1 < len(b); i += 2 {
+		c := rune(binary.LittleEndian.Uint16(b[i:]))
+		if c == 0 {
+			break
+		}
+		if c < 0x20 || c > 0x7e {
+			c = '?'
+		}
+		s.WriteRune(c)
+	}
+	return strconv.Quote(s.String())
 }
 
 func reverse(b []byte) []byte {

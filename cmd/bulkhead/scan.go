@@ -14,6 +14,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/builder/resolve"
 	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
 	"github.com/bulkhead-dev/bulkhead/builder/scan"
+	"github.com/bulkhead-dev/bulkhead/internal/regfile"
 )
 
 func scanCommand() command {
@@ -25,9 +26,11 @@ func scanCommand() command {
 }
 
 type scanFlags struct {
-	build          buildFlags
-	vulndb, policy string
-	asJSON         bool
+	build           buildFlags
+	vulndb, policy  string
+	asJSON          bool
+	maxDecompressed sizeValue
+	maxRatio        int64
 }
 
 func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -43,6 +46,9 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.BoolVar(&f.build.offline, "offline", false, "never contact a registry; use the local store only (spec only)")
 	fs.BoolVar(&f.asJSON, "json", false, "print scan.json instead of the summary")
 	addSpecLimitFlags(fs, &f.build.limits)
+	f.maxDecompressed = scan.DefaultMaxDecompressed
+	fs.Var(&f.maxDecompressed, "max-decompressed", "largest an artifact's initrd may be once decompressed (artifact only)")
+	fs.Int64Var(&f.maxRatio, "max-ratio", scan.DefaultMaxRatio, fmt.Sprintf("largest compression ratio of an artifact's initrd beyond the first %s (artifact only)", regfile.Size(scan.RatioFloor)))
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -63,7 +69,7 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if isSpec(paths[0]) {
 		err = scanInputFromSpec(ctx, &in, paths, f.build, epoch, stderr)
 	} else {
-		err = scanInputFromArtifact(&in, paths, f.policy, f.build.limits)
+		err = scanInputFromArtifact(&in, paths, f, scan.WithMaxDecompressed(int64(f.maxDecompressed)), scan.WithMaxRatio(f.maxRatio))
 	}
 	if err != nil {
 		return err
@@ -145,11 +151,12 @@ func sortedImages(m map[string]*resolve.Image) []*resolve.Image {
 // scanInputFromArtifact reads a tar, an initrd, a raw-efi disk or an iso-efi
 // image (scan.ReadArtifact); the policy comes from
 // policySpec when given.
-func scanInputFromArtifact(in *scan.Input, paths []string, policySpec string, limits specLimits) error {
+func scanInputFromArtifact(in *scan.Input, paths []string, f scanFlags, opts ...scan.ReadOption) error {
+	policySpec, limits := f.policy, f.build.limits
 	if len(paths) != 1 {
 		return fmt.Errorf("%w: scan takes one artifact", errUsage)
 	}
-	a, err := scan.ReadBootArtifact(paths[0])
+	a, err := scan.ReadBootArtifact(paths[0], opts...)
 	if errors.Is(err, scan.ErrUnsupported) {
 		return fmt.Errorf("%w (scan its spec, or a tar, kernel+initrd, raw-efi or iso-efi build)", err)
 	}

@@ -92,14 +92,18 @@ func kind(m os.FileMode) string {
 	return "mode " + m.String()
 }
 
-// Size renders a byte count the way limits are written: 4 MiB, 512 KiB.
+// Size renders a byte count the way limits are written: 4 MiB, 512 KiB,
+// and 1.5 MiB for a count that is no whole number of its unit.
 func Size(n int64) string {
 	for _, u := range []struct {
 		suffix string
 		mult   int64
 	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
-		if n >= u.mult && n%u.mult == 0 {
+		switch {
+		case n >= u.mult && n%u.mult == 0:
 			return fmt.Sprintf("%d %s", n/u.mult, u.suffix)
+		case n >= u.mult:
+			return fmt.Sprintf("%.1f %s", float64(n)/float64(u.mult), u.suffix)
 		}
 	}
 	return fmt.Sprintf("%d bytes", n)

@@ -57,7 +57,7 @@ func TestReadFileFollowsSymlinkToRegularFile(t *testing.T) {
 }
 
 func TestSize(t *testing.T) {
-	for n, want := range map[int64]string{4 << 20: "4 MiB", 512 << 10: "512 KiB", 1000: "1000 bytes", 3 << 30: "3 GiB"} {
+	for n, want := range map[int64]string{4 << 20: "4 MiB", 512 << 10: "512 KiB", 1000: "1000 bytes", 3 << 30: "3 GiB", 3<<19 + 1: "1.5 MiB"} {
 		if got := Size(n); got != want {
 			t.Errorf("Size(%d) = %q, want %q", n, got, want)
 		}

@@ -25,6 +25,8 @@ var forbidClasses = map[string][]string{
 	"setgid":           {minimal.FlagSetgid},
 	"world-writable":   {minimal.FlagWorldWritable},
 	"vestigial":        {minimal.FlagVestigial},
+	"devices":          {minimal.FlagDevice},
+	"capabilities":     {minimal.FlagCapabilities},
 }
 
 func parsePolicy(p *config.Policy) (forbid []string, maxSize int64, err error) {
@@ -33,7 +35,7 @@ func parsePolicy(p *config.Policy) (forbid []string, maxSize int64, err error) {
 	}
 	for _, f := range p.Forbid {
 		if forbidClasses[f] == nil {
-			return nil, 0, fmt.Errorf("policy: forbid: unknown class %q (known: shells, package-managers, compilers, setuid, setgid, world-writable, vestigial)", f)
+			return nil, 0, fmt.Errorf("policy: forbid: unknown class %q (known: shells, package-managers, compilers, setuid, setgid, world-writable, vestigial, devices, capabilities, outside-files)", f)
 		}
 		forbid = append(forbid, f)
 	}

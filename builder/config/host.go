@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -185,6 +186,12 @@ func decodePolicy(d *decoder, n *yaml.Node, s *Spec) {
 	}
 	d.checkLimits(set["limits"])
 	s.Policy = &v
+}
+
+// Forbids reports whether the policy forbids class (policy.forbid); it is
+// safe on a nil Policy.
+func (p *Policy) Forbids(class string) bool {
+	return p != nil && slices.Contains(p.Forbid, class)
 }
 
 // checkLimits reports a limit that is not a positive size.

@@ -74,3 +74,42 @@ func TestFilesSourceSizeLimit(t *testing.T) {
 		t.Errorf("2 KiB source at the limit: %v", err)
 	}
 }
+
+func TestFilesFromOutsideTheSpecDirectory(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "spec")
+	for p, data := range map[string]string{"spec/in.txt": "in", "out.txt": "out"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, p), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("../out.txt", filepath.Join(dir, "link.txt")); err != nil {
+		t.Fatal(err)
+	}
+	specPath := filepath.Join(dir, "host.yml")
+	yaml := "files:\n" +
+		"  - {path: a, source: in.txt}\n" +
+		"  - {path: b, source: ../out.txt}\n" +
+		"  - {path: c, source: link.txt}\n" +
+		"  - {path: d, source: " + filepath.Join(dir, "in.txt") + "}\n"
+	spec, err := config.Parse(specPath, []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, err := Assemble(context.Background(), spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := filepath.EvalSymlinks(filepath.Join(root, "out.txt"))
+	want := []OutsideFile{{"b", out, specPath + ":3:5"}, {"c", out, specPath + ":4:5"}}
+	if len(host.Outside) != 2 || host.Outside[0] != want[0] || host.Outside[1] != want[1] {
+		t.Errorf("Outside = %+v\nwant %+v", host.Outside, want)
+	}
+	_, err = Assemble(context.Background(), spec, nil, WithRefuseOutside(true))
+	if err == nil || !strings.Contains(err.Error(), specPath+`:3:5: files "b": source `+out+" is outside the spec's directory") {
+		t.Errorf("refusing: %v", err)
+	}
+}

@@ -16,6 +16,8 @@ type options struct {
 	baseDir string // where relative files[].source paths start when the spec position names no file
 	homeDir string // what "~/" in files[].source expands to
 	limits  config.Sizes
+	// refuseOutside refuses files sources outside the spec's directory.
+	refuseOutside bool
 }
 
 func newOptions(opts []Option) (*options, error) {
@@ -88,6 +90,16 @@ func WithLimits(l config.Sizes) Option {
 				*f.dst = *f.v
 			}
 		}
+		return nil
+	}
+}
+
+// WithRefuseOutside refuses files entries whose source lies outside the
+// directory of the spec that names them (policy.forbid: outside-files);
+// by default Assemble reads them and lists them in Host.Outside.
+func WithRefuseOutside(refuse bool) Option {
+	return func(o *options) error {
+		o.refuseOutside = refuse
 		return nil
 	}
 }

@@ -149,8 +149,7 @@ func build(ctx context.Context, specs []string, f buildFlags, epoch int64, stder
 		progress("  %s -> %s", img.Ref, img.Digest)
 	}
 	progress("assembling the root")
-	host, err := rootfs.Assemble(ctx, spec, images,
-		rootfs.WithEpoch(epoch), rootfs.WithBaseDir(filepath.Dir(specs[0])), rootfs.WithLimits(spec.Policy.Sizes()))
+	host, err := rootfs.Assemble(ctx, spec, images, assembleOptions(spec, specs[0], epoch)...)
 	if err != nil {
 		return nil, fmt.Errorf("assembling the root: %w", err)
 	}

@@ -38,7 +38,7 @@ func runGates(ctx context.Context, spec *config.Spec, text []byte, specPath stri
 	}
 	in := scan.Input{
 		Name: f.name, Tree: host.Tree, Images: sortedImages(images), Cmdline: host.Cmdline,
-		Spec: text, SpecName: filepath.Base(specPath), Policy: spec.Policy,
+		Spec: text, SpecName: filepath.Base(specPath), Policy: spec.Policy, Outside: host.Outside,
 		VulnDB: f.vulndb, Now: time.Now().UTC(), Epoch: epoch,
 	}
 	if spec.Kernel.Image != "" {

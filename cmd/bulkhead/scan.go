@@ -124,11 +124,11 @@ func scanInputFromSpec(ctx context.Context, in *scan.Input, specs []string, f bu
 	if err != nil {
 		return err
 	}
-	host, err := rootfs.Assemble(ctx, spec, images, rootfs.WithEpoch(epoch), rootfs.WithBaseDir(filepath.Dir(specs[0])), rootfs.WithLimits(spec.Policy.Sizes()))
+	host, err := rootfs.Assemble(ctx, spec, images, assembleOptions(spec, specs[0], epoch)...)
 	if err != nil {
 		return fmt.Errorf("assembling the root: %w", err)
 	}
-	in.Tree, in.Cmdline, in.Policy = host.Tree, host.Cmdline, spec.Policy
+	in.Tree, in.Cmdline, in.Policy, in.Outside = host.Tree, host.Cmdline, spec.Policy, host.Outside
 	in.Spec, in.SpecName = text, filepath.Base(specs[0])
 	in.Images = sortedImages(images)
 	if spec.Kernel.Image != "" {

@@ -29,7 +29,9 @@ func passwordHash(data []byte, i int, _ string) (int, string) {
 	return n, string(data[lo+bytes.LastIndexByte(data[lo:i], '\n')+1 : i])
 }
 
-func isCryptChar(c byte) bool { return isWordChar(c) && c != '_' || c == '.' || c == '/' || c == '$' || c == '=' || c == ',' }
+func isCryptChar(c byte) bool {
+	return isWordChar(c) && c != '_' || c == '.' || c == '/' || c == '$' || c == '=' || c == ','
+}
 
 // maxEnviron bounds the data checked for an environment dump.
 const maxEnviron = 1 << 20

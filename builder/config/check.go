@@ -22,6 +22,12 @@ func (d *decoder) checkRef(n *yaml.Node, ref, what string) {
 		d.errorf(n, "empty %s reference", what)
 		return
 	}
+	if strings.HasPrefix(ref, LayoutPrefix) {
+		if _, err := ParseLayoutRef(ref); err != nil {
+			d.errorf(n, "invalid %s reference %s: %v", what, quote(ref), err)
+		}
+		return
+	}
 	if _, err := name.ParseReference(ref); err != nil {
 		d.errorf(n, "invalid %s reference %s", what, quote(ref))
 	}

@@ -265,6 +265,11 @@ func (a *applier) hardlink(e *Entry, hdr *tar.Header) error {
 		return fmt.Errorf("hard link to directory %q", hdr.Linkname)
 	case target == path.Join(a.prefix, mustClean(hdr.Name)):
 		return fmt.Errorf("hard link to itself")
+	case te.Kind == KindSymlink:
+		// A second name for a symbolic link reads the same as a copy of
+		// it, and every output format can hold a copy.
+		e.Kind, e.Link = KindSymlink, te.Link
+		return nil
 	}
 	e.Kind = KindHardlink
 	e.Link = target

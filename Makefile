@@ -46,9 +46,26 @@ bench: deps images
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./builder/...
 	scripts/bench
 
+# Every reader of untrusted bytes, FUZZTIME each (go test runs one fuzz
+# target per invocation): spec, layer, initrd (cpio, gzip, zstd), GPT,
+# FAT chains and boot sector, ISO directory records, EROFS.
+FUZZTIME ?= 60s
+FUZZ_TARGETS := \
+	./builder/config:FuzzParse \
+	./builder/rootfs:FuzzApplyLayer \
+	./builder/scan:FuzzReadInitrd \
+	./builder/disk:FuzzReadLayout \
+	./builder/disk:FuzzFATChains \
+	./builder/disk:FuzzFATBootSector \
+	./builder/disk:FuzzISORecords \
+	./builder/rootimg:FuzzRead
+
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 60s -fuzzminimizetime 5s ./builder/config
-	$(GO) test -run '^$$' -fuzz '^FuzzApplyLayer$$' -fuzztime 60s -fuzzminimizetime 200x ./builder/rootfs
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; fn=$${t#*:}; \
+	  echo "fuzz $$fn ($$pkg)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 200x $$pkg; \
+	done
 
 lint:
 	@out=$$(gofmt -l cmd builder images internal kernel e2e 2>/dev/null); \

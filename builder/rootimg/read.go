@@ -34,7 +34,13 @@ type Source struct {
 // Origin of every entry is origin. An image from elsewhere may lie: a
 // directory reached twice (a loop), more than maxEntries entries, or a
 // file that claims more bytes than the image holds is an error.
-func Read(src Source, origin string) (*rootfs.Tree, error) {
+func Read(src Source, origin string) (t *rootfs.Tree, err error) {
+	defer func() {
+		// go-erofs trusts the image; a malformed one must not crash scan.
+		if r := recover(); r != nil {
+			t, err = nil, fmt.Errorf("reading root image: malformed EROFS image: %v", r)
+		}
+	}()
 	if src.R == nil {
 		if src.Data == nil {
 			return nil, errors.New("reading root image: no source")

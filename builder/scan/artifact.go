@@ -341,7 +341,8 @@ func parseNewc(b []byte) (newcRecord, int, error) {
 		return r, 0, errors.New("data past the end")
 	}
 	r.data = b[start:dend]
-	return r, align4(dend), nil
+	// The padding after the last record may be cut off.
+	return r, min(align4(dend), len(b)), nil
 }
 
 func align4(n int) int { return (n + 3) &^ 3 }

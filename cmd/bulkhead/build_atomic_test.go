@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/bulkhead-dev/bulkhead/builder/output"
@@ -119,5 +120,24 @@ func TestBuildNameIsAFileName(t *testing.T) {
 	}
 	if got := dirNames(t, parent); len(got) != 0 {
 		t.Errorf("refused builds wrote %v", got)
+	}
+}
+
+// build reads its specs the way validate does: /dev/zero and a FIFO are
+// refused at once, and nothing is written.
+func TestBuildRefusesSpecialSpecFiles(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "host.yml")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, spec := range []string{"/dev/zero", fifo} {
+		out := t.TempDir()
+		se, code := buildInto(context.Background(), t, out, spec, "--name", "host")
+		if code != 1 || !strings.Contains(se, spec+":1:1: spec is not a regular file") {
+			t.Errorf("build %s: exit %d, stderr %s", spec, code, se)
+		}
+		if got := dirNames(t, out); len(got) != 0 {
+			t.Errorf("build %s wrote %v", spec, got)
+		}
 	}
 }

@@ -115,8 +115,8 @@ const (
 	FlagSetgid         = "setgid"
 	FlagWorldWritable  = "world-writable"
 	FlagVestigial      = "vestigial"
-	FlagDevice         = "device"
-	FlagCapabilities   = "capabilities"
+	FlagDevice         = "device-node"
+	FlagCapabilities   = "file-capabilities"
 )
 
 var byName = map[string]string{}

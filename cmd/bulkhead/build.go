@@ -151,7 +151,7 @@ func build(ctx context.Context, specs []string, f buildFlags, epoch int64, stder
 	progress("assembling the root")
 	host, err := rootfs.Assemble(ctx, spec, images, assembleOptions(spec, specs[0], epoch)...)
 	if err != nil {
-		return nil, fmt.Errorf("assembling the root: %w", err)
+		return nil, err // rootfs names the step: "assembling root: …"
 	}
 	// Every file of the build goes to a stage inside the output directory
 	// and moves into place only once every format and gate succeeded.

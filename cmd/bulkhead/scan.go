@@ -126,7 +126,7 @@ func scanInputFromSpec(ctx context.Context, in *scan.Input, specs []string, f bu
 	}
 	host, err := rootfs.Assemble(ctx, spec, images, assembleOptions(spec, specs[0], epoch)...)
 	if err != nil {
-		return fmt.Errorf("assembling the root: %w", err)
+		return err // rootfs names the step: "assembling root: …"
 	}
 	in.Tree, in.Cmdline, in.Policy, in.Outside = host.Tree, host.Cmdline, spec.Policy, host.Outside
 	in.Spec, in.SpecName = text, filepath.Base(specs[0])

@@ -138,3 +138,35 @@ func (b *budget) charge(diffID v1.Hash, n int64) {
 		b.host += n
 	}
 }
+
+// checkDeclared refuses an image whose manifest declares a compressed
+// layer, or layers in all, larger than the uncompressed limits allow,
+// before anything is downloaded.
+func (b *budget) checkDeclared(m *v1.Manifest) error {
+	if b == nil {
+		return nil
+	}
+	var total int64
+	for i, l := range m.Layers {
+		total += max(l.Size, 0)
+		for _, c := range []struct {
+			name        string
+			limit, size int64
+		}{{"layer", b.limits.Layer, l.Size}, {"image", b.limits.Image, total}} {
+			if c.limit > 0 && c.size > c.limit {
+				return fmt.Errorf("layer %d (%s): the manifest declares %s compressed: %w", i+1, l.Digest, regfile.Size(l.Size), &LimitError{Limit: c.name, Bytes: c.limit})
+			}
+		}
+	}
+	return nil
+}
+
+// checkDeclared applies the budget's declared-size check to a registry
+// image.
+func (r *Resolver) checkDeclared(img v1.Image) error {
+	m, err := img.Manifest()
+	if err != nil {
+		return err
+	}
+	return r.budget.checkDeclared(m)
+}

@@ -135,3 +135,18 @@ func TestLimitReaderStopsOneBytePast(t *testing.T) {
 		t.Fatalf("at the limit: %d bytes, %v", n, err)
 	}
 }
+
+func TestDeclaredLayerSizeRefusedBeforeDownload(t *testing.T) {
+	reg := newRegistry(t)
+	reg.push(t, "big:1", imageOf(t, zeroLayer(t, "zero", 8<<20)))
+	reg.resetCounts()
+	r := newResolver(t, WithStore(newStore(t)), WithLimits(Limits{Layer: 4 << 10}), WithInsecureRegistries(reg.host))
+	_, err := r.Resolve(context.Background(), reg.host+"/big:1")
+	var le *LimitError
+	if !errors.As(err, &le) || le.Limit != "layer" || !strings.Contains(err.Error(), "the manifest declares") {
+		t.Fatalf("error %v", err)
+	}
+	if n := reg.count("GET", "/blobs/"); n != 0 {
+		t.Errorf("%d blob downloads before refusing", n)
+	}
+}

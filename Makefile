@@ -48,7 +48,8 @@ bench: deps images
 
 # Every reader of untrusted bytes, FUZZTIME each (go test runs one fuzz
 # target per invocation): spec, layer, initrd (cpio, gzip, zstd), GPT,
-# FAT chains and boot sector, ISO directory records, EROFS.
+# FAT chains and boot sector, ISO directory records, EROFS, signature
+# bundles and DSSE envelopes.
 FUZZTIME ?= 60s
 FUZZ_TARGETS := \
 	./builder/config:FuzzParse \
@@ -58,7 +59,8 @@ FUZZ_TARGETS := \
 	./builder/disk:FuzzFATChains \
 	./builder/disk:FuzzFATBootSector \
 	./builder/disk:FuzzISORecords \
-	./builder/rootimg:FuzzRead
+	./builder/rootimg:FuzzRead \
+	./builder/sign:FuzzVerifyBundle
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

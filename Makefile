@@ -9,7 +9,7 @@ OUT       ?= out
 export BULKHEAD_STORE ?= $(CURDIR)/.cache/store
 export SOURCE_DATE_EPOCH ?= 0
 
-.PHONY: all build deps images kernel test test-unit bench fuzz lint demo clean
+.PHONY: all build deps images kernel test test-unit bench fuzz lint demo powercut clean
 
 all: build
 
@@ -22,6 +22,7 @@ build:
 # Component images (init, runc, kernels, systemd-boot, example services) into
 # the local store. Cached: an unchanged recipe is not rebuilt. With
 # SIGN_KEY=path/to/key (or env://NAME) each image is signed in the store.
+# On a terminal a line shows the recipe being built and for how long.
 images: build deps
 	$(BIN) image build $(if $(SIGN_KEY),--sign-key $(SIGN_KEY)) images/*/
 
@@ -39,17 +40,30 @@ test: deps images
 	$(GO) test -count=1 -timeout 60m ./...
 
 # Build the bundled example, boot it in qemu, ask the service, power off.
-demo: deps images
+# Only the component images the example uses are built (not the hardened
+# kernel, unless the example names it).
+demo: deps build
+	$(BIN) image build --for $(EXAMPLE) images/*/
 	scripts/demo $(EXAMPLE)
 
 bench: deps images
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./builder/...
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./builder/... ./internal/init/apply/
 	scripts/bench
+
+# Power cuts during updates, in qemu: N cuts (default 50) at random steps
+# and offsets of an A/B update, each followed by a cold boot that must come
+# up on the old or the new version, serving, with /var intact. Prints the
+# table. (make test cuts once at each step.)
+N ?= 50
+powercut: deps images
+	BULKHEAD_POWERCUTS=$(N) BULKHEAD_POWERCUT_TABLE=$(OUT)/powercut.txt \
+	  $(GO) test -count=1 -timeout 300m -run '^TestPowerCuts$$' -v ./e2e/ | grep -v '^ *\[\|bulkhead-init\|^ *\[' ; \
+	  cat $(OUT)/powercut.txt
 
 # Every reader of untrusted bytes, FUZZTIME each (go test runs one fuzz
 # target per invocation): spec, layer, initrd (cpio, gzip, zstd), GPT,
 # FAT chains and boot sector, ISO directory records, EROFS, signature
-# bundles and DSSE envelopes.
+# bundles and DSSE envelopes, update bundles.
 FUZZTIME ?= 60s
 FUZZ_TARGETS := \
 	./builder/config:FuzzParse \
@@ -60,7 +74,8 @@ FUZZ_TARGETS := \
 	./builder/disk:FuzzFATBootSector \
 	./builder/disk:FuzzISORecords \
 	./builder/rootimg:FuzzRead \
-	./builder/sign:FuzzVerifyBundle
+	./builder/sign:FuzzVerifyBundle \
+	./internal/update:FuzzReader
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

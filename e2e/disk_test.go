@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/builder/disk"
-	"github.com/bulkhead-dev/bulkhead/builder/verity"
 	"github.com/bulkhead-dev/bulkhead/internal/qemu"
+	"github.com/bulkhead-dev/bulkhead/internal/verity"
 )
 
 // diskBuild is what `bulkhead build --json --format raw-efi,iso-efi` says.
@@ -229,6 +229,7 @@ func bootRawTwice(t *testing.T, img string, b diskBuild) {
 		t.Fatalf("service answered %q", body)
 	}
 	blessed := "bulkhead-" + b.Root.Version + ".conf"
+	waitFor(t, vm, "service hello healthy", time.Minute)
 	waitFor(t, vm, "boot: blessed entry "+blessed, 2*time.Minute)
 	powerOff(t, vm)
 	names, err := disk.ReadEntries(dev)
@@ -330,5 +331,52 @@ func scanArtifacts(t *testing.T, img, iso string) {
 	}
 	if summaries[0] != summaries[1] {
 		t.Errorf("the disk and the ISO scan to different packages:\n%s\n%s", summaries[0], summaries[1])
+	}
+}
+
+// TestUnhealthyEntryMarkedBad boots a disk whose only service never passes
+// its health check: once the assessment deadline passes, the init marks
+// the entry bad (+0-1) and, with no other entry to fall back to, stays up
+// and says so; the attempt is on record.
+func TestUnhealthyEntryMarkedBad(t *testing.T) {
+	spec, err := os.ReadFile("../examples/minimal.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(spec), "http: http://127.0.0.1:8080/healthz", "tcp: 127.0.0.1:9", 1)
+	bad += "boot:\n  deadline: 40s\n  settle: 2s\n"
+	dir := t.TempDir()
+	specPath := filepath.Join(dir, "unhealthy.yml")
+	if err := os.WriteFile(specPath, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bulkhead, "build", "--json", "--format", "raw-efi", "-o", dir, specPath)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	var sum diskBuild
+	if err := json.Unmarshal(out, &sum); err != nil {
+		t.Fatal(err)
+	}
+	dev := copyImage(t, filepath.Join(dir, "unhealthy.img"))
+	vm, port := bootUEFI(t, qemu.Config{Disk: dev})
+	if body := get(t, port, 4*time.Minute); !strings.Contains(body, "hello from minimal") {
+		t.Fatalf("service answered %q", body)
+	}
+	entry := "bulkhead-" + sum.Root.Version
+	waitFor(t, vm, "service hello not healthy yet: tcp 127.0.0.1:9", time.Minute)
+	waitFor(t, vm, "boot: assessment of "+entry+"+2-1.conf failed: not healthy within 40s: service hello unhealthy", 2*time.Minute)
+	waitFor(t, vm, "boot: marked entry "+entry+"+0-1.conf bad; no other entry can boot, staying on this version", 30*time.Second)
+	if body := get(t, port, time.Minute); !strings.Contains(body, "hello from minimal") {
+		t.Fatalf("service stopped answering after the assessment: %q", body)
+	}
+	powerOff(t, vm)
+	names, err := disk.ReadEntries(dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(names) != 1 || names[0] != entry+"+0-1.conf" {
+		t.Fatalf("entries: %v, want [%s+0-1.conf]", names, entry)
 	}
 }

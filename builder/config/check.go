@@ -50,6 +50,31 @@ func (d *decoder) checkImage(img *Image, n *yaml.Node, m map[string]*yaml.Node) 
 	d.checkImageConfig(&img.ImageConfig, m)
 }
 
+// checkHealth checks a container's health check: services only, and a
+// valid check, each problem at its field.
+func (d *decoder) checkHealth(section string, img *Image, n *yaml.Node) {
+	if img.Healthcheck == nil {
+		return
+	}
+	if section != "services" {
+		d.errorf(n, "healthcheck: only services have health checks, not %s", section)
+		return
+	}
+	fields := map[string]*yaml.Node{}
+	if m := resolve(n); m != nil && m.Kind == yaml.MappingNode {
+		for _, p := range d.pairs(m, 0) {
+			fields[resolve(p.key).Value] = p.value
+		}
+	}
+	for _, p := range img.Healthcheck.Problems() {
+		at := n
+		if f := fields[p.Field]; f != nil {
+			at = f
+		}
+		d.errorf(at, "healthcheck: %v", p)
+	}
+}
+
 // checkImageConfig checks the runtime settings shared by spec entries and
 // image labels.
 func (d *decoder) checkImageConfig(c *ImageConfig, m map[string]*yaml.Node) {
@@ -70,6 +95,7 @@ func (d *decoder) checkImageConfig(c *ImageConfig, m map[string]*yaml.Node) {
 	d.checkNamespace(m["ipc"], "ipc", c.Ipc, "host", "new")
 	d.checkNamespace(m["uts"], "uts", c.Uts, "host", "new")
 	d.checkNamespace(m["userns"], "userns", c.Userns, "host", "new")
+	d.checkNamespace(m["cgroupns"], "cgroupns", c.Cgroupns, "host", "new")
 	if c.Cwd != "" && !strings.HasPrefix(c.Cwd, "/") {
 		d.errorf(m["cwd"], "cwd %s is not an absolute path", quote(c.Cwd))
 	}
@@ -212,9 +238,19 @@ func (d *decoder) checkMounts(n *yaml.Node, c *ImageConfig) {
 		case dst == "":
 			d.errorf(at, "mount of type %s is missing a destination", quote(typ))
 		case !strings.HasPrefix(dst, "/"):
-			d.errorf(at, "mount destination %s is not an absolute path", quote(dst))
+			d.warnf(at, "mount destination %s is not absolute: resolved inside the container as %s, as runc does",
+				quote(dst), quote(MountDestination(dst)))
 		}
 	}
+}
+
+// MountDestination resolves a mount destination as runc does: a relative
+// one is inside the container's root, as if it began with "/".
+func MountDestination(dst string) string {
+	if dst == "" {
+		return ""
+	}
+	return path.Clean("/" + dst)
 }
 
 func (d *decoder) checkDevices(n *yaml.Node, devs []Device) {
@@ -223,6 +259,13 @@ func (d *decoder) checkDevices(n *yaml.Node, devs []Device) {
 		at := n
 		if i < len(items) {
 			at = items[i]
+		}
+		if dev.Path == "all" {
+			// LinuxKit's "every device of this type": a cgroup rule, no node.
+			if dev.Type != "b" && dev.Type != "c" {
+				d.errorf(at, "device \"all\": type must be b or c, got %s", quote(dev.Type))
+			}
+			continue
 		}
 		if !strings.HasPrefix(dev.Path, "/") {
 			d.errorf(at, "device path %s is not an absolute path", quote(dev.Path))

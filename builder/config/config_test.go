@@ -14,39 +14,55 @@ import (
 	"time"
 )
 
-// compatDir finds shared/compat/linuxkit/examples beside the repository.
-func compatDir(t testing.TB) string {
+// EnvLinuxKitExamples names a directory of LinuxKit specs (LinuxKit's own
+// examples, say) that the compat tests load too. Unset, they load only the
+// repository's testdata/linuxkit, and TestExternalCompatCorpus says so.
+const EnvLinuxKitExamples = "BULKHEAD_LINUXKIT_EXAMPLES"
+
+// ownCompatFiles are the repository's own LinuxKit-format specs; they
+// always run.
+func ownCompatFiles(t testing.TB) []string {
 	t.Helper()
-	dir, err := filepath.Abs(".")
+	files, err := filepath.Glob(filepath.Join("testdata", "linuxkit", "*.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("cannot find the repository root (go.mod) above the package")
-		}
-		dir = parent
+	if len(files) < 6 {
+		t.Fatalf("found only %d specs in testdata/linuxkit", len(files))
 	}
-	examples := filepath.Join(dir, "..", "shared", "compat", "linuxkit", "examples")
-	if _, err := os.Stat(examples); err != nil {
-		t.Fatalf("LinuxKit compat examples missing (expected at %s): %v", examples, err)
-	}
-	return examples
+	return files
 }
 
-func compatFiles(t testing.TB) []string {
-	files, err := filepath.Glob(filepath.Join(compatDir(t), "*.yml"))
+// externalCompatFiles are the specs in $BULKHEAD_LINUXKIT_EXAMPLES, or nil
+// when it is unset. A set variable that names no specs fails the test.
+func externalCompatFiles(t testing.TB) []string {
+	t.Helper()
+	dir := os.Getenv(EnvLinuxKitExamples)
+	if dir == "" {
+		return nil
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(files) < 20 {
-		t.Fatalf("found only %d compat examples", len(files))
+		t.Fatalf("$%s=%s: found only %d *.yml specs", EnvLinuxKitExamples, dir, len(files))
 	}
 	return files
+}
+
+func compatFiles(t testing.TB) []string {
+	return append(ownCompatFiles(t), externalCompatFiles(t)...)
+}
+
+// TestExternalCompatCorpus says whether the external corpus ran: skipped,
+// with the variable to set, when it did not.
+func TestExternalCompatCorpus(t *testing.T) {
+	files := externalCompatFiles(t)
+	if files == nil {
+		t.Skipf("$%s is unset: only testdata/linuxkit was loaded", EnvLinuxKitExamples)
+	}
+	t.Logf("loaded %d external LinuxKit specs from $%s", len(files), EnvLinuxKitExamples)
 }
 
 func TestCompatExamplesLoad(t *testing.T) {
@@ -96,7 +112,7 @@ func mustJSON(t testing.TB, s *Spec) []byte {
 }
 
 func TestStaticIPCommentInBlock(t *testing.T) {
-	s, err := Load(filepath.Join(compatDir(t), "static-ip.yml"))
+	s, err := Load(filepath.Join("testdata", "linuxkit", "static-ip.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,6 +213,10 @@ var badSpecs = []struct {
 		`6:11: invalid container name "../x": use letters, digits, '.', '_' and '-'`},
 	{"tmpfs relative", "services:\n  - name: a\n    image: alpine\n    tmpfs: [\"tmp:size=1m\"]\n",
 		`8:13: tmpfs "tmp:size=1m": destination "tmp" is not an absolute path`},
+	{"device all of a bad type", "services:\n  - name: a\n    image: alpine\n    devices:\n      - path: all\n        type: u\n",
+		`9:9: device "all": type must be b or c, got "u"`},
+	{"bad cgroupns", "services:\n  - name: a\n    image: alpine\n    cgroupns: private\n",
+		`8:15: invalid cgroupns "private": expected host, new or an absolute path`},
 	{"invalid yaml", "services:\n  - name: a\n   image: x\n",
 		`5:1: invalid YAML: did not find expected '-' indicator`},
 	{"trust wrong type", "trust:\n  org: linuxkit\n",
@@ -572,5 +592,75 @@ func TestAliasBombBounded(t *testing.T) {
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("alias bombs took %v", d)
+	}
+}
+
+// TestCompatMerge merges a second file onto a spec the way LinuxKit does:
+// kernel fields replaced where set, the lists appended in file order, and
+// anchors and merge keys resolved within each file.
+func TestCompatMerge(t *testing.T) {
+	dir := filepath.Join("testdata", "linuxkit")
+	s, err := Load(filepath.Join(dir, "web.yml"), filepath.Join(dir, "overlay", "web.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Kernel.Image != "linuxkit/kernel:6.6.71" || s.Kernel.Cmdline != "console=ttyS0 debug" {
+		t.Errorf("kernel = %+v: want the first image and the second command line", s.Kernel)
+	}
+	names := func(imgs []*Image) (n []string) {
+		for _, i := range imgs {
+			n = append(n, i.Name)
+		}
+		return n
+	}
+	if got := names(s.Services); !reflect.DeepEqual(got, []string{"web", "web-canary", "metrics", "ntpd"}) {
+		t.Errorf("services = %v", got)
+	}
+	if got := names(s.Onboot); !reflect.DeepEqual(got, []string{"dhcpcd", "sysctl"}) {
+		t.Errorf("onboot = %v", got)
+	}
+	if len(s.Init) != 4 || len(s.Files) != 3 || s.Files[2].Path != "etc/motd" {
+		t.Errorf("init %d, files %+v", len(s.Init), s.Files)
+	}
+	canary := s.Services[1]
+	if canary.Image != "nginx:1.25-alpine" || !reflect.DeepEqual(*canary.Env, []string{"PORT=8080"}) ||
+		!reflect.DeepEqual(*canary.Capabilities, []string{"CAP_NET_BIND_SERVICE", "CAP_CHOWN"}) {
+		t.Errorf("merge key: web-canary = %+v", canary)
+	}
+	if !reflect.DeepEqual(*s.Services[2].Capabilities, *s.Services[0].Capabilities) {
+		t.Errorf("alias: metrics capabilities %v", *s.Services[2].Capabilities)
+	}
+	if !reflect.DeepEqual(s.Sources, []string{filepath.Join(dir, "web.yml"), filepath.Join(dir, "overlay", "web.yml")}) {
+		t.Errorf("Sources = %v", s.Sources)
+	}
+}
+
+// TestWarnings: LinuxKit forms that runc accepts but a reader may not mean
+// are accepted with a warning at their position.
+func TestWarnings(t *testing.T) {
+	s, err := Parse("t.yml", []byte(head+"services:\n  - name: a\n    image: alpine\n    mounts:\n"+
+		"      - type: tmpfs\n        destination: var/./cache\n    devices:\n      - path: all\n        type: c\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `t.yml:9:9: mount destination "var/./cache" is not absolute: resolved inside the container as "/var/cache", as runc does`
+	if len(s.Warnings) != 1 || s.Warnings[0].Error() != want {
+		t.Fatalf("warnings = %v, want %s", s.Warnings, want)
+	}
+}
+
+func TestAPISection(t *testing.T) {
+	s, err := Parse("t.yml", []byte(head+"api:\n  ca: ca/ca.pem\n  listen: \":8443\"\n"))
+	if err != nil || s.API == nil || s.API.CA != "ca/ca.pem" || s.API.CAPos.Line != 6 {
+		t.Fatalf("api = %+v, %v", s.API, err)
+	}
+	for body, want := range map[string]string{
+		"api:\n  listen: \":1\"\n":            `t.yml:6:3: api: missing required field "ca"`,
+		"api:\n  ca: x.pem\n  listen: nope\n": `t.yml:7:11: listen: expected [HOST]:PORT, got "nope"`,
+		"api:\n  ca: x.pem\n  port: 1\n":      `t.yml:7:3: unknown field "port"`,
+	} {
+		if _, err := Parse("t.yml", []byte(head+body)); err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%q: %v, want %s", body, err, want)
+		}
 	}
 }

@@ -18,6 +18,8 @@ import (
 type decoder struct {
 	file string
 	errs *errorList
+	// warns are accepted oddities worth saying (see Spec.Warnings).
+	warns Errors
 	// uses records binds that name a volume, checked once all files are merged.
 	uses []volumeUse
 	// budget bounds the work done on one document, so aliases that expand
@@ -56,6 +58,11 @@ func (d *decoder) pos(n *yaml.Node) Pos { return nodePos(d.file, n) }
 
 func (d *decoder) errorf(n *yaml.Node, format string, args ...any) {
 	d.errs.add(d.pos(n), format, args...)
+}
+
+// warnf records something the spec may do but probably did not mean.
+func (d *decoder) warnf(n *yaml.Node, format string, args ...any) {
+	d.warns = append(d.warns, &Error{Pos: d.pos(n), Msg: fmt.Sprintf(format, args...)})
 }
 
 var (

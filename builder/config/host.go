@@ -38,6 +38,10 @@ type Boot struct {
 	// Settle is how long containerd and every service must stay up before
 	// the running entry is blessed (a Go duration, default 10s).
 	Settle string `json:"settle,omitempty" yaml:"settle,omitempty"`
+	// Deadline is how long a boot of a new entry has to become healthy
+	// before the init marks the entry bad and, when another entry can
+	// boot, reboots into it (a Go duration, default 5m).
+	Deadline string `json:"deadline,omitempty" yaml:"deadline,omitempty"`
 	// Version names the host version in boot entries (default: derived
 	// from the root hash).
 	Version string `json:"version,omitempty" yaml:"version,omitempty"`
@@ -164,6 +168,11 @@ func decodeBoot(d *decoder, n *yaml.Node, s *Spec) {
 	if vn := set["settle"]; vn != nil {
 		if dur, err := time.ParseDuration(v.Settle); err != nil || dur < 0 {
 			d.errorf(vn, "settle: expected a duration such as 10s, got %q", v.Settle)
+		}
+	}
+	if vn := set["deadline"]; vn != nil {
+		if dur, err := time.ParseDuration(v.Deadline); err != nil || dur <= 0 {
+			d.errorf(vn, "deadline: expected a positive duration such as 5m, got %q", v.Deadline)
 		}
 	}
 	if vn := set["version"]; vn != nil && !validVersion(v.Version) {

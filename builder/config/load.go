@@ -38,6 +38,8 @@ func sections() []section {
 		{"disk", decodeDisk, mergeLast(func(s *Spec) **Disk { return &s.Disk })},
 		{"boot", decodeBoot, mergeLast(func(s *Spec) **Boot { return &s.Boot })},
 		{"policy", decodePolicy, mergeLast(func(s *Spec) **Policy { return &s.Policy })},
+		{"update", decodeUpdate, mergeLast(func(s *Spec) **Update { return &s.Update })},
+		{"api", decodeAPI, mergeLast(func(s *Spec) **API { return &s.API })},
 	}
 }
 
@@ -102,6 +104,8 @@ func merge(dst, src *Spec) {
 		sec.merge(dst, src)
 	}
 	dst.Sources = append(dst.Sources, src.Sources...)
+	dst.Warnings = append(dst.Warnings, src.Warnings...)
+	dst.Warnings.sort()
 	dst.volumeUses = append(dst.volumeUses, src.volumeUses...)
 }
 
@@ -135,6 +139,8 @@ func parseFile(name string, data []byte, o *options, errs *errorList) (s *Spec) 
 	}
 	decodeSpec(d, root, s)
 	s.volumeUses = d.uses
+	s.Warnings = d.warns
+	s.Warnings.sort()
 	return s
 }
 
@@ -264,6 +270,7 @@ func decodeImages(key string, pick func(*Spec) *[]*Image) func(*decoder, *yaml.N
 				img.ImagePos = d.pos(resolve(v))
 			}
 			d.checkImage(img, item, m)
+			d.checkHealth(key, img, m["healthcheck"])
 			*list = append(*list, img)
 		}
 	}

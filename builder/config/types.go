@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"github.com/bulkhead-dev/bulkhead/internal/healthcheck"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -34,13 +35,19 @@ type Spec struct {
 	Volumes    []Volume `json:"volumes,omitempty" yaml:"volumes,omitempty"`
 	// Trust is LinuxKit's legacy trust section: accepted and ignored.
 	Trust *LegacyTrust `json:"trust,omitempty" yaml:"trust,omitempty"`
-	// Disk, Boot and Policy are bulkhead's own sections (see host.go).
+	// Disk, Boot and Policy are bulkhead's own sections (see host.go), Update
+	// too (update.go).
 	Disk   *Disk   `json:"disk,omitempty" yaml:"disk,omitempty"`
 	Boot   *Boot   `json:"boot,omitempty" yaml:"boot,omitempty"`
 	Policy *Policy `json:"policy,omitempty" yaml:"policy,omitempty"`
+	Update *Update `json:"update,omitempty" yaml:"update,omitempty"`
+	API    *API    `json:"api,omitempty" yaml:"api,omitempty"`
 
 	// Sources lists the files the spec was read from, in merge order.
 	Sources []string `json:"-" yaml:"-"`
+	// Warnings are what the spec may do but probably did not mean (a
+	// relative mount destination, say), with positions, sorted.
+	Warnings Errors `json:"-" yaml:"-"`
 
 	// volumeUses are the binds that name a volume, checked after merging.
 	volumeUses []volumeUse
@@ -70,6 +77,10 @@ type Image struct {
 	Name        string `json:"name" yaml:"name"`
 	Image       string `json:"image" yaml:"image"`
 	ImageConfig `json:",inline" yaml:",inline"`
+	// Healthcheck is bulkhead's: how the init tells a service is healthy
+	// (services only). A boot entry is blessed once containerd and every
+	// service have been healthy for boot.settle.
+	Healthcheck *healthcheck.Check `json:"healthcheck,omitempty" yaml:"healthcheck,omitempty"`
 
 	Pos      Pos `json:"-" yaml:"-"` // of the entry (the mapping)
 	ImagePos Pos `json:"-" yaml:"-"` // of the image value
@@ -80,21 +91,24 @@ type Image struct {
 // A nil pointer means "not set", so spec > label > image config precedence
 // can be applied field by field.
 type ImageConfig struct {
-	Capabilities      *[]string               `json:"capabilities,omitempty" yaml:"capabilities,omitempty"`
-	CapabilitiesAdd   *[]string               `json:"capabilities.add,omitempty" yaml:"capabilities.add,omitempty"`
-	Ambient           *[]string               `json:"ambient,omitempty" yaml:"ambient,omitempty"`
-	Mounts            *[]specs.Mount          `json:"mounts,omitempty" yaml:"mounts,omitempty"`
-	Binds             *[]string               `json:"binds,omitempty" yaml:"binds,omitempty"`
-	BindsAdd          *[]string               `json:"binds.add,omitempty" yaml:"binds.add,omitempty"`
-	Tmpfs             *[]string               `json:"tmpfs,omitempty" yaml:"tmpfs,omitempty"`
-	Command           *[]string               `json:"command,omitempty" yaml:"command,omitempty"`
-	Env               *[]string               `json:"env,omitempty" yaml:"env,omitempty"`
-	Cwd               string                  `json:"cwd,omitempty" yaml:"cwd,omitempty"`
-	Net               string                  `json:"net,omitempty" yaml:"net,omitempty"`
-	Pid               string                  `json:"pid,omitempty" yaml:"pid,omitempty"`
-	Ipc               string                  `json:"ipc,omitempty" yaml:"ipc,omitempty"`
-	Uts               string                  `json:"uts,omitempty" yaml:"uts,omitempty"`
-	Userns            string                  `json:"userns,omitempty" yaml:"userns,omitempty"`
+	Capabilities    *[]string      `json:"capabilities,omitempty" yaml:"capabilities,omitempty"`
+	CapabilitiesAdd *[]string      `json:"capabilities.add,omitempty" yaml:"capabilities.add,omitempty"`
+	Ambient         *[]string      `json:"ambient,omitempty" yaml:"ambient,omitempty"`
+	Mounts          *[]specs.Mount `json:"mounts,omitempty" yaml:"mounts,omitempty"`
+	Binds           *[]string      `json:"binds,omitempty" yaml:"binds,omitempty"`
+	BindsAdd        *[]string      `json:"binds.add,omitempty" yaml:"binds.add,omitempty"`
+	Tmpfs           *[]string      `json:"tmpfs,omitempty" yaml:"tmpfs,omitempty"`
+	Command         *[]string      `json:"command,omitempty" yaml:"command,omitempty"`
+	Env             *[]string      `json:"env,omitempty" yaml:"env,omitempty"`
+	Cwd             string         `json:"cwd,omitempty" yaml:"cwd,omitempty"`
+	Net             string         `json:"net,omitempty" yaml:"net,omitempty"`
+	Pid             string         `json:"pid,omitempty" yaml:"pid,omitempty"`
+	Ipc             string         `json:"ipc,omitempty" yaml:"ipc,omitempty"`
+	Uts             string         `json:"uts,omitempty" yaml:"uts,omitempty"`
+	Userns          string         `json:"userns,omitempty" yaml:"userns,omitempty"`
+	// Cgroupns is bulkhead's: "new" gives the container a cgroup namespace
+	// of its own; "host" (the default, as in LinuxKit) shares the host's.
+	Cgroupns          string                  `json:"cgroupns,omitempty" yaml:"cgroupns,omitempty"`
 	Hostname          string                  `json:"hostname,omitempty" yaml:"hostname,omitempty"`
 	Readonly          *bool                   `json:"readonly,omitempty" yaml:"readonly,omitempty"`
 	MaskedPaths       *[]string               `json:"maskedPaths,omitempty" yaml:"maskedPaths,omitempty"`

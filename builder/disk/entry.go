@@ -3,10 +3,8 @@ package disk
 import (
 	"errors"
 	"fmt"
-	"path"
-	"regexp"
-	"strconv"
-	"strings"
+
+	"github.com/bulkhead-dev/bulkhead/internal/bootentry"
 )
 
 // Entry is one installed version: its kernel and initrd on the ESP and a
@@ -29,55 +27,25 @@ type Entry struct {
 }
 
 // EntryPrefix starts the name of every entry file bulkhead writes.
-const EntryPrefix = "bulkhead-"
+const EntryPrefix = bootentry.Prefix
 
-// versionRE is what a version may look like: no '+' (the boot counter's
-// separator), no '/', no spaces.
-var versionRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._~^-]{0,63}$`)
-
-// FileName is the entry's file name in /loader/entries.
-func (e Entry) FileName() string {
-	if e.Tries > 0 {
-		return EntryPrefix + e.Version + "+" + strconv.Itoa(e.Tries) + ".conf"
-	}
-	return EntryPrefix + e.Version + ".conf"
+// boot is the entry as the boot payload both the disk writer and the
+// update on the host write, with options as its whole command line.
+func (e Entry) boot(options string) bootentry.Entry {
+	return bootentry.Entry{Version: e.Version, Initrd: !e.Initrd.IsZero(), Options: options, Tries: e.Tries}
 }
 
-// dir is the ESP directory holding the entry's kernel and initrd.
-func (e Entry) dir() string { return "/bulkhead/" + e.Version }
+// FileName is the entry's file name in /loader/entries.
+func (e Entry) FileName() string { return e.boot("").FileName() }
 
 func (e Entry) validate() error {
-	if !versionRE.MatchString(e.Version) {
-		return fmt.Errorf("version %q: want letters, digits and . _ ~ ^ - (no + or /)", e.Version)
+	if err := e.boot("").Check(); err != nil {
+		return err
 	}
 	if e.Kernel.IsZero() {
 		return errors.New("no kernel")
 	}
-	if e.Tries < 0 {
-		return fmt.Errorf("tries %d is negative", e.Tries)
-	}
-	for _, f := range strings.Fields(e.Options) {
-		if strings.HasPrefix(f, "root=") {
-			return errors.New("options set root=; the image writer sets it")
-		}
-	}
-	return nil
-}
-
-// conf is the entry file's text; options is the full command line.
-func (e Entry) conf(options string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "title Bulkhead %s\n", e.Version)
-	fmt.Fprintf(&b, "version %s\n", e.Version)
-	b.WriteString("sort-key bulkhead\n")
-	fmt.Fprintf(&b, "linux %s/linux\n", e.dir())
-	if !e.Initrd.IsZero() {
-		fmt.Fprintf(&b, "initrd %s/initrd\n", e.dir())
-	}
-	if options = strings.TrimSpace(options); options != "" {
-		fmt.Fprintf(&b, "options %s\n", options)
-	}
-	return b.String()
+	return bootentry.CheckOptions(e.Options)
 }
 
 // loaderConf boots the first entry at once, with no default pinned: a
@@ -115,23 +83,20 @@ func espTree(bootloader Source, entries []Entry, options func(Entry) string) ([]
 }
 
 func entryFiles(e Entry, options string) ([]espFile, error) {
-	kernel, err := e.Kernel.read()
-	if err != nil {
-		return nil, fmt.Errorf("reading kernel: %w", err)
-	}
-	if len(kernel) == 0 {
-		return nil, errors.New("kernel is empty")
-	}
-	files := []espFile{{path.Join(e.dir(), "linux"), kernel}}
-	if !e.Initrd.IsZero() {
-		initrd, err := e.Initrd.read()
+	b := e.boot(options)
+	sources := map[string]Source{bootentry.Kernel: e.Kernel, bootentry.Initrd: e.Initrd}
+	var files []espFile
+	for _, f := range b.Files() {
+		data, err := sources[f.Payload].read()
 		if err != nil {
-			return nil, fmt.Errorf("reading initrd: %w", err)
+			return nil, fmt.Errorf("reading %s: %w", f.Payload, err)
 		}
-		files = append(files, espFile{path.Join(e.dir(), "initrd"), initrd})
+		if len(data) == 0 && f.Payload == bootentry.Kernel {
+			return nil, errors.New("kernel is empty")
+		}
+		files = append(files, espFile{"/" + f.Path, data})
 	}
-	conf := espFile{"/loader/entries/" + e.FileName(), []byte(e.conf(options))}
-	return append(files, conf), nil
+	return append(files, espFile{"/" + b.Path(), []byte(b.Conf())}), nil
 }
 
 // checkVersions rejects two entries of one version.

@@ -10,7 +10,7 @@ import (
 	"github.com/diskfs/go-diskfs/partition/gpt"
 
 	"github.com/bulkhead-dev/bulkhead/builder/output"
-	"github.com/bulkhead-dev/bulkhead/internal/bootparam"
+	"github.com/bulkhead-dev/bulkhead/internal/bootentry"
 )
 
 // Sizes.
@@ -185,8 +185,8 @@ func rawESP(in RawInput, l *Layout) (*memDisk, error) {
 	data, _ := l.Partition(partitionNameData)
 	options := func(e Entry) string {
 		slot, _ := l.Partition("root-" + e.Slot)
-		return strings.Join(strings.Fields(fmt.Sprintf("%s root=PARTUUID=%s %s=PARTUUID=%s",
-			e.Options, slot.GUID, bootparam.Data, data.GUID)), " ")
+		o, _ := bootentry.SlotOptions(e.Options, slot.GUID, data.GUID) // validated by planRaw
+		return o
 	}
 	files, err := espTree(in.Bootloader, in.Entries, options)
 	if err != nil {

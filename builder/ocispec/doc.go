@@ -6,7 +6,8 @@
 // It keeps LinuxKit's semantics (its moby ConfigToOCI): settings come from
 // the spec entry, else from the image's org.mobyproject.config label, else
 // (for command, env and cwd only) from the image config; a container gets
-// no capabilities unless it names them, new pid, mount and cgroup
-// namespaces, the host's net, ipc and uts namespaces, and LinuxKit's default
-// mounts.
+// no capabilities unless it names them, new pid and mount namespaces, the
+// host's net, ipc, uts and cgroup namespaces (LinuxKit makes no cgroup
+// namespace; bulkhead's cgroupns: new asks for one), and LinuxKit's
+// default mounts.
 package ocispec

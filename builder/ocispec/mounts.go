@@ -97,7 +97,8 @@ func parseBind(entry string) (specs.Mount, error) {
 
 // completeMount fills in what a full-form mount may leave out: the type
 // from a well-known source (or tmpfs for /dev), the source from the type,
-// the destination from the type's usual place.
+// the destination from the type's usual place. A relative destination is
+// made absolute inside the container, as runc would resolve it.
 func completeMount(m specs.Mount) (specs.Mount, error) {
 	typ, src, dest := m.Type, m.Source, m.Destination
 	if typ == "" {
@@ -118,6 +119,7 @@ func completeMount(m specs.Mount) (specs.Mount, error) {
 	if dest == "" {
 		dest = config.DefaultMountpoint(typ)
 	}
+	dest = config.MountDestination(dest)
 	if dest == "" {
 		return specs.Mount{}, fmt.Errorf("mount of type %q: missing destination", typ)
 	}

@@ -3,8 +3,9 @@ package ocispec
 import specs "github.com/opencontainers/runtime-spec/specs-go"
 
 // namespaces lists the container's namespaces in LinuxKit's order. net, ipc,
-// uts and user are shared with the host unless asked for; pid, mount and
-// cgroup are always new (pid unless "host").
+// uts, user and cgroup are shared with the host unless asked for (cgroupns
+// is bulkhead's key; LinuxKit never makes a cgroup namespace); pid and
+// mount are new (pid unless "host").
 func (s settings) namespaces() []specs.LinuxNamespace {
 	var out []specs.LinuxNamespace
 	add := func(typ specs.LinuxNamespaceType, value string) {
@@ -18,7 +19,7 @@ func (s settings) namespaces() []specs.LinuxNamespace {
 	add(specs.PIDNamespace, firstNonEmpty(s.spec.Pid, s.label.Pid, "new"))
 	add(specs.UserNamespace, firstNonEmpty(s.spec.Userns, s.label.Userns, "host"))
 	add(specs.MountNamespace, "new")
-	add(specs.CgroupNamespace, "new")
+	add(specs.CgroupNamespace, firstNonEmpty(s.spec.Cgroupns, s.label.Cgroupns, "host"))
 	return out
 }
 

@@ -171,6 +171,7 @@ var goldenCases = []struct {
 				{Source: "mqueue"},
 				{Destination: "/dev", Options: []string{"nosuid", "mode=755"}},
 				{Type: "bind", Source: "/var/lib/docker", Destination: "/var/lib/docker", Options: []string{"rbind", "ro"}},
+				{Type: "tmpfs", Destination: "scratch/./cache"}, // relative: /scratch/cache, as runc resolves it
 			},
 			Binds: &[]string{"/sys:/sys"},
 		}},
@@ -187,6 +188,13 @@ var goldenCases = []struct {
 			Resources: &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}},
 		}},
 		config: imageWith(nil, []string{"qemu-system-x86_64"}, nil, nil),
+	},
+	{
+		name: "cgroupns",
+		image: config.Image{Name: "agent", Image: "example/agent:v1", ImageConfig: config.ImageConfig{
+			Cgroupns: "new",
+		}},
+		config: imageWith(nil, []string{"/agent"}, nil, nil),
 	},
 	{
 		name: "resources-sysctl",
@@ -256,5 +264,25 @@ func checkGolden(t *testing.T, name string, res *Result) {
 		if !bytes.Equal(append(got, '\n'), want) {
 			t.Errorf("%s differs from the golden file:\n%s", path, got)
 		}
+	}
+}
+
+// TestCgroupNamespace pins LinuxKit's behaviour: no cgroup namespace unless
+// the entry asks for one with bulkhead's cgroupns: new.
+func TestCgroupNamespace(t *testing.T) {
+	has := func(res *Result) bool {
+		for _, ns := range res.Spec.Linux.Namespaces {
+			if ns.Type == specs.CgroupNamespace {
+				return true
+			}
+		}
+		return false
+	}
+	if res := generate(t, config.Image{Name: "rngd", Image: "linuxkit/rngd:v1"}, rngdImage); has(res) {
+		t.Error("default: a cgroup namespace, which LinuxKit never creates")
+	}
+	img := config.Image{Name: "rngd", Image: "linuxkit/rngd:v1", ImageConfig: config.ImageConfig{Cgroupns: "new"}}
+	if res := generate(t, img, rngdImage); !has(res) {
+		t.Error("cgroupns: new: no cgroup namespace")
 	}
 }

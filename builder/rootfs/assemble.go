@@ -44,7 +44,9 @@ type OutsideFile struct {
 // the kernel image's modules (kernel.tar) and the init images flattened
 // into "/", each onboot, onshutdown and service container unpacked under
 // containers/ with its config.json and runtime.json, the volumes under
-// containers/volumes/, and the files section last, over everything else.
+// containers/volumes/, the files section over everything else, and last the
+// update section's public keys at internal/update.KeysPath and the api
+// section's operator CA at internal/hostapi.CAPath.
 // images holds the resolved images keyed by the reference as written in
 // the spec.
 func Assemble(ctx context.Context, spec *config.Spec, images map[string]*resolve.Image, opts ...Option) (*Host, error) {
@@ -64,7 +66,7 @@ func Assemble(ctx context.Context, spec *config.Spec, images map[string]*resolve
 	}
 	a.t.entries[""].ModTime = o.epoch
 	a.host = &Host{Tree: a.t, Cmdline: spec.Kernel.Cmdline}
-	for _, step := range []func() error{a.kernel, a.inits, a.containers, a.volumes, a.files} {
+	for _, step := range []func() error{a.kernel, a.inits, a.containers, a.volumes, a.files, a.updateKeys, a.apiCA} {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("assembling root: %w", err)
 		}

@@ -2,6 +2,7 @@ package rootfs
 
 import (
 	"fmt"
+	"github.com/bulkhead-dev/bulkhead/internal/healthcheck"
 	"path"
 	"strings"
 
@@ -82,6 +83,13 @@ func (a *assembler) bundle(section, dir string, c *config.Image) error {
 	}
 	if err := a.bundleFiles(prefix, root, res); err != nil {
 		return fmt.Errorf("%s: %w", c.Pos, err)
+	}
+	if c.Healthcheck != nil {
+		b, err := healthcheck.Marshal(*c.Healthcheck)
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.Pos, err)
+		}
+		a.putData(path.Join(prefix, healthcheck.FileName), b, 0o644, OriginBulkhead)
 	}
 	return nil
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/erofs/go-erofs"
 
 	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
-	"github.com/bulkhead-dev/bulkhead/builder/verity"
+	"github.com/bulkhead-dev/bulkhead/internal/verity"
 )
 
 // MountPoints are the directories the init's stage 1 mounts on (see

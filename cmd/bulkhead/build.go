@@ -33,6 +33,7 @@ type buildFlags struct {
 	locked, offline, asJSON                      bool
 	signKey, vulndb                              string
 	limits                                       specLimits
+	expires                                      string // update bundles (build_update.go)
 }
 
 func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -40,7 +41,7 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var f buildFlags
 	fs.StringVar(&f.out, "o", ".", "output directory")
 	fs.StringVar(&f.name, "name", "", "base name of the outputs (default: the first spec's file name without .yml)")
-	fs.StringVar(&f.formats, "format", "kernel+initrd", "output formats, comma separated: kernel+initrd, tar, raw-efi (UEFI disk with A/B roots), iso-efi")
+	fs.StringVar(&f.formats, "format", "kernel+initrd", "output formats, comma separated: kernel+initrd, tar, raw-efi (UEFI disk with A/B roots), iso-efi, update (signed update bundle)")
 	fs.StringVar(&f.arch, "arch", "amd64", "architecture to build for (os linux)")
 	fs.StringVar(&f.store, "store", "", "image store directory (default $BULKHEAD_STORE, else $XDG_CACHE_HOME/bulkhead/store)")
 	fs.StringVar(&f.compression, "compression", "zstd", "initrd compression: zstd, gzip, none")
@@ -49,6 +50,7 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&f.asJSON, "json", false, "print a machine-readable summary (outputs, digests, sizes)")
 	fs.StringVar(&f.vulndb, "vulndb", "", "OSV database (a directory or zip of OSV JSON records) for the vulnerability gate")
 	fs.StringVar(&f.signKey, "sign-key", "", "sign the outputs with this private key (a PEM file, or env://NAME)")
+	fs.StringVar(&f.expires, "expires", "", "update bundle expiry: a time, a date, a duration from SOURCE_DATE_EPOCH, or now+DURATION (default: the spec's update.expires)")
 	addSpecLimitFlags(fs, &f.limits)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -128,6 +130,10 @@ func build(ctx context.Context, specs []string, f buildFlags, epoch int64, stder
 	}
 	spec, text, err := loadSpecs(specs, f.limits)
 	if err != nil {
+		return nil, err
+	}
+	printWarnings(stderr, spec.Warnings)
+	if err := checkUpdate(formats, spec, f, epoch); err != nil {
 		return nil, err
 	}
 	var key *sign.PrivateKey
@@ -234,7 +240,7 @@ func (j *buildJob) writeFormats(ctx context.Context) error {
 	defer func() { db.close() }()
 	for _, format := range j.formats {
 		j.progress("writing %s", format)
-		if db == nil && (isDiskFormat(format) || format == "kernel+initrd" && verified) {
+		if db == nil && (usesRootImage(format) || format == "kernel+initrd" && verified) {
 			if !verified {
 				return fmt.Errorf("writing %s: a verified root needs bulkhead's init as /init (the image bulkhead/init, %s): it checks and mounts the root image", format, initPackage)
 			}
@@ -285,12 +291,12 @@ func parseFormats(s string) ([]string, error) {
 	var out []string
 	for _, f := range strings.Split(s, ",") {
 		switch f = strings.TrimSpace(f); f {
-		case "kernel+initrd", "tar", "raw-efi", "iso-efi":
+		case "kernel+initrd", "tar", "raw-efi", "iso-efi", "update":
 			if !slices.Contains(out, f) {
 				out = append(out, f)
 			}
 		default:
-			return nil, fmt.Errorf("%w: unknown format %q (known: kernel+initrd, tar, raw-efi, iso-efi)", errUsage, f)
+			return nil, fmt.Errorf("%w: unknown format %q (known: kernel+initrd, tar, raw-efi, iso-efi, update)", errUsage, f)
 		}
 	}
 	return out, nil
@@ -350,6 +356,9 @@ func writeFormat(ctx context.Context, format string, host *rootfs.Host, db *disk
 		return []string{p}, err
 	case "iso-efi":
 		p, err := db.writeISO(ctx)
+		return []string{p}, err
+	case "update":
+		p, err := db.writeUpdate(ctx)
 		return []string{p}, err
 	case "kernel+initrd":
 		if db != nil {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -155,13 +156,31 @@ func (d *diskBuild) tries() int {
 }
 
 // options is the kernel command line of the entry: the spec's, the
-// verity parameters and the settle time.
+// verity parameters, the boot assessment's times, and what turns a hung
+// or panicked kernel into a reset (so the boot counter runs down).
 func (d *diskBuild) options(extra ...string) string {
 	parts := []string{strings.TrimSpace(d.host.Cmdline), d.root.Verity.Cmdline()}
 	if d.spec.Boot != nil && d.spec.Boot.Settle != "" {
 		parts = append(parts, bootparam.Settle+"="+d.spec.Boot.Settle)
 	}
+	if d.spec.Boot != nil && d.spec.Boot.Deadline != "" {
+		parts = append(parts, bootparam.Deadline+"="+d.spec.Boot.Deadline)
+	}
+	parts = append(parts, hangParams(d.host.Cmdline)...)
 	return strings.Join(strings.Fields(strings.Join(append(parts, extra...), " ")), " ")
+}
+
+// hangParams makes the kernel reset instead of hanging on a panic, a soft
+// lockup or a hung task, unless the spec's command line says otherwise.
+func hangParams(cmdline string) []string {
+	var out []string
+	for _, p := range []string{"panic=10", "softlockup_panic=1", "hung_task_panic=1"} {
+		key, _, _ := strings.Cut(p, "=")
+		if !slices.ContainsFunc(strings.Fields(cmdline), func(f string) bool { return strings.HasPrefix(f, key+"=") }) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // stage0Initrd writes the initrd a disk boot starts from: the init and

@@ -54,6 +54,9 @@ func runImageBuild(ctx context.Context, args []string, stdout, stderr io.Writer)
 	cacheDir := fs.String("cache", "", "build cache directory (default: <store>/cache/recipe)")
 	verbose := fs.Bool("v", false, "show build steps and tool output")
 	signKey := fs.String("sign-key", "", signKeyUsage)
+	var forSpecs stringList
+	fs.Var(&forSpecs, "for", "build only the recipes whose images `SPEC` uses (repeatable: the specs merged); the boot loader too with --format")
+	formats := fs.String("format", "kernel+initrd", "with --for: the output `formats` the spec will be built in (raw-efi and iso-efi need the boot loader)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -80,6 +83,11 @@ func runImageBuild(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		recipes = append(recipes, r)
 	}
+	if len(forSpecs) > 0 {
+		if recipes, err = recipesFor(recipes, forSpecs, *formats, stderr); err != nil {
+			return err
+		}
+	}
 	store, err := resolve.OpenStore(*storeDir)
 	if err != nil {
 		return err
@@ -92,7 +100,10 @@ func runImageBuild(ctx context.Context, args []string, stdout, stderr io.Writer)
 		opts = append(opts, recipe.WithProgress(stderr))
 	}
 	for _, r := range recipes {
-		if err := buildOne(ctx, store, r, opts, key, stdout); err != nil {
+		stop := showProgress(stderr, r.Ref())
+		err := buildOne(ctx, store, r, opts, key, stdout)
+		stop()
+		if err != nil {
 			return err
 		}
 	}

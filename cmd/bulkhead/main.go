@@ -48,6 +48,9 @@ func commands() []command {
 		keygenCommand(),
 		signCommand(),
 		verifyCommand(),
+		updateCommand(),
+		caCommand(),
+		hostCommand(),
 		versionCommand(),
 	}
 }

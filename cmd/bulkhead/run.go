@@ -37,6 +37,12 @@ copy to keep the original. The serial console streams to stdout. Published ports
 outside. An interrupt (Ctrl-C) presses the guest's power button; a second
 one kills qemu.
 
+Accelerator (--accel, default $BULKHEAD_ACCEL, else auto): auto uses KVM
+only when a probe guest proves KVM can run one (a nested KVM may open
+/dev/kvm and still hang every guest), else software emulation (TCG) with a
+line saying why; kvm fails with the probe's reason instead of hanging; tcg
+never touches KVM.
+
 Exit status:
   0    the guest powered off
   1    qemu failed
@@ -91,6 +97,7 @@ func parseRunArgs(args []string, stderr io.Writer) (runOptions, error) {
 	fs.IntVar(&c.CPUs, "cpus", qemu.DefaultCPUs, "guest CPUs")
 	fs.DurationVar(&c.Timeout, "timeout", 0, "kill the guest after this `duration` (exit 124); 0: never")
 	fs.BoolVar(&c.AllowReboot, "allow-reboot", false, "let the guest reboot instead of ending the run")
+	fs.StringVar(&c.Accel, "accel", "", "accelerator: `auto|kvm|tcg` (default $"+qemu.EnvAccel+", else auto)")
 	fs.StringVar(&opts.consoleLog, "console-log", "", "also write the serial console to `file`")
 	publish := publishFlag{fwds: &c.Forwards}
 	fs.Var(publish, "publish", "forward 127.0.0.1:`HOSTPORT:GUESTPORT[/tcp|udp]` to the guest (repeatable)")
@@ -102,6 +109,11 @@ func parseRunArgs(args []string, stderr io.Writer) (runOptions, error) {
 	}
 	if err != nil {
 		return opts, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	switch c.Accel {
+	case "", qemu.AccelAuto, qemu.AccelKVM, qemu.AccelTCG:
+	default:
+		return opts, fmt.Errorf("%w: --accel %q: want auto, kvm or tcg", errUsage, c.Accel)
 	}
 	if len(rest) == 0 || rest[0] != "qemu" {
 		fs.Usage()
@@ -242,6 +254,9 @@ func runQemu(ctx context.Context, opts runOptions, stdout, stderr io.Writer, int
 	vm, err := qemu.Start(ctx, cfg)
 	if err != nil {
 		return err
+	}
+	if a := vm.Accel(); a.Why != "" {
+		fmt.Fprintf(stderr, "bulkhead run: using software emulation (tcg): %s\n", a.Why)
 	}
 	go forwardInterrupts(vm, interrupts, stderr)
 	res, err := vm.Wait()

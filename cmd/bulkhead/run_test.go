@@ -112,6 +112,7 @@ func TestRunUsage(t *testing.T) {
 		{"run", "qemu", filepath.Join(t.TempDir(), "missing")},
 		{"run", "qemu", "-p", "80", prefix},
 		{"run", "qemu", prefix, "extra"},
+		{"run", "qemu", "--accel", "hvf", prefix},
 	} {
 		var stderr bytes.Buffer
 		if code := run(context.Background(), args, io.Discard, &stderr); code != 2 {
@@ -157,6 +158,7 @@ func TestRunExitCodes(t *testing.T) {
 			if tc.want != runExitTimeout && !strings.Contains(stdout.String(), "hello from guest") {
 				t.Errorf("stdout has no console:\n%s", stdout.String())
 			}
+			wantAccelLine(t, stderr.String())
 		})
 	}
 }
@@ -232,5 +234,19 @@ func waitOutput(t *testing.T, out *lockedBuffer, want string, done <-chan error)
 			t.Fatalf("no %q on stdout:\n%s", want, out.String())
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+}
+
+// wantAccelLine checks that a run whose automatic accelerator choice fell
+// back to software emulation said so, and one that did not, did not.
+func wantAccelLine(t *testing.T, stderr string) {
+	t.Helper()
+	a, err := qemu.ResolveAccel(context.Background(), qemu.DefaultBinary, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	said := strings.Contains(stderr, "using software emulation (tcg): KVM cannot run a guest here")
+	if said != (a.Why != "") {
+		t.Errorf("accelerator %+v, but stderr:\n%s", a, stderr)
 	}
 }

@@ -18,12 +18,14 @@ func validateCommand() command {
 	}
 }
 
-// validateProblem is one problem in --json output.
+// validateProblem is one problem in --json output: an error (the spec is
+// refused) or a warning (accepted, probably not meant).
 type validateProblem struct {
-	File    string `json:"file"`
-	Line    int    `json:"line"`
-	Col     int    `json:"col"`
-	Message string `json:"message"`
+	File     string `json:"file"`
+	Line     int    `json:"line"`
+	Col      int    `json:"col"`
+	Severity string `json:"severity"`
+	Message  string `json:"message"`
 }
 
 func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -39,14 +41,19 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fs.Usage()
 		return fmt.Errorf("%w: no spec files given", errUsage)
 	}
-	_, _, err := loadSpecs(files, limits)
+	spec, _, err := loadSpecs(files, limits)
 	var errs config.Errors
 	if err != nil && !errors.As(err, &errs) {
 		return err
 	}
-	if *asJSON {
-		return printProblemsJSON(stdout, errs)
+	var warns config.Errors
+	if spec != nil {
+		warns = spec.Warnings
 	}
+	if *asJSON {
+		return printProblemsJSON(stdout, errs, warns)
+	}
+	printWarnings(stderr, warns)
 	if len(errs) > 0 {
 		for _, e := range errs {
 			fmt.Fprintln(stderr, e.Error())
@@ -59,19 +66,30 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	return nil
 }
 
-func printProblemsJSON(w io.Writer, errs config.Errors) error {
-	problems := make([]validateProblem, 0, len(errs))
-	for _, e := range errs {
-		problems = append(problems, validateProblem{
-			File: e.Pos.File, Line: e.Pos.Line, Col: e.Pos.Col, Message: e.Msg,
-		})
+// printWarnings writes a spec's warnings as file:line:col: warning: msg.
+func printWarnings(w io.Writer, warns config.Errors) {
+	for _, e := range warns {
+		fmt.Fprintf(w, "%s: warning: %s\n", e.Pos, e.Msg)
 	}
+}
+
+func printProblemsJSON(w io.Writer, errs, warns config.Errors) error {
+	problems := make([]validateProblem, 0, len(errs)+len(warns))
+	add := func(list config.Errors, severity string) {
+		for _, e := range list {
+			problems = append(problems, validateProblem{
+				File: e.Pos.File, Line: e.Pos.Line, Col: e.Pos.Col, Severity: severity, Message: e.Msg,
+			})
+		}
+	}
+	add(errs, "error")
+	add(warns, "warning")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(problems); err != nil {
 		return fmt.Errorf("writing problems: %w", err)
 	}
-	if len(problems) > 0 {
+	if len(errs) > 0 {
 		return exitError{1}
 	}
 	return nil

@@ -96,3 +96,32 @@ func TestValidateSpecLimits(t *testing.T) {
 		t.Errorf("--max-spec-size 8K: exit %d, stderr %s", code, stderr.String())
 	}
 }
+
+// TestValidateWarnings: a relative mount destination passes with a warning,
+// on stderr and as severity "warning" in --json, and exit 0.
+func TestValidateWarnings(t *testing.T) {
+	spec := filepath.Join(t.TempDir(), "w.yml")
+	body := "kernel:\n  image: linuxkit/kernel:6.6\ninit:\n  - linuxkit/init:v1\nservices:\n  - name: a\n    image: alpine\n" +
+		"    mounts:\n      - type: tmpfs\n        destination: data\n"
+	if err := os.WriteFile(spec, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"validate", spec}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
+	}
+	if want := spec + `:9:9: warning: mount destination "data" is not absolute`; !strings.HasPrefix(stderr.String(), want) {
+		t.Errorf("stderr %q, want %q...", stderr.String(), want)
+	}
+	stdout.Reset()
+	if code := run(context.Background(), []string{"validate", "--json", spec}, &stdout, &stderr); code != 0 {
+		t.Fatalf("--json exit %d", code)
+	}
+	var problems []map[string]any
+	if err := json.Unmarshal(stdout.Bytes(), &problems); err != nil {
+		t.Fatal(err)
+	}
+	if len(problems) != 1 || problems[0]["severity"] != "warning" || problems[0]["line"] != 9.0 {
+		t.Errorf("problems = %v", problems)
+	}
+}

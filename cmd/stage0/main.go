@@ -12,10 +12,10 @@ import (
 	"log"
 	"os"
 
-	"github.com/bulkhead-dev/bulkhead/builder/verity"
 	"github.com/bulkhead-dev/bulkhead/internal/init/logline"
 	"github.com/bulkhead-dev/bulkhead/internal/init/power"
 	"github.com/bulkhead-dev/bulkhead/internal/init/stage0"
+	"github.com/bulkhead-dev/bulkhead/internal/verity"
 )
 
 // next is the init the verified root runs.

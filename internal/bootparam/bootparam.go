@@ -1,6 +1,6 @@
 // Package bootparam names the kernel command-line parameters and initrd
 // paths that the builder writes and the init reads, in one place so the
-// two cannot drift apart. (The verity parameter is builder/verity's
+// two cannot drift apart. (The verity parameter is internal/verity's
 // CmdlineKey.)
 package bootparam
 
@@ -11,6 +11,17 @@ const (
 	// Settle is how long containerd and every service must stay up before
 	// the running boot entry is blessed (a Go duration).
 	Settle = "bulkhead.settle"
+	// Deadline is how long a boot from a counted entry has to become
+	// healthy (settled) before the entry is marked bad and, when another
+	// entry can boot, the machine reboots into it (a Go duration).
+	Deadline = "bulkhead.deadline"
+	// Watchdog is the watchdog timeout the init arms (a Go duration,
+	// default 30s).
+	Watchdog = "bulkhead.watchdog"
+	// Fault injects a failure for tests of the fallback path: "panic"
+	// (stage 1 exits, so the kernel panics) or "hang" (stage 1 stops,
+	// and stops petting the watchdog). Never set it on a real host.
+	Fault = "bulkhead.fault"
 	// RootImage names the root image file inside the initramfs:
 	// bulkhead.rootimg=/bulkhead/root.img.
 	RootImage = "bulkhead.rootimg"

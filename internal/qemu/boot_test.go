@@ -235,3 +235,42 @@ func TestAllowReboot(t *testing.T) {
 	vm.Kill()
 	qemutest.WantResult(t, vm, qemu.Killed)
 }
+
+// TestForcedTCG boots under software emulation whatever the machine has;
+// qemu itself confirms KVM is off.
+func TestForcedTCG(t *testing.T) {
+	vm := boot(t, qemu.Config{Accel: qemu.AccelTCG}, "bulkhead.guest=wait")
+	if _, err := vm.WaitFor(context.Background(), "hello from guest", bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	on, err := vm.KVMEnabled()
+	if err != nil || on || vm.Accel().Name != qemu.AccelTCG {
+		t.Fatalf("KVMEnabled = %v, %v; Accel %+v: want tcg", on, err, vm.Accel())
+	}
+}
+
+// TestForcedKVM: where the probe finds a KVM that runs guests, a forced kvm
+// boots under it; where not, Start refuses with the probe's reason instead
+// of a qemu that aborts or a guest that hangs.
+func TestForcedKVM(t *testing.T) {
+	auto, err := qemu.ResolveAccel(context.Background(), qemu.DefaultBinary, qemu.AccelAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auto.Name == qemu.AccelTCG {
+		cfg := qemu.Config{Accel: qemu.AccelKVM, Kernel: testkernel.Path(t), Cmdline: qemutest.Cmdline}
+		_, err := qemu.Start(context.Background(), cfg)
+		if !errors.Is(err, qemu.ErrKVMUnusable) || strings.Contains(err.Error(), "Assertion") {
+			t.Fatalf("forced kvm where the probe said %q: %v", auto.Why, err)
+		}
+		t.Logf("refused as expected: %v", err)
+		return
+	}
+	vm := boot(t, qemu.Config{Accel: qemu.AccelKVM}, "bulkhead.guest=wait")
+	if _, err := vm.WaitFor(context.Background(), "hello from guest", bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if on, err := vm.KVMEnabled(); err != nil || !on {
+		t.Fatalf("KVMEnabled = %v, %v under a forced kvm", on, err)
+	}
+}

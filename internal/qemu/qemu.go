@@ -6,8 +6,8 @@
 //
 // Guest networking, when asked for, is qemu user networking with restrict=on
 // (the guest reaches nothing outside), with host ports forwarded from
-// 127.0.0.1 only. KVM is used when /dev/kvm is usable, software emulation
-// (TCG) otherwise.
+// 127.0.0.1 only. The accelerator is KVM only when a probe guest proves
+// that KVM can run one (accel.go), software emulation (TCG) otherwise.
 package qemu
 
 import (
@@ -66,7 +66,7 @@ type Config struct {
 	Timeout time.Duration // kill the VM after this long (Result Timeout); 0: never
 
 	Binary    string   // default DefaultBinary
-	Accel     string   // "kvm", "tcg", or "" to use KVM when /dev/kvm is usable
+	Accel     string   // AccelAuto, AccelKVM, AccelTCG, or "": $BULKHEAD_ACCEL, else auto (see ResolveAccel)
 	ExtraArgs []string // appended to qemu's arguments
 }
 
@@ -162,6 +162,9 @@ func (c Config) args(dir string) []string {
 		"-serial", "chardev:console",
 		"-qmp", "unix:" + filepath.Join(dir, qmpSocket) + ",server=on,wait=on",
 		"-device", "pvpanic",
+		// A hardware watchdog for the guest's init to arm; it resets the
+		// machine when the guest stops petting it.
+		"-device", "i6300esb", "-action", "watchdog=reset",
 	}
 	a = append(a, accelArgs(c.Accel)...)
 	if c.AllowReboot {
@@ -214,26 +217,13 @@ func kernelCmdline(s string) string {
 	return strings.TrimSpace(s + " console=ttyS0")
 }
 
+// accelArgs selects a resolved accelerator: kvm with the host's CPU model,
+// anything else software emulation with every feature it has.
 func accelArgs(accel string) []string {
-	if accel == "" {
-		accel = "tcg"
-		if kvmUsable() {
-			accel = "kvm"
-		}
-	}
-	if accel == "kvm" {
+	if accel == AccelKVM {
 		return []string{"-accel", "kvm", "-cpu", "host"}
 	}
-	return []string{"-accel", accel, "-cpu", "max"}
-}
-
-func kvmUsable() bool {
-	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
-	if err != nil {
-		return false
-	}
-	f.Close()
-	return true
+	return []string{"-accel", "tcg", "-cpu", "max"}
 }
 
 const (
@@ -249,6 +239,11 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting qemu: %w", err)
 	}
+	accel, err := ResolveAccel(ctx, cfg.Binary, cfg.Accel)
+	if err != nil {
+		return nil, fmt.Errorf("starting qemu: %w", err)
+	}
+	cfg.Accel = accel.Name
 	dir, err := os.MkdirTemp("", "bulkhead-qemu-")
 	if err != nil {
 		return nil, fmt.Errorf("starting qemu: %w", err)
@@ -260,6 +255,7 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 		}
 	}
 	vm := newVM(cfg, dir)
+	vm.accel = accel
 	cmd := exec.Command(cfg.Binary, cfg.args(dir)...)
 	cmd.Stdout = vm.console
 	cmd.Stderr = vm.stderr

@@ -124,31 +124,37 @@ func (q *qmpConn) read(onEvent func(qmpMessage)) {
 
 // execute runs a command without arguments and waits for its reply.
 func (q *qmpConn) execute(command string, exited <-chan struct{}) error {
+	_, err := q.query(command, exited)
+	return err
+}
+
+// query runs a command without arguments and returns its reply's value.
+func (q *qmpConn) query(command string, exited <-chan struct{}) (json.RawMessage, error) {
 	if q == nil {
-		return errors.New("no qmp connection")
+		return nil, errors.New("no qmp connection")
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	select {
 	case <-q.done:
-		return ErrStopped
+		return nil, ErrStopped
 	default:
 	}
 	if err := q.send(command); err != nil {
-		return err
+		return nil, err
 	}
 	select {
 	case m := <-q.replies:
 		if m.Error != nil {
-			return fmt.Errorf("qmp %s: %s", command, m.Error.Desc)
+			return nil, fmt.Errorf("qmp %s: %s", command, m.Error.Desc)
 		}
-		return nil
+		return m.Return, nil
 	case <-q.done:
-		return ErrStopped
+		return nil, ErrStopped
 	case <-exited:
-		return ErrStopped
+		return nil, ErrStopped
 	case <-time.After(30 * time.Second):
-		return fmt.Errorf("qmp %s: no reply", command)
+		return nil, fmt.Errorf("qmp %s: no reply", command)
 	}
 }
 

@@ -3,6 +3,7 @@ package qemu
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -53,6 +54,7 @@ var (
 // VM is a running qemu.
 type VM struct {
 	cfg     Config
+	accel   Accel
 	dir     string
 	cmd     *exec.Cmd
 	console *console
@@ -220,6 +222,25 @@ func (vm *VM) Powerdown() error {
 func (vm *VM) Wait() (Result, error) {
 	<-vm.exited
 	return vm.result, vm.err
+}
+
+// Accel says which accelerator the VM runs with and, when auto fell back
+// to software emulation, why.
+func (vm *VM) Accel() Accel { return vm.accel }
+
+// KVMEnabled asks qemu (QMP query-kvm) whether the guest runs under KVM.
+func (vm *VM) KVMEnabled() (bool, error) {
+	raw, err := vm.qmp.query("query-kvm", vm.procDone)
+	if err != nil {
+		return false, fmt.Errorf("asking qemu about kvm: %w", err)
+	}
+	var r struct {
+		Enabled bool `json:"enabled"`
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return false, fmt.Errorf("reading query-kvm reply: %w", err)
+	}
+	return r.Enabled, nil
 }
 
 // Done is closed when the VM has ended and Wait returns at once.

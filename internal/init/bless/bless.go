@@ -161,3 +161,92 @@ func syncDir(dir string) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// MarkBad renames the counted entry countPath under espRoot to
+// NAME+0-DONE.conf, as systemd-bless-boot bad does: systemd-boot then
+// sorts it after every entry with tries left, so the next boot falls back
+// to another entry. It syncs the directory and returns the new ESP path.
+// An entry without a counter (blessed) is refused: a blessed entry is the
+// fallback and is never marked bad.
+func MarkBad(espRoot, countPath string) (string, error) {
+	rel, err := entryPath(countPath)
+	if err != nil {
+		return "", err
+	}
+	dir, file := path.Split(rel)
+	base, _ := strings.CutSuffix(file, ".conf")
+	i := strings.LastIndexByte(base, '+')
+	if _, counted := Uncounted(file); !counted || i <= 0 {
+		return "", fmt.Errorf("marking boot entry bad: %s is blessed", file)
+	}
+	_, done, _ := strings.Cut(base[i+1:], "-")
+	if done == "" {
+		done = "0"
+	}
+	newRel := dir + base[:i] + "+0-" + done + ".conf"
+	if newRel == rel {
+		return "/" + newRel, nil
+	}
+	if err := os.Rename(filepath.Join(espRoot, rel), filepath.Join(espRoot, newRel)); err != nil {
+		return "", fmt.Errorf("marking boot entry bad: %w", err)
+	}
+	if err := syncDir(filepath.Join(espRoot, dir)); err != nil {
+		return "", fmt.Errorf("marking boot entry bad: %w", err)
+	}
+	return "/" + newRel, nil
+}
+
+// Fallbacks lists the entries under espRoot that systemd-boot would try
+// after countPath fails: every other entry that is blessed or has tries
+// left, by file name.
+func Fallbacks(espRoot, countPath string) ([]string, error) {
+	rel, err := entryPath(countPath)
+	if err != nil {
+		return nil, err
+	}
+	self, _ := Uncounted(path.Base(rel))
+	ents, err := os.ReadDir(filepath.Join(espRoot, EntriesDir))
+	if err != nil {
+		return nil, fmt.Errorf("listing boot entries: %w", err)
+	}
+	var out []string
+	for _, e := range ents {
+		name := e.Name()
+		blessedName, counted := Uncounted(name)
+		if e.IsDir() || !strings.HasSuffix(name, ".conf") || strings.HasPrefix(name, ".") || blessedName == self {
+			continue
+		}
+		if counted && triesLeft(name) == 0 {
+			continue
+		}
+		out = append(out, name)
+	}
+	return out, nil
+}
+
+// triesLeft is LEFT of NAME+LEFT[-DONE].conf (call it on a counted name).
+func triesLeft(file string) int {
+	base, _ := strings.CutSuffix(file, ".conf")
+	left, _, _ := strings.Cut(base[strings.LastIndexByte(base, '+')+1:], "-")
+	n, _ := strconv.Atoi(left)
+	return n
+}
+
+// EntrySelected returns the entry systemd-boot started (LoaderEntrySelected:
+// its file name as it was before the boot counter was decremented).
+func EntrySelected(efivars string) (string, error) {
+	return readString(efivars, "LoaderEntrySelected")
+}
+
+// Tries returns LEFT and DONE of a counted entry file NAME+LEFT[-DONE].conf,
+// or ok false for a blessed one.
+func Tries(file string) (left, done int, ok bool) {
+	if _, counted := Uncounted(file); !counted {
+		return 0, 0, false
+	}
+	base, _ := strings.CutSuffix(file, ".conf")
+	l, d, _ := strings.Cut(base[strings.LastIndexByte(base, '+')+1:], "-")
+	left, _ = strconv.Atoi(l)
+	done, _ = strconv.Atoi(d)
+	return left, done, true
+}

@@ -188,3 +188,38 @@ func TestUncounted(t *testing.T) {
 		}
 	}
 }
+
+func TestMarkBadAndFallbacks(t *testing.T) {
+	esp := t.TempDir()
+	dir := filepath.Join(esp, EntriesDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"bulkhead-2+2-1.conf", "bulkhead-1.conf", "bulkhead-0+0-3.conf", ".tmp-x.conf"} {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("title x\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fb, err := Fallbacks(esp, `\loader\entries\bulkhead-2+2-1.conf`)
+	if err != nil || len(fb) != 1 || fb[0] != "bulkhead-1.conf" {
+		t.Fatalf("Fallbacks = %v, %v; want the blessed bulkhead-1 only", fb, err)
+	}
+	got, err := MarkBad(esp, `\loader\entries\bulkhead-2+2-1.conf`)
+	if err != nil || got != "/loader/entries/bulkhead-2+0-1.conf" {
+		t.Fatalf("MarkBad = %q, %v", got, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "bulkhead-2+0-1.conf")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := MarkBad(esp, "/loader/entries/bulkhead-1.conf"); err == nil {
+		t.Fatal("MarkBad of a blessed entry succeeded")
+	}
+	if _, err := MarkBad(esp, "/EFI/boot/x.conf"); err == nil {
+		t.Fatal("MarkBad outside loader/entries succeeded")
+	}
+	// Only the bad and the exhausted entry are left: no fallback.
+	os.Remove(filepath.Join(dir, "bulkhead-1.conf"))
+	if fb, err := Fallbacks(esp, "/loader/entries/bulkhead-2+0-1.conf"); err != nil || len(fb) != 0 {
+		t.Fatalf("Fallbacks = %v, %v; want none", fb, err)
+	}
+}

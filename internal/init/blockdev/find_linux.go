@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -159,4 +160,43 @@ func EnsureNode(name, path string) error {
 		return fmt.Errorf("creating node for %s: %w", name, err)
 	}
 	return nil
+}
+
+// DevPartition is a partition with its device node.
+type DevPartition struct {
+	Partition
+	Dev string // /dev path, made if missing
+}
+
+// DiskOf returns every partition of the whole disk that holds the
+// partition uuid, with device nodes, in table order.
+func DiskOf(uuid string) ([]DevPartition, error) {
+	uuid = strings.ToLower(uuid)
+	ents, err := os.ReadDir(system.sys)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range ents {
+		disk := e.Name()
+		if isPartition(system.sys, disk) || sectors(system.sys, disk) == 0 {
+			continue
+		}
+		parts, err := system.diskGPT(disk)
+		if err != nil || !slices.ContainsFunc(parts, func(p Partition) bool { return p.UUID == uuid }) {
+			continue
+		}
+		out := make([]DevPartition, 0, len(parts))
+		for _, p := range parts {
+			dp := DevPartition{Partition: p}
+			if name := partitionName(system.sys, disk, p.Number); name != "" {
+				dp.Dev = "/dev/" + name
+				if err := EnsureNode(name, dp.Dev); err != nil {
+					return nil, err
+				}
+			}
+			out = append(out, dp)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("no disk holds partition %s", uuid)
 }

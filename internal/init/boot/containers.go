@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bulkhead-dev/bulkhead/internal/healthcheck"
 	"github.com/bulkhead-dev/bulkhead/internal/init/backoff"
 	"github.com/bulkhead-dev/bulkhead/internal/init/bundle"
 	"github.com/bulkhead-dev/bulkhead/internal/init/ctrd"
@@ -109,8 +110,9 @@ func (h *host) runAll(ctx context.Context, kind bundle.Kind, deadline time.Durat
 
 // service is one supervised service container.
 type service struct {
-	b   bundle.Bundle
-	sup *supervise.Supervisor
+	b      bundle.Bundle
+	sup    *supervise.Supervisor
+	health *health // nil without a health check
 
 	mu       sync.Mutex
 	ct       *ctrd.Container
@@ -130,6 +132,7 @@ func (h *host) startServices(ctx context.Context) {
 		s.sup = supervise.New(b.Name, h.serviceStarter(s), backoff.Default, h.logf)
 		h.services = append(h.services, s)
 		go s.sup.Run(ctx)
+		h.watchHealth(ctx, s)
 		go func() {
 			select {
 			case <-s.sup.Started():
@@ -141,6 +144,57 @@ func (h *host) startServices(ctx context.Context) {
 	if len(bundles) > 0 {
 		go h.reportFirstService(ctx, first)
 	}
+}
+
+// watchHealth starts the service's health check, if it has one.
+func (h *host) watchHealth(ctx context.Context, s *service) {
+	check, err := healthcheck.Read(s.b.Dir)
+	if err != nil {
+		h.logf("service %s: %v", s.b.Name, err)
+		return
+	}
+	if check == nil {
+		return
+	}
+	s.health = &health{name: s.b.Name, check: *check, timing: check.Timing(), sup: s.sup, logf: h.logf}
+	go s.health.run(ctx)
+}
+
+// healthySince is since when the service has run and, with a health
+// check, passed it; false when it is not running or not healthy now.
+func (s *service) healthySince() (time.Time, bool) {
+	since, ok := s.sup.RunningSince()
+	if !ok || s.health == nil {
+		return since, ok
+	}
+	hs, ok := s.health.healthySince()
+	if !ok {
+		return time.Time{}, false
+	}
+	return later(since, hs), true
+}
+
+// unhealthy says why the service is not healthy.
+func (s *service) unhealthy() string {
+	if _, ok := s.sup.RunningSince(); !ok {
+		return "service " + s.b.Name + " not running"
+	}
+	if s.health != nil {
+		if err := s.health.lastError(); err != nil {
+			return "service " + s.b.Name + " unhealthy: " + err.Error()
+		}
+		if _, ok := s.health.healthySince(); !ok {
+			return "service " + s.b.Name + " not yet checked healthy"
+		}
+	}
+	return "service " + s.b.Name + " restarted"
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // reportFirstService logs when the first service runs: the boot time a
@@ -216,5 +270,6 @@ func (h *host) shutdown(ctx context.Context, a power.Action) {
 	h.killAll()
 	h.logOrphans()
 	h.unmountAll()
+	h.disarmWatchdog()
 	halt(h.logf, a)
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/init/blockdev"
@@ -21,6 +22,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/init/reaper"
 	"github.com/bulkhead-dev/bulkhead/internal/init/sysctl"
 	"github.com/bulkhead-dev/bulkhead/internal/init/sysmount"
+	"github.com/bulkhead-dev/bulkhead/internal/init/watchdog"
 	"golang.org/x/sys/unix"
 )
 
@@ -55,7 +57,10 @@ type host struct {
 	client    *ctrd.Client
 	services  []*service
 	stop      chan power.Action
+	stopping  chan struct{} // closed once a shutdown is asked for
 	stopOnce  sync.Once
+	watchdog  *watchdog.Watchdog
+	hung      atomic.Bool // bulkhead.fault=hang: the watchdog stops being petted
 }
 
 // run is stage 1; it ends in reboot(2).
@@ -63,6 +68,7 @@ func (h *host) run(ctx context.Context) {
 	h.began = time.Now()
 	h.logf("started (uptime %s)", uptime())
 	h.stop = make(chan power.Action, 1)
+	h.stopping = make(chan struct{})
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, power.Signals...)
 	h.reaper = reaper.New()
@@ -74,6 +80,8 @@ func (h *host) run(ctx context.Context) {
 	h.system(withData)
 	ready := h.startContainerd()
 	h.loadModules()
+	h.armWatchdog(ctx)
+	h.injectFault()
 	if withData {
 		h.mountData(ctx, dataUUID)
 	}
@@ -85,6 +93,7 @@ func (h *host) run(ctx context.Context) {
 		h.logf("fatal: %v", err)
 	} else {
 		<-netDone
+		h.serveAPI(ctx)
 		h.onboot(ctx)
 		h.startServices(ctx)
 		go h.blessWhenHealthy(ctx)
@@ -97,6 +106,7 @@ func (h *host) run(ctx context.Context) {
 func (h *host) requestStop(a power.Action, why string) {
 	h.stopOnce.Do(func() {
 		h.logf("%s: shutting down (%s)", why, a)
+		close(h.stopping)
 		h.stop <- a
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -157,4 +158,43 @@ func (t *Task) Signal(ctx context.Context, sig syscall.Signal) error {
 		return fmt.Errorf("signalling task %s: %w", t.t.ID(), err)
 	}
 	return nil
+}
+
+// execSeq numbers exec processes so their ids never repeat.
+var execSeq atomic.Uint64
+
+// Exec runs args inside the task's container (its namespaces, root, user
+// and environment), with output to out, and returns its exit code. ctx
+// bounds it: the process is killed when ctx ends.
+func (t *Task) Exec(ctx context.Context, args []string, out io.Writer) (int, error) {
+	ctx = namespaces.WithNamespace(ctx, t.ns)
+	spec, err := t.t.Spec(ctx)
+	if err != nil {
+		return -1, fmt.Errorf("exec in %s: reading spec: %w", t.t.ID(), err)
+	}
+	ps := *spec.Process
+	ps.Args = args
+	ps.Terminal = false
+	id := fmt.Sprintf("health-%d", execSeq.Add(1))
+	p, err := t.t.Exec(ctx, id, &ps, cio.NewCreator(cio.WithStreams(nil, out, out)))
+	if err != nil {
+		return -1, fmt.Errorf("exec in %s: %w", t.t.ID(), err)
+	}
+	bg := namespaces.WithNamespace(context.WithoutCancel(ctx), t.ns)
+	defer p.Delete(bg, client.WithProcessKill)
+	exit, err := p.Wait(bg)
+	if err != nil {
+		return -1, fmt.Errorf("exec in %s: %w", t.t.ID(), err)
+	}
+	if err := p.Start(ctx); err != nil {
+		return -1, fmt.Errorf("exec in %s: %w", t.t.ID(), err)
+	}
+	select {
+	case st := <-exit:
+		code, _, err := st.Result()
+		return int(code), err
+	case <-ctx.Done():
+		_ = p.Kill(bg, syscall.SIGKILL)
+		return -1, fmt.Errorf("exec in %s: %w", t.t.ID(), ctx.Err())
+	}
 }

@@ -18,12 +18,12 @@ import (
 
 	"github.com/u-root/u-root/pkg/cpio"
 
-	"github.com/bulkhead-dev/bulkhead/builder/verity"
 	"github.com/bulkhead-dev/bulkhead/internal/init/kmod"
 	"github.com/bulkhead-dev/bulkhead/internal/init/stage0"
 	"github.com/bulkhead-dev/bulkhead/internal/qemu"
 	"github.com/bulkhead-dev/bulkhead/internal/qemu/qemutest"
 	"github.com/bulkhead-dev/bulkhead/internal/testkernel"
+	"github.com/bulkhead-dev/bulkhead/internal/verity"
 )
 
 // bootTimeout bounds each boot; a good one takes seconds of TCG.

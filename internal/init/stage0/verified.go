@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/bulkhead-dev/bulkhead/builder/verity"
 	"github.com/bulkhead-dev/bulkhead/internal/bootparam"
 	"github.com/bulkhead-dev/bulkhead/internal/init/blockdev"
+	"github.com/bulkhead-dev/bulkhead/internal/verity"
 )
 
 // RootImgKey is the kernel command-line parameter naming a root image file

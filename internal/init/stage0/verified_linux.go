@@ -17,10 +17,10 @@ import (
 	"github.com/u-root/u-root/pkg/mount"
 	"golang.org/x/sys/unix"
 
-	"github.com/bulkhead-dev/bulkhead/builder/verity"
 	"github.com/bulkhead-dev/bulkhead/internal/init/blockdev"
 	"github.com/bulkhead-dev/bulkhead/internal/init/dm"
 	"github.com/bulkhead-dev/bulkhead/internal/init/kmod"
+	"github.com/bulkhead-dev/bulkhead/internal/verity"
 )
 
 // SwitchToVerified mounts the verified root on NewRoot (MountVerified),

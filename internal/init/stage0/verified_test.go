@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/bulkhead-dev/bulkhead/builder/verity"
+	"github.com/bulkhead-dev/bulkhead/internal/verity"
 )
 
 const testVerity = "bulkhead.verity=12:13:0102:" +

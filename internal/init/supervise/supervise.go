@@ -134,6 +134,13 @@ func (s *Supervisor) RunningSince() (since time.Time, ok bool) {
 	return s.since, s.cur != nil
 }
 
+// Current returns the running process and when it started, or nil.
+func (s *Supervisor) Current() (Process, time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur, s.since
+}
+
 func (s *Supervisor) isStopping() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()

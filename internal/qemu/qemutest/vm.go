@@ -14,6 +14,7 @@ func Start(ctx context.Context, t testing.TB, cfg qemu.Config) *qemu.VM {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("qemu accelerator: %s %s", vm.Accel().Name, vm.Accel().Why)
 	t.Cleanup(func() {
 		vm.Kill()
 		vm.Wait()

@@ -113,3 +113,26 @@ func TestFilesFromOutsideTheSpecDirectory(t *testing.T) {
 		t.Errorf("refusing: %v", err)
 	}
 }
+
+// Every file a spec names is read the same way: update keys and the API's
+// CA too, so /dev/zero or a FIFO is refused at once.
+func TestSpecNamedKeysAndCARefuseSpecialFiles(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, yaml := range []string{
+		"update:\n  keys: [/dev/zero]\n",
+		"update:\n  keys: [" + fifo + "]\n",
+		"api:\n  ca: /dev/zero\n",
+		"api:\n  ca: " + fifo + "\n",
+	} {
+		err, alloc := assembleFiles(t, yaml)
+		if !errors.Is(err, regfile.ErrNotRegular) {
+			t.Errorf("%q: %v", yaml, err)
+		}
+		if alloc > memtest.MiB {
+			t.Errorf("%q: allocated %d bytes", yaml, alloc)
+		}
+	}
+}

@@ -21,8 +21,8 @@ type specLimits struct {
 // addSpecLimitFlags registers the spec limit flags on fs.
 func addSpecLimitFlags(fs *flag.FlagSet, l *specLimits) {
 	l.size, l.expanded = config.DefaultMaxFileSize, config.DefaultMaxExpandedSize
-	fs.Var(&l.size, "max-spec-size", "largest spec file read (e.g. 4M)")
-	fs.Var(&l.expanded, "max-spec-expanded", "largest a spec file may grow once its YAML aliases and merge keys are expanded (e.g. 32M)")
+	fs.Var(&l.size, "max-spec-size", "largest spec file read, a `SIZE` such as 4M")
+	fs.Var(&l.expanded, "max-spec-expanded", "largest a spec file may grow once its YAML aliases and merge keys are expanded, a `SIZE` such as 32M")
 }
 
 func (l specLimits) options() []config.Option {

@@ -77,15 +77,19 @@ type Limits struct {
 	Image string `json:"image,omitempty" yaml:"image,omitempty"`
 	// Host is the most uncompressed layer data one host may read.
 	Host string `json:"host,omitempty" yaml:"host,omitempty"`
+	// Entries is the most files, directories and links the root may
+	// hold (a count; K, M suffixes allowed).
+	Entries string `json:"entries,omitempty" yaml:"entries,omitempty"`
 }
 
 // Sizes are the byte counts of a Limits section.
 type Sizes struct {
 	File, Layer, Image, Host int64
+	Entries                  int64
 }
 
 // DefaultLimits are the limits a spec does not set.
-var DefaultLimits = Sizes{File: 128 << 20, Layer: 8 << 30, Image: 16 << 30, Host: 32 << 30}
+var DefaultLimits = Sizes{File: 128 << 20, Layer: 8 << 30, Image: 16 << 30, Host: 32 << 30, Entries: 4 << 20}
 
 // Sizes returns the limits in bytes, defaults filled in. It is safe on a
 // nil Policy or Limits; the values were checked when the spec was read.
@@ -97,7 +101,7 @@ func (p *Policy) Sizes() Sizes {
 	for _, f := range []struct {
 		s   string
 		dst *int64
-	}{{p.Limits.File, &out.File}, {p.Limits.Layer, &out.Layer}, {p.Limits.Image, &out.Image}, {p.Limits.Host, &out.Host}} {
+	}{{p.Limits.File, &out.File}, {p.Limits.Layer, &out.Layer}, {p.Limits.Image, &out.Image}, {p.Limits.Host, &out.Host}, {p.Limits.Entries, &out.Entries}} {
 		if n, err := ParseSize(f.s); err == nil && n > 0 {
 			*f.dst = n
 		}

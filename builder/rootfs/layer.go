@@ -190,6 +190,9 @@ func (a *applier) apply(hdr *tar.Header, dataOff int64) error {
 	if name == "" {
 		return a.setRoot(e)
 	}
+	if n := a.o.limits.Entries; int64(a.t.Len()) >= n && a.t.entries[e.Path] == nil {
+		return fmt.Errorf("the root would hold more than %d entries (policy.limits.entries)", n)
+	}
 	a.put(e)
 	return nil
 }

@@ -78,11 +78,12 @@ func WithHomeDir(dir string) Option {
 }
 
 // WithLimits bounds what Assemble and ApplyLayer read: each files[].source,
-// each uncompressed layer, each image and the whole host (the spec's
-// policy.limits). A zero field keeps its default (config.DefaultLimits).
+// each uncompressed layer, each image, the whole host, and the entries of
+// the tree (the spec's policy.limits). A zero field keeps its default
+// (config.DefaultLimits).
 func WithLimits(l config.Sizes) Option {
 	return func(o *options) error {
-		for _, f := range []struct{ v, dst *int64 }{{&l.File, &o.limits.File}, {&l.Layer, &o.limits.Layer}, {&l.Image, &o.limits.Image}, {&l.Host, &o.limits.Host}} {
+		for _, f := range []struct{ v, dst *int64 }{{&l.File, &o.limits.File}, {&l.Layer, &o.limits.Layer}, {&l.Image, &o.limits.Image}, {&l.Host, &o.limits.Host}, {&l.Entries, &o.limits.Entries}} {
 			if *f.v < 0 {
 				return fmt.Errorf("negative limit %d", *f.v)
 			}

@@ -2,8 +2,11 @@ package rootfs
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/bulkhead-dev/bulkhead/builder/config"
 )
 
 // checkIndex fails when the tree's directory index disagrees with its
@@ -90,4 +93,20 @@ func TestWhiteoutKeepsWhatTheLayerAdds(t *testing.T) {
 		t.Errorf("paths %v, want %v", got, want)
 	}
 	checkIndex(t, tr)
+}
+
+func TestEntriesLimit(t *testing.T) {
+	var files []tf
+	for i := range 200 {
+		files = append(files, reg(fmt.Sprintf("f%03d", i), "", 0o644))
+	}
+	l := layer(t, files...)
+	tr := New()
+	err := ApplyLayer(tr, "", l, WithLimits(config.Sizes{Entries: 100}))
+	if err == nil || !strings.Contains(err.Error(), `entry "f099": the root would hold more than 100 entries (policy.limits.entries)`) {
+		t.Fatalf("error %v", err)
+	}
+	if err := ApplyLayer(New(), "", l, WithLimits(config.Sizes{Entries: 201})); err != nil {
+		t.Fatalf("within the limit: %v", err)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/bulkhead-dev/bulkhead/builder/config"
 	"github.com/bulkhead-dev/bulkhead/builder/disk"
 	"github.com/bulkhead-dev/bulkhead/builder/resolve"
 	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
@@ -286,6 +287,9 @@ func readNewc(t *rootfs.Tree, data []byte) (int, error) {
 		off += n
 		if rec.name == "TRAILER!!!" {
 			break
+		}
+		if int64(t.Len()+len(links)) >= config.DefaultLimits.Entries {
+			return 0, fmt.Errorf("cpio at %d: %w: more than %d entries", off, ErrTooLarge, config.DefaultLimits.Entries)
 		}
 		if rec.mode&0o170000 == 0o100000 && rec.nlink > 1 {
 			links = append(links, rec)

@@ -60,10 +60,29 @@ powercut: deps images
 	  $(GO) test -count=1 -timeout 300m -run '^TestPowerCuts$$' -v ./e2e/ | grep -v '^ *\[\|bulkhead-init\|^ *\[' ; \
 	  cat $(OUT)/powercut.txt
 
+# Every reader of untrusted bytes, FUZZTIME each (go test runs one fuzz
+# target per invocation): spec, layer, initrd (cpio, gzip, zstd), GPT,
+# FAT chains and boot sector, ISO directory records, EROFS, signature
+# bundles and DSSE envelopes, update bundles.
+FUZZTIME ?= 60s
+FUZZ_TARGETS := \
+	./builder/config:FuzzParse \
+	./builder/rootfs:FuzzApplyLayer \
+	./builder/scan:FuzzReadInitrd \
+	./builder/disk:FuzzReadLayout \
+	./builder/disk:FuzzFATChains \
+	./builder/disk:FuzzFATBootSector \
+	./builder/disk:FuzzISORecords \
+	./builder/rootimg:FuzzRead \
+	./builder/sign:FuzzVerifyBundle \
+	./internal/update:FuzzReader
+
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 60s -fuzzminimizetime 5s ./builder/config
-	$(GO) test -run '^$$' -fuzz '^FuzzApplyLayer$$' -fuzztime 60s -fuzzminimizetime 200x ./builder/rootfs
-	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime 60s -fuzzminimizetime 200x ./internal/update
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; fn=$${t#*:}; \
+	  echo "fuzz $$fn ($$pkg)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 200x $$pkg; \
+	done
 
 lint:
 	@out=$$(gofmt -l cmd builder images internal kernel e2e 2>/dev/null); \

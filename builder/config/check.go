@@ -22,6 +22,12 @@ func (d *decoder) checkRef(n *yaml.Node, ref, what string) {
 		d.errorf(n, "empty %s reference", what)
 		return
 	}
+	if strings.HasPrefix(ref, LayoutPrefix) {
+		if _, err := ParseLayoutRef(ref); err != nil {
+			d.errorf(n, "invalid %s reference %s: %v", what, quote(ref), err)
+		}
+		return
+	}
 	if _, err := name.ParseReference(ref); err != nil {
 		d.errorf(n, "invalid %s reference %s", what, quote(ref))
 	}
@@ -295,11 +301,25 @@ func CleanPath(p string) string {
 	return strings.TrimPrefix(path.Clean("/"+p), "/")
 }
 
+// escapes reports a path with a ".." element: the builder refuses it rather
+// than guess what it meant.
+func escapes(p string) bool {
+	for _, part := range strings.Split(p, "/") {
+		if part == ".." {
+			return true
+		}
+	}
+	return false
+}
+
 // checkFile checks one files entry.
 func (d *decoder) checkFile(f *File, n *yaml.Node, m map[string]*yaml.Node) {
-	if f.Path == "" {
+	switch {
+	case f.Path == "":
 		d.errorf(n, "missing required field \"path\"")
-	} else if CleanPath(f.Path) == "" {
+	case escapes(f.Path):
+		d.errorf(m["path"], "path %s escapes the root: \"..\" is not allowed", quote(f.Path))
+	case CleanPath(f.Path) == "":
 		d.errorf(m["path"], "path %s names the root directory", quote(f.Path))
 	}
 	// Among the sources of content, at most one may be given.

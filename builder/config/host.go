@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -58,8 +59,54 @@ type Policy struct {
 	// Forbid names classes of files the host must not contain: shells,
 	// package-managers, compilers, setuid, world-writable.
 	Forbid []string `json:"forbid,omitempty" yaml:"forbid,omitempty"`
+	// Limits bound what the build reads (see Limits).
+	Limits *Limits `json:"limits,omitempty" yaml:"limits,omitempty"`
 
 	Pos Pos `json:"-" yaml:"-"`
+}
+
+// Limits bound what a build reads from its inputs, in the units of Disk
+// sizes; empty means the default (DefaultLimits), which a real host never
+// reaches.
+type Limits struct {
+	// File is the largest files[].source read.
+	File string `json:"file,omitempty" yaml:"file,omitempty"`
+	// Layer is the largest uncompressed layer.
+	Layer string `json:"layer,omitempty" yaml:"layer,omitempty"`
+	// Image is the largest image: the sum of its uncompressed layers.
+	Image string `json:"image,omitempty" yaml:"image,omitempty"`
+	// Host is the most uncompressed layer data one host may read.
+	Host string `json:"host,omitempty" yaml:"host,omitempty"`
+	// Entries is the most files, directories and links the root may
+	// hold (a count; K, M suffixes allowed).
+	Entries string `json:"entries,omitempty" yaml:"entries,omitempty"`
+}
+
+// Sizes are the byte counts of a Limits section.
+type Sizes struct {
+	File, Layer, Image, Host int64
+	Entries                  int64
+}
+
+// DefaultLimits are the limits a spec does not set.
+var DefaultLimits = Sizes{File: 128 << 20, Layer: 8 << 30, Image: 16 << 30, Host: 32 << 30, Entries: 4 << 20}
+
+// Sizes returns the limits in bytes, defaults filled in. It is safe on a
+// nil Policy or Limits; the values were checked when the spec was read.
+func (p *Policy) Sizes() Sizes {
+	out := DefaultLimits
+	if p == nil || p.Limits == nil {
+		return out
+	}
+	for _, f := range []struct {
+		s   string
+		dst *int64
+	}{{p.Limits.File, &out.File}, {p.Limits.Layer, &out.Layer}, {p.Limits.Image, &out.Image}, {p.Limits.Host, &out.Host}, {p.Limits.Entries, &out.Entries}} {
+		if n, err := ParseSize(f.s); err == nil && n > 0 {
+			*f.dst = n
+		}
+	}
+	return out
 }
 
 // KernelPolicy is what `bulkhead kernel check` must find in the kernel.
@@ -150,7 +197,33 @@ func decodePolicy(d *decoder, n *yaml.Node, s *Spec) {
 			d.errorf(vn, "max_size: %v", err)
 		}
 	}
+	d.checkLimits(set["limits"])
 	s.Policy = &v
+}
+
+// Forbids reports whether the policy forbids class (policy.forbid); it is
+// safe on a nil Policy.
+func (p *Policy) Forbids(class string) bool {
+	return p != nil && slices.Contains(p.Forbid, class)
+}
+
+// checkLimits reports a limit that is not a positive size.
+func (d *decoder) checkLimits(n *yaml.Node) {
+	n = resolve(n)
+	if n == nil || n.Kind != yaml.MappingNode {
+		return
+	}
+	for _, p := range d.pairs(n, 0) {
+		v := resolve(p.value)
+		if v.Kind != yaml.ScalarNode || isNull(v) {
+			continue
+		}
+		if size, err := ParseSize(v.Value); err != nil {
+			d.errorf(v, "limits.%s: %v", p.key.Value, err)
+		} else if size == 0 {
+			d.errorf(v, "limits.%s: a limit must be larger than 0", p.key.Value)
+		}
+	}
 }
 
 // mergeLast makes a later file's section replace an earlier one's.

@@ -6,8 +6,6 @@ package config
 
 import (
 	"errors"
-	"fmt"
-	"os"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -47,33 +45,37 @@ func sections() []section {
 
 // Parse reads one spec file's contents; name is used in positions. The
 // error, if any, is an Errors listing every problem.
-func Parse(name string, data []byte) (*Spec, error) {
-	var errs errorList
-	s := parseFile(name, data, &errs)
-	check(s, &errs)
-	if err := errs.errs.err(); err != nil {
-		return nil, err
-	}
-	return s, nil
+func Parse(name string, data []byte, opts ...Option) (*Spec, error) {
+	return LoadSources([]Source{{Name: name, Data: data}}, opts...)
 }
 
 // Load reads and merges spec files the way LinuxKit does: kernel fields set
 // in a later file override earlier ones, and the lists (init, onboot,
-// onshutdown, services, files, volumes) are concatenated in file order. The
-// error, if any, is an Errors listing every problem in every file, unless a
-// file cannot be read.
+// onshutdown, services, files, volumes) are concatenated in file order.
+// Files are read with the default limits (see ReadSources). The error, if
+// any, is an Errors listing every problem in every file, unless a file
+// cannot be read.
 func Load(paths ...string) (*Spec, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("loading spec: no files given")
 	}
+	srcs, err := ReadSources(paths)
+	if err != nil {
+		return nil, err
+	}
+	return LoadSources(srcs)
+}
+
+// LoadSources parses and merges spec files already read (see Load).
+func LoadSources(srcs []Source, opts ...Option) (*Spec, error) {
+	o, err := newOptions(opts)
+	if err != nil {
+		return nil, err
+	}
 	var errs errorList
 	merged := &Spec{}
-	for _, p := range paths {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return nil, fmt.Errorf("loading spec: %w", err)
-		}
-		merge(merged, parseFile(p, data, &errs))
+	for _, src := range srcs {
+		merge(merged, parseFile(src.Name, src.Data, o, &errs))
 	}
 	check(merged, &errs)
 	if err := errs.errs.err(); err != nil {
@@ -108,7 +110,7 @@ func merge(dst, src *Spec) {
 }
 
 // parseFile decodes one file; problems go to errs. It never returns nil.
-func parseFile(name string, data []byte, errs *errorList) (s *Spec) {
+func parseFile(name string, data []byte, o *options, errs *errorList) (s *Spec) {
 	s = &Spec{Sources: []string{name}}
 	defer func() {
 		// yaml.v3 may panic on hostile input; report it, do not crash.
@@ -132,6 +134,9 @@ func parseFile(name string, data []byte, errs *errorList) (s *Spec) {
 		return s
 	}
 	d := newDecoder(name, len(data), errs)
+	if !d.checkExpansion(root, o.maxExpandedSize) {
+		return s
+	}
 	decodeSpec(d, root, s)
 	s.volumeUses = d.uses
 	s.Warnings = d.warns

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 
 	"github.com/diskfs/go-diskfs/filesystem/iso9660"
@@ -76,7 +77,7 @@ func writeISO(ctx context.Context, path string, in ISOInput) error {
 		return err
 	}
 	defer out.Abort()
-	if err := writeISO9660(out.File(), img.b, in.VolumeID); err != nil {
+	if err := writeISO9660(out.File(), img.b, in.VolumeID, filepath.Dir(path)); err != nil {
 		return err
 	}
 	return out.Commit()
@@ -93,9 +94,11 @@ func isoFATSize(files []espFile) int64 {
 }
 
 // writeISO9660 writes the ISO file system holding img as its El Torito EFI
-// boot image into f.
-func writeISO9660(f *os.File, img []byte, volID string) error {
-	ws, err := os.MkdirTemp("", "bulkhead-iso-")
+// boot image into f. The ISO writer's scratch copy of the boot image lives
+// in a directory under scratch (the output's directory, not $TMPDIR: a
+// failed build leaves nothing elsewhere).
+func writeISO9660(f *os.File, img []byte, volID, scratch string) error {
+	ws, err := os.MkdirTemp(scratch, ".bulkhead-iso-")
 	if err != nil {
 		return err
 	}

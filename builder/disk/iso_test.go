@@ -121,3 +121,20 @@ func TestInputErrors(t *testing.T) {
 		})
 	}
 }
+
+// The ISO writer's scratch space is beside the output, never in $TMPDIR,
+// and nothing of it is left.
+func TestWriteISOScratchBesideOutput(t *testing.T) {
+	t.Setenv("TMPDIR", filepath.Join(t.TempDir(), "missing"))
+	dir := t.TempDir()
+	if err := WriteISO(context.Background(), filepath.Join(dir, "a.iso"), fakeISOInput()); err != nil {
+		t.Fatalf("with an unusable $TMPDIR: %v", err)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 1 || ents[0].Name() != "a.iso" {
+		t.Errorf("output directory holds %v", ents)
+	}
+}

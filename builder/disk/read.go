@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/diskfs/go-diskfs/filesystem/fat32"
-	"github.com/diskfs/go-diskfs/filesystem/iso9660"
 	"github.com/diskfs/go-diskfs/partition/gpt"
 )
 
@@ -66,7 +65,7 @@ func ReadLayout(path string) (*Layout, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading partition table: %w", err)
 	}
-	t, err := gpt.Read(fileDisk{f}, SectorSize, SectorSize)
+	t, err := readGPT(f, st.Size())
 	if err != nil {
 		return nil, fmt.Errorf("reading partition table of %s: %w", path, err)
 	}
@@ -91,8 +90,11 @@ func withESP(path string, fn func(*fat32.FileSystem) error) error {
 		return err
 	}
 	defer f.Close()
-	d := fileDisk{f}
-	t, err := gpt.Read(d, SectorSize, SectorSize)
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	t, err := readGPT(f, st.Size())
 	if err != nil {
 		return fmt.Errorf("partition table of %s: %w", path, err)
 	}
@@ -108,11 +110,48 @@ func withESP(path string, fn func(*fat32.FileSystem) error) error {
 	}
 	start := int64(esp.Start) * SectorSize
 	size := int64(esp.End-esp.Start+1) * SectorSize
-	fsys, err := fat32.Read(d, size, start, SectorSize)
-	if err != nil {
+	if err := withFAT(f, start, size, fn); err != nil {
 		return fmt.Errorf("esp of %s: %w", path, err)
 	}
-	return fn(fsys)
+	return nil
+}
+
+// readGPT reads the partition table of the disk in f (size bytes) once
+// checkGPT has found it sound.
+func readGPT(f *os.File, size int64) (t *gpt.Table, err error) {
+	if err := checkGPT(f, size); err != nil {
+		return nil, err
+	}
+	err = safely(func() error {
+		t, err = gpt.Read(fileDisk{f}, SectorSize, SectorSize)
+		return err
+	})
+	return t, err
+}
+
+// withFAT checks the FAT32 file system of size bytes at start in f (see
+// checkFAT) and calls fn with it.
+func withFAT(f *os.File, start, size int64, fn func(*fat32.FileSystem) error) error {
+	if err := checkFAT(f, start, size); err != nil {
+		return err
+	}
+	return safely(func() error {
+		fsys, err := fat32.Read(fileDisk{f}, size, start, SectorSize)
+		if err != nil {
+			return err
+		}
+		return fn(fsys)
+	})
+}
+
+// safely turns a panic of go-diskfs on a malformed image into an error.
+func safely(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = malformed("%v", r)
+		}
+	}()
+	return fn()
 }
 
 // ReadISOFile returns the content of the file name on the El Torito EFI
@@ -213,8 +252,9 @@ func readFATFile(fsys *fat32.FileSystem, name string) ([]byte, error) {
 // errNotISO says a file is no ISO 9660 image.
 var errNotISO = errors.New("not an iso 9660 image")
 
-// withISOESP reads the El Torito EFI boot image of the ISO at path into
-// memory and calls fn with its FAT file system.
+// withISOESP finds the El Torito EFI boot image of the ISO at path (a
+// bounds-checked EFIBOOT.IMG record of the root directory) and calls fn
+// with its FAT file system, read in place.
 func withISOESP(path string, fn func(*fat32.FileSystem) error) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -229,23 +269,12 @@ func withISOESP(path string, fn func(*fat32.FileSystem) error) error {
 	if _, err := f.ReadAt(magic, 16*isoBlock+1); err != nil || string(magic) != "CD001" {
 		return errNotISO
 	}
-	iso, err := iso9660.Read(fileDisk{f}, st.Size(), 0, isoBlock)
+	off, size, err := findISOFile(f, st.Size(), strings.TrimPrefix(isoBootImage, "/"))
 	if err != nil {
-		return fmt.Errorf("iso9660: %w", err)
+		return err
 	}
-	img, err := iso.OpenFile(isoBootImage, os.O_RDONLY)
-	if err != nil {
+	if err := withFAT(f, off, size, fn); err != nil {
 		return fmt.Errorf("%s: %w", isoBootImage, err)
 	}
-	b, err := io.ReadAll(img)
-	img.Close()
-	if err != nil {
-		return fmt.Errorf("%s: %w", isoBootImage, err)
-	}
-	m := &memDisk{b: b, dirty: make([]uint64, (int64(len(b))/sparseBlock+64)/64)}
-	fsys, err := fat32.Read(m, int64(len(b)), 0, SectorSize)
-	if err != nil {
-		return fmt.Errorf("%s: %w", isoBootImage, err)
-	}
-	return fn(fsys)
+	return nil
 }

@@ -58,6 +58,9 @@ func (r *Resolver) fetchRegistry(ctx context.Context, ref *reference) (v1.Descri
 	case d.MediaType.IsImage():
 		img, err := d.Image()
 		if err == nil {
+			err = r.checkDeclared(img)
+		}
+		if err == nil {
 			desc, err = r.store.putImage(img)
 		}
 		if err != nil {
@@ -154,6 +157,9 @@ func layoutTarget(p layout.Path, ref *reference) (v1.Hash, error) {
 func (r *Resolver) copyLayoutBlobs(p layout.Path, raw []byte) error {
 	m, err := v1.ParseManifest(bytes.NewReader(raw))
 	if err != nil {
+		return err
+	}
+	if err := r.budget.checkDeclared(m); err != nil {
 		return err
 	}
 	for _, d := range append([]v1.Descriptor{m.Config}, m.Layers...) {

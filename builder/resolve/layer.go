@@ -17,8 +17,9 @@ import (
 )
 
 // loadImage builds the resolved view of a stored image manifest: its config,
-// and every layer verified and available uncompressed.
-func (s *Store) loadImage(ctx context.Context, digest v1.Hash) (*Image, error) {
+// and every layer verified and available uncompressed, within the budget
+// (nil: no limits).
+func (s *Store) loadImage(ctx context.Context, digest v1.Hash, b *budget) (*Image, error) {
 	raw, err := s.readBlob(digest)
 	if err != nil {
 		return nil, err
@@ -42,11 +43,14 @@ func (s *Store) loadImage(ctx context.Context, digest v1.Hash) (*Image, error) {
 		return nil, fmt.Errorf("manifest %s has %d layers but its config lists %d", digest, len(m.Layers), len(cfg.RootFS.DiffIDs))
 	}
 	img := &Image{Digest: digest, Config: cfg}
+	var total int64
 	for i, l := range m.Layers {
-		layer, err := s.layer(ctx, l.Digest, cfg.RootFS.DiffIDs[i])
+		layer, err := s.layer(ctx, l.Digest, cfg.RootFS.DiffIDs[i], b.next(total))
 		if err != nil {
-			return nil, fmt.Errorf("layer %d: %w", i+1, err)
+			return nil, fmt.Errorf("layer %d (%s): %w", i+1, l.Digest, err)
 		}
+		total += layer.Size
+		b.charge(layer.DiffID, layer.Size)
 		img.Layers = append(img.Layers, layer)
 	}
 	return img, nil
@@ -54,12 +58,15 @@ func (s *Store) loadImage(ctx context.Context, digest v1.Hash) (*Image, error) {
 
 // layer makes sure the uncompressed tar of a stored layer blob is in the
 // store, and checks both against their digests.
-func (s *Store) layer(ctx context.Context, digest, diffID v1.Hash) (Layer, error) {
+func (s *Store) layer(ctx context.Context, digest, diffID v1.Hash, allow allowance) (Layer, error) {
 	l := Layer{Digest: digest, DiffID: diffID, Path: s.uncompressedPath(diffID)}
 	if diffID.Algorithm != "sha256" {
 		return Layer{}, fmt.Errorf("diff id %s: unsupported digest algorithm", diffID)
 	}
-	if _, err := os.Stat(l.Path); err == nil {
+	if fi, err := os.Stat(l.Path); err == nil {
+		if err := allow.check(fi.Size()); err != nil {
+			return Layer{}, err
+		}
 		if err := s.verifyBlob(digest); err != nil {
 			return Layer{}, err
 		}
@@ -67,14 +74,14 @@ func (s *Store) layer(ctx context.Context, digest, diffID v1.Hash) (Layer, error
 		l.Size = n
 		return l, err
 	}
-	n, err := s.uncompress(ctx, digest, diffID, l.Path)
+	n, err := s.uncompress(ctx, digest, diffID, l.Path, allow)
 	l.Size = n
 	return l, err
 }
 
 // uncompress streams a stored blob through its decompressor into path,
 // checking the blob against digest and the tar against diffID.
-func (s *Store) uncompress(ctx context.Context, digest, diffID v1.Hash, path string) (int64, error) {
+func (s *Store) uncompress(ctx context.Context, digest, diffID v1.Hash, path string, allow allowance) (int64, error) {
 	f, err := os.Open(s.blobPath(digest))
 	if err != nil {
 		return 0, fmt.Errorf("blob %s: %w", digest, err)
@@ -87,7 +94,7 @@ func (s *Store) uncompress(ctx context.Context, digest, diffID v1.Hash, path str
 		return 0, firstErr(blob.check(), fmt.Errorf("blob %s: %w", digest, err))
 	}
 	defer tar.Close()
-	n, err := writeHashed(path, tar, func(got v1.Hash, _ int64) error {
+	n, err := writeHashed(path, allow.reader(tar), func(got v1.Hash, _ int64) error {
 		// Check the blob first: a corrupt blob explains a wrong tar.
 		if err := blob.check(); err != nil {
 			return err
@@ -97,7 +104,7 @@ func (s *Store) uncompress(ctx context.Context, digest, diffID v1.Hash, path str
 		}
 		return nil
 	})
-	if err != nil && !errors.Is(err, ErrCorrupt) {
+	if err != nil && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrLimit) {
 		// A decompression error from a corrupt blob: say so.
 		return 0, firstErr(blob.check(), err)
 	}

@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"sort"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"gopkg.in/yaml.v3"
+
+	"github.com/bulkhead-dev/bulkhead/internal/regfile"
 )
 
 // LockVersion is the lock file format version this package writes.
@@ -47,9 +48,13 @@ func LockPath(specPath string) string {
 	return specPath + ".lock"
 }
 
-// LoadLock reads a lock file.
+// maxLockFile bounds a lock file: a pin is a few hundred bytes.
+const maxLockFile = 16 << 20
+
+// LoadLock reads a lock file: a regular file (a symbolic link to a device
+// or a FIFO is refused without blocking) of at most 16 MiB.
 func LoadLock(path string) (*Lock, error) {
-	b, err := os.ReadFile(path)
+	b, err := regfile.ReadFile(path, maxLockFile)
 	if err != nil {
 		return nil, fmt.Errorf("reading lock file: %w", err)
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/bulkhead-dev/bulkhead/internal/regfile"
 )
 
 func TestLockPath(t *testing.T) {
@@ -161,5 +163,15 @@ func TestLockedResolution(t *testing.T) {
 
 	if _, err := NewResolver(WithLocked(true)); err == nil {
 		t.Fatal("locked resolution without a lock was accepted")
+	}
+}
+
+func TestLoadLockRefusesSpecialFiles(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "host.lock")
+	if err := os.Symlink("/dev/zero", p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadLock(p); !errors.Is(err, regfile.ErrNotRegular) {
+		t.Fatalf("lock file linked to /dev/zero: %v", err)
 	}
 }

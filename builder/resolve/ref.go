@@ -7,11 +7,13 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/bulkhead-dev/bulkhead/builder/config"
 )
 
 // LayoutPrefix starts a reference to a local OCI image layout:
-// oci:PATH, oci:PATH:TAG or oci:PATH@sha256:HEX.
-const LayoutPrefix = "oci:"
+// oci:PATH, oci:PATH:TAG or oci:PATH@sha256:HEX (config.ParseLayoutRef).
+const LayoutPrefix = config.LayoutPrefix
 
 // reference is a parsed spec reference.
 type reference struct {
@@ -56,22 +58,12 @@ func parseRef(s, dir string, insecure map[string]bool) (*reference, error) {
 }
 
 func parseLayoutRef(s, dir string) (*reference, error) {
-	path := strings.TrimPrefix(s, LayoutPrefix)
-	r := &reference{raw: s}
-	if i := strings.LastIndex(path, "@"); i >= 0 {
-		h, err := v1.NewHash(path[i+1:])
-		if err != nil {
-			return nil, fmt.Errorf("parsing reference: %w", err)
-		}
-		r.digest = &h
-		path = path[:i]
-	} else if i := strings.LastIndex(path, ":"); i > strings.LastIndex(path, "/") {
-		r.tag = path[i+1:]
-		path = path[:i]
+	lr, err := config.ParseLayoutRef(s)
+	if err != nil {
+		return nil, fmt.Errorf("parsing reference: %w", err)
 	}
-	if path == "" {
-		return nil, fmt.Errorf("parsing reference: no layout path after %q", LayoutPrefix)
-	}
+	r := &reference{raw: s, tag: lr.Tag, digest: lr.Digest}
+	path := lr.Path
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(dir, path)
 	}

@@ -29,6 +29,7 @@ type Resolver struct {
 	dir       string
 
 	flight singleflight.Group
+	budget *budget // nil: no limits
 }
 
 // Option configures a Resolver.
@@ -279,7 +280,7 @@ func (r *Resolver) fromStore(ctx context.Context, ref *reference, h v1.Hash) (*I
 		return nil, err
 	}
 	if !sniffMediaType(raw).IsIndex() {
-		return r.store.loadImage(ctx, h)
+		return r.store.loadImage(ctx, h, r.budget)
 	}
 	child, err := r.pick(raw)
 	if err != nil {
@@ -290,7 +291,7 @@ func (r *Resolver) fromStore(ctx context.Context, ref *reference, h v1.Hash) (*I
 			return nil, err
 		}
 	}
-	img, err := r.store.loadImage(ctx, child.Digest)
+	img, err := r.store.loadImage(ctx, child.Digest, r.budget)
 	if err != nil {
 		return nil, err
 	}

@@ -5,11 +5,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/bulkhead-dev/bulkhead/internal/hostapi"
+	"github.com/bulkhead-dev/bulkhead/internal/regfile"
 )
 
 // maxCAFile bounds the operator CA file read from the build machine.
@@ -54,14 +54,7 @@ func (a *assembler) readCA(p, specFile string) ([]byte, error) {
 		}
 		p = filepath.Join(base, p)
 	}
-	st, err := os.Stat(p)
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() || st.Size() > maxCAFile {
-		return nil, fmt.Errorf("not a regular file of at most %d bytes", maxCAFile)
-	}
-	b, err := os.ReadFile(p)
+	b, err := regfile.ReadFile(p, maxCAFile)
 	if err != nil {
 		return nil, err
 	}

@@ -26,6 +26,18 @@ type Host struct {
 	Ucode *Entry
 	// Cmdline is the kernel command line from the spec.
 	Cmdline string
+	// Outside lists the files entries read from outside the directory of
+	// the spec that names them (/etc/shadow, ~/.ssh/id_ed25519), for the
+	// build report.
+	Outside []OutsideFile
+}
+
+// OutsideFile is a files entry whose source lies outside the directory of
+// its spec.
+type OutsideFile struct {
+	Path   string `json:"path"`   // in the root
+	Source string `json:"source"` // on the build machine, symbolic links resolved
+	Spec   string `json:"spec"`   // where the entry is, file:line:col
 }
 
 // Assemble builds the root of the host spec describes, LinuxKit's layout:

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/bulkhead-dev/bulkhead/builder/config"
+	"github.com/bulkhead-dev/bulkhead/internal/regfile"
 )
 
 // Default modes of files entries (LinuxKit).
@@ -84,7 +85,10 @@ func (a *assembler) fileEntry(f *config.File) (e *Entry, skip bool, err error) {
 		data, err := a.metadata(f.Metadata)
 		return dataEntry(data), false, err
 	case f.Source != "":
-		data, err := os.ReadFile(a.sourcePath(f))
+		if err := a.checkOutside(f); err != nil {
+			return nil, false, err
+		}
+		data, err := regfile.ReadFile(a.sourcePath(f), a.o.limits.File)
 		if err != nil && f.Optional && errors.Is(err, fs.ErrNotExist) {
 			return nil, true, nil
 		}
@@ -178,4 +182,48 @@ func (a *assembler) fileParents(e *Entry) {
 		}
 		a.t.Put(&Entry{Path: d, Kind: KindDir, Mode: mode, UID: e.UID, GID: e.GID, ModTime: e.ModTime, Origin: e.Origin})
 	}
+}
+
+// checkOutside records a source outside the spec's directory, or refuses
+// it when the policy forbids such files (WithRefuseOutside). A source that
+// does not exist is left to the read that follows.
+func (a *assembler) checkOutside(f *config.File) error {
+	src, err := filepath.EvalSymlinks(a.sourcePath(f))
+	if err != nil {
+		return nil
+	}
+	if src, err = filepath.Abs(src); err != nil {
+		return nil
+	}
+	if within(src, a.specDir(f)) {
+		return nil
+	}
+	if a.o.refuseOutside {
+		return fmt.Errorf("source %s is outside the spec's directory (policy.forbid: outside-files)", src)
+	}
+	p, _ := Clean(f.Path)
+	a.host.Outside = append(a.host.Outside, OutsideFile{Path: p, Source: src, Spec: f.Pos.String()})
+	return nil
+}
+
+// specDir is the directory of the spec that declared f, absolute, with
+// symbolic links resolved.
+func (a *assembler) specDir(f *config.File) string {
+	dir := a.o.baseDir
+	if f.Pos.File != "" {
+		dir = filepath.Dir(f.Pos.File)
+	}
+	if d, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = d
+	}
+	if d, err := filepath.Abs(dir); err == nil {
+		dir = d
+	}
+	return dir
+}
+
+// within reports whether p is dir or below it.
+func within(p, dir string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }

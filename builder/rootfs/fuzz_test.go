@@ -40,6 +40,7 @@ func FuzzApplyLayer(f *testing.F) {
 			t.Fatal(err)
 		}
 		err := ApplyLayer(tr, "p/q", l)
+		checkIndex(t, tr)
 		_ = tr.Walk(func(e *Entry) error {
 			if c, ok := Clean(e.Path); !ok || c != e.Path {
 				t.Fatalf("entry path %q is not clean", e.Path)

@@ -190,6 +190,9 @@ func (a *applier) apply(hdr *tar.Header, dataOff int64) error {
 	if name == "" {
 		return a.setRoot(e)
 	}
+	if n := a.o.limits.Entries; int64(a.t.Len()) >= n && a.t.entries[e.Path] == nil {
+		return fmt.Errorf("the root would hold more than %d entries (policy.limits.entries)", n)
+	}
 	a.put(e)
 	return nil
 }
@@ -265,6 +268,11 @@ func (a *applier) hardlink(e *Entry, hdr *tar.Header) error {
 		return fmt.Errorf("hard link to directory %q", hdr.Linkname)
 	case target == path.Join(a.prefix, mustClean(hdr.Name)):
 		return fmt.Errorf("hard link to itself")
+	case te.Kind == KindSymlink:
+		// A second name for a symbolic link reads the same as a copy of
+		// it, and every output format can hold a copy.
+		e.Kind, e.Link = KindSymlink, te.Link
+		return nil
 	}
 	e.Kind = KindHardlink
 	e.Link = target
@@ -341,27 +349,18 @@ func (a *applier) put(e *Entry) {
 	a.added[e.Path] = true
 }
 
-// whiteout removes p and everything below it that lower layers put there.
+// whiteout removes p and everything below it that lower layers put there,
+// in time proportional to what lies below p.
 func (a *applier) whiteout(p string) {
-	if !a.added[p] {
-		delete(a.t.entries, p)
+	a.opaque(p)
+	if !a.added[p] && len(a.t.kids[p]) == 0 {
+		a.t.del(p)
 	}
-	a.removeBelow(p)
 }
 
 // opaque removes everything lower layers put below dir; dir itself stays.
-func (a *applier) opaque(dir string) { a.removeBelow(dir) }
-
-func (a *applier) removeBelow(dir string) {
-	prefix := dir + "/"
-	if dir == "" {
-		prefix = ""
-	}
-	for k := range a.t.entries {
-		if k != "" && strings.HasPrefix(k, prefix) && !a.added[k] {
-			delete(a.t.entries, k)
-		}
-	}
+func (a *applier) opaque(dir string) {
+	a.t.prune(dir, func(p string) bool { return a.added[p] })
 }
 
 // graft copies every entry of src except its root into dst under prefix,

@@ -3,6 +3,8 @@ package rootfs
 import (
 	"errors"
 	"fmt"
+
+	"github.com/bulkhead-dev/bulkhead/builder/config"
 )
 
 // Option configures ApplyLayer and Assemble.
@@ -13,10 +15,13 @@ type options struct {
 	origin  string // Origin recorded on entries read from a layer
 	baseDir string // where relative files[].source paths start when the spec position names no file
 	homeDir string // what "~/" in files[].source expands to
+	limits  config.Sizes
+	// refuseOutside refuses files sources outside the spec's directory.
+	refuseOutside bool
 }
 
 func newOptions(opts []Option) (*options, error) {
-	o := &options{baseDir: "."}
+	o := &options{baseDir: ".", limits: config.DefaultLimits}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {
 			return nil, err
@@ -68,6 +73,34 @@ func WithHomeDir(dir string) Option {
 			return errors.New("empty home directory")
 		}
 		o.homeDir = dir
+		return nil
+	}
+}
+
+// WithLimits bounds what Assemble and ApplyLayer read: each files[].source,
+// each uncompressed layer, each image, the whole host, and the entries of
+// the tree (the spec's policy.limits). A zero field keeps its default
+// (config.DefaultLimits).
+func WithLimits(l config.Sizes) Option {
+	return func(o *options) error {
+		for _, f := range []struct{ v, dst *int64 }{{&l.File, &o.limits.File}, {&l.Layer, &o.limits.Layer}, {&l.Image, &o.limits.Image}, {&l.Host, &o.limits.Host}, {&l.Entries, &o.limits.Entries}} {
+			if *f.v < 0 {
+				return fmt.Errorf("negative limit %d", *f.v)
+			}
+			if *f.v > 0 {
+				*f.dst = *f.v
+			}
+		}
+		return nil
+	}
+}
+
+// WithRefuseOutside refuses files entries whose source lies outside the
+// directory of the spec that names them (policy.forbid: outside-files);
+// by default Assemble reads them and lists them in Host.Outside.
+func WithRefuseOutside(refuse bool) Option {
+	return func(o *options) error {
+		o.refuseOutside = refuse
 		return nil
 	}
 }

@@ -92,13 +92,68 @@ func (s *sectionCloser) Close() error { return s.f.Close() }
 // Tree is a root file system under construction.
 type Tree struct {
 	entries map[string]*Entry
+	// kids indexes entries by parent directory ("" is the root), so a
+	// subtree is removed in time proportional to its size. Change entries
+	// only through set, del and prune, which keep it.
+	kids map[string]map[string]struct{}
 }
 
 // New returns a tree holding only the root directory.
 func New() *Tree {
-	t := &Tree{entries: map[string]*Entry{}}
+	t := &Tree{entries: map[string]*Entry{}, kids: map[string]map[string]struct{}{}}
 	t.entries[""] = &Entry{Path: "", Kind: KindDir, Mode: 0o755, Origin: "bulkhead"}
 	return t
+}
+
+// parentOf is the path of p's directory; the root's children have "".
+func parentOf(p string) string {
+	if d := path.Dir(p); d != "." {
+		return d
+	}
+	return ""
+}
+
+// set stores e at e.Path, whose parent directory must exist.
+func (t *Tree) set(e *Entry) {
+	if _, ok := t.entries[e.Path]; !ok && e.Path != "" {
+		dir := parentOf(e.Path)
+		if t.kids[dir] == nil {
+			t.kids[dir] = map[string]struct{}{}
+		}
+		t.kids[dir][e.Path] = struct{}{}
+	}
+	t.entries[e.Path] = e
+}
+
+// del removes p and everything below it ("" empties the tree, root kept).
+func (t *Tree) del(p string) {
+	for k := range t.kids[p] {
+		t.del(k)
+	}
+	delete(t.kids, p)
+	if p == "" {
+		return
+	}
+	delete(t.entries, p)
+	if sib := t.kids[parentOf(p)]; sib != nil {
+		delete(sib, p)
+	}
+}
+
+// prune removes every entry below dir that keep refuses, with what lies
+// below it, except directories that still hold an entry keep accepts. It
+// visits only the entries below dir.
+func (t *Tree) prune(dir string, keep func(string) bool) {
+	for k := range t.kids[dir] {
+		if keep(k) {
+			t.prune(k, keep)
+			continue
+		}
+		t.prune(k, keep)
+		if len(t.kids[k]) == 0 {
+			t.del(k)
+		}
+	}
 }
 
 // Clean turns p into the tree's path form: relative, cleaned, no "..".
@@ -133,7 +188,7 @@ func (t *Tree) Put(e *Entry) {
 	if old := t.entries[e.Path]; old != nil && old.Kind == KindDir && e.Kind != KindDir {
 		t.Remove(e.Path)
 	}
-	t.entries[e.Path] = e
+	t.set(e)
 }
 
 func (t *Tree) mkdirAll(dir string, like *Entry) {
@@ -143,46 +198,24 @@ func (t *Tree) mkdirAll(dir string, like *Entry) {
 	if old, ok := t.entries[dir]; ok && old.Kind == KindDir {
 		return
 	}
+	if old := t.entries[dir]; old != nil {
+		t.del(dir) // a file or link where a directory must be
+	}
 	t.mkdirAll(path.Dir(dir), like)
-	t.entries[dir] = &Entry{Path: dir, Kind: KindDir, Mode: 0o755, ModTime: like.ModTime, Origin: like.Origin}
+	t.set(&Entry{Path: dir, Kind: KindDir, Mode: 0o755, ModTime: like.ModTime, Origin: like.Origin})
 }
 
 // Remove deletes p and everything below it.
-func (t *Tree) Remove(p string) {
-	if p == "" {
-		for k := range t.entries {
-			if k != "" {
-				delete(t.entries, k)
-			}
-		}
-		return
-	}
-	delete(t.entries, p)
-	prefix := p + "/"
-	for k := range t.entries {
-		if strings.HasPrefix(k, prefix) {
-			delete(t.entries, k)
-		}
-	}
-}
+func (t *Tree) Remove(p string) { t.del(p) }
 
 // Children removes nothing; it lists the direct children of dir, sorted.
 func (t *Tree) Children(dir string) []*Entry {
-	var out []*Entry
-	for k, e := range t.entries {
-		if k != "" && path.Dir(k) == dirOrDot(dir) {
-			out = append(out, e)
-		}
+	out := make([]*Entry, 0, len(t.kids[dir]))
+	for k := range t.kids[dir] {
+		out = append(out, t.entries[k])
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out
-}
-
-func dirOrDot(d string) string {
-	if d == "" {
-		return "."
-	}
-	return d
 }
 
 // Walk calls fn for every entry in a deterministic order in which each

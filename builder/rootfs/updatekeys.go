@@ -3,9 +3,9 @@ package rootfs
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"path/filepath"
 
+	"github.com/bulkhead-dev/bulkhead/internal/regfile"
 	"github.com/bulkhead-dev/bulkhead/internal/update"
 )
 
@@ -39,6 +39,9 @@ func (a *assembler) updateKeys() error {
 	return nil
 }
 
+// maxKeyFile bounds a public key file: a few keys are a few kilobytes.
+const maxKeyFile = 1 << 20
+
 // readKey reads one public key file (relative to the spec that names it)
 // and returns it as a canonical PEM block.
 func (a *assembler) readKey(p, specFile string) ([]byte, error) {
@@ -49,7 +52,7 @@ func (a *assembler) readKey(p, specFile string) ([]byte, error) {
 		}
 		p = filepath.Join(base, p)
 	}
-	b, err := os.ReadFile(p)
+	b, err := regfile.ReadFile(p, maxKeyFile)
 	if err != nil {
 		return nil, err
 	}

@@ -31,8 +31,16 @@ type Source struct {
 // kind, mode (set-id and sticky bits included), owner, size, link target,
 // device numbers, modification time and content. Hard links become
 // rootfs.KindHardlink entries naming the first path of their inode. The
-// Origin of every entry is origin.
-func Read(src Source, origin string) (*rootfs.Tree, error) {
+// Origin of every entry is origin. An image from elsewhere may lie: a
+// directory reached twice (a loop), more than maxEntries entries, or a
+// file that claims more bytes than the image holds is an error.
+func Read(src Source, origin string) (t *rootfs.Tree, err error) {
+	defer func() {
+		// go-erofs trusts the image; a malformed one must not crash scan.
+		if r := recover(); r != nil {
+			t, err = nil, fmt.Errorf("reading root image: malformed EROFS image: %v", r)
+		}
+	}()
 	if src.R == nil {
 		if src.Data == nil {
 			return nil, errors.New("reading root image: no source")
@@ -43,7 +51,7 @@ func Read(src Source, origin string) (*rootfs.Tree, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading root image: %w", err)
 	}
-	r := reader{src: src, fsys: fsys, origin: origin, t: rootfs.New(), inodes: map[uint64]string{}}
+	r := reader{src: src, fsys: fsys, origin: origin, t: rootfs.New(), inodes: map[uint64]string{}, dirs: map[uint64]bool{}, size: sizeOf(src)}
 	if err := fs.WalkDir(fsys, ".", r.visit); err != nil {
 		return nil, fmt.Errorf("reading root image: %w", err)
 	}
@@ -56,6 +64,23 @@ type reader struct {
 	origin string
 	t      *rootfs.Tree
 	inodes map[uint64]string // inode number -> first path, for hard links
+	dirs   map[uint64]bool   // directory inodes visited, to detect loops
+	size   int64             // of the image, -1 when unknown
+}
+
+// maxEntries bounds the entries of an image read: far more than a host
+// holds, far less than memory allows.
+const maxEntries = 4 << 20
+
+// sizeOf is the size of the image src reads, or -1.
+func sizeOf(src Source) int64 {
+	if src.Data != nil {
+		return int64(len(src.Data))
+	}
+	if s, ok := src.R.(interface{ Size() int64 }); ok {
+		return s.Size()
+	}
+	return -1
 }
 
 // stat is what go-erofs's FileInfo offers beyond fs.FileInfo.
@@ -90,6 +115,9 @@ func (r *reader) visit(name string, d fs.DirEntry, err error) error {
 		return fmt.Errorf("%s: no inode information", name)
 	}
 	e.UID, e.GID = int(st.UID()), int(st.GID())
+	if err := r.bound(name, fi, st); err != nil {
+		return err
+	}
 	if err := r.fill(e, name, fi, st); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
@@ -97,6 +125,25 @@ func (r *reader) visit(name string, d fs.DirEntry, err error) error {
 		e.Size = 0
 	}
 	r.t.Put(e)
+	return nil
+}
+
+// bound refuses a directory seen before (the walk would never end), an
+// image with too many entries, and a file larger than the image.
+func (r *reader) bound(name string, fi fs.FileInfo, st stat) error {
+	switch {
+	case r.t.Len() >= maxEntries:
+		return fmt.Errorf("more than %d entries", maxEntries)
+	case len(name) > 4096:
+		return fmt.Errorf("%.64s…: path longer than PATH_MAX", name)
+	case fi.IsDir() && r.dirs[st.Ino()]:
+		return fmt.Errorf("%s: directory loop (inode %d reached twice)", name, st.Ino())
+	case fi.Mode().IsRegular() && r.size >= 0 && fi.Size() > r.size:
+		return fmt.Errorf("%s: %d bytes, more than the %d-byte image holds", name, fi.Size(), r.size)
+	}
+	if fi.IsDir() {
+		r.dirs[st.Ino()] = true
+	}
 	return nil
 }
 

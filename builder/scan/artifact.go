@@ -12,11 +12,13 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/bulkhead-dev/bulkhead/builder/config"
 	"github.com/bulkhead-dev/bulkhead/builder/disk"
 	"github.com/bulkhead-dev/bulkhead/builder/resolve"
 	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
 	"github.com/bulkhead-dev/bulkhead/builder/rootimg"
 	"github.com/bulkhead-dev/bulkhead/internal/bootparam"
+	"github.com/bulkhead-dev/bulkhead/internal/regfile"
 )
 
 // ErrUnsupported is returned for artifacts ReadArtifact cannot read yet.
@@ -39,8 +41,8 @@ type Artifact struct {
 
 // ReadArtifact reads the root tree of a built artifact (see
 // ReadBootArtifact).
-func ReadArtifact(p string) (*rootfs.Tree, error) {
-	a, err := ReadBootArtifact(p)
+func ReadArtifact(p string, opts ...ReadOption) (*rootfs.Tree, error) {
+	a, err := ReadBootArtifact(p, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -55,16 +57,23 @@ func ReadArtifact(p string) (*rootfs.Tree, error) {
 // a raw-efi disk (the root image in root-a); or an iso-efi image (the root
 // image in its boot initrd). For disks and ISOs the kernel and command
 // line are those of the first boot entry, read once with its initrd.
-func ReadBootArtifact(p string) (*Artifact, error) {
-	a, err := readBootArtifact(p)
+// An initrd is read into memory, within the size and ratio limits (see
+// WithMaxDecompressed and WithMaxRatio); the on-disk structures of disks
+// and ISOs are bounds- and loop-checked as they are read.
+func ReadBootArtifact(p string, opts ...ReadOption) (*Artifact, error) {
+	o, err := newReadOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	a, err := readBootArtifact(p, o)
 	if err != nil {
 		return nil, fmt.Errorf("reading artifact %s: %w", p, err)
 	}
 	return a, nil
 }
 
-func readBootArtifact(p string) (*Artifact, error) {
-	f, err := os.Open(p)
+func readBootArtifact(p string, o *readOptions) (*Artifact, error) {
+	f, _, err := regfile.Open(p)
 	if err != nil {
 		return nil, err
 	}
@@ -80,11 +89,11 @@ func readBootArtifact(p string) (*Artifact, error) {
 		}
 		return &Artifact{Tree: t}, nil
 	case bytes.HasPrefix(head, magicNewc), bytes.HasPrefix(head, magicGzip), bytes.HasPrefix(head, magicZstd):
-		data, err := os.ReadFile(p)
+		data, err := regfile.ReadFile(p, o.maxSize)
 		if err != nil {
 			return nil, err
 		}
-		t, err := readBootInitrd(data)
+		t, err := readBootInitrd(data, o)
 		if err != nil {
 			return nil, err
 		}
@@ -104,7 +113,7 @@ func readBootArtifact(p string) (*Artifact, error) {
 		if err != nil {
 			return nil, err
 		}
-		t, err := readBootInitrd(be.Initrd)
+		t, err := readBootInitrd(be.Initrd, o)
 		if err != nil {
 			return nil, err
 		}
@@ -148,8 +157,8 @@ func withKernel(a *Artifact, bin *rootfs.Entry) (*Artifact, error) {
 // readBootInitrd reads an initrd; one that carries a root image (the
 // stage-0 initrd of a verified root) stands for the root image's tree,
 // which is what the host runs.
-func readBootInitrd(data []byte) (*rootfs.Tree, error) {
-	t, err := readInitrd(data)
+func readBootInitrd(data []byte, o *readOptions) (*rootfs.Tree, error) {
+	t, err := readInitrd(data, o)
 	if err != nil {
 		return nil, err
 	}
@@ -202,7 +211,7 @@ func isISO(p string) bool {
 }
 
 // readInitrd applies every archive of an initrd to a new tree.
-func readInitrd(data []byte) (*rootfs.Tree, error) {
+func readInitrd(data []byte, o *readOptions) (*rootfs.Tree, error) {
 	t := rootfs.New()
 	for {
 		data = bytes.TrimLeft(data, "\x00")
@@ -216,7 +225,7 @@ func readInitrd(data []byte) (*rootfs.Tree, error) {
 			}
 			data = data[n:]
 		case bytes.HasPrefix(data, magicGzip), bytes.HasPrefix(data, magicZstd):
-			out, err := decompress(data)
+			out, err := decompress(data, o)
 			if err != nil {
 				return nil, err
 			}
@@ -227,7 +236,10 @@ func readInitrd(data []byte) (*rootfs.Tree, error) {
 	}
 }
 
-func decompress(data []byte) ([]byte, error) {
+// decompress reads a gzip or zstd stream within the size and ratio limits,
+// never holding more than the limit.
+func decompress(data []byte, o *readOptions) ([]byte, error) {
+	limit, over := o.allowed(len(data))
 	var r io.Reader
 	if bytes.HasPrefix(data, magicGzip) {
 		zr, err := gzip.NewReader(bytes.NewReader(data))
@@ -236,14 +248,15 @@ func decompress(data []byte) ([]byte, error) {
 		}
 		r = zr
 	} else {
-		zr, err := zstd.NewReader(bytes.NewReader(data), zstd.WithDecoderConcurrency(1))
+		zr, err := zstd.NewReader(bytes.NewReader(data), zstd.WithDecoderConcurrency(1),
+			zstd.WithDecoderMaxMemory(uint64(max(limit, 256<<20))))
 		if err != nil {
 			return nil, fmt.Errorf("zstd: %w", err)
 		}
 		defer zr.Close()
 		r = zr
 	}
-	out, err := io.ReadAll(r)
+	out, err := readAllLimited(r, limit, over)
 	if err != nil {
 		return nil, fmt.Errorf("decompressing initrd: %w", err)
 	}
@@ -274,6 +287,9 @@ func readNewc(t *rootfs.Tree, data []byte) (int, error) {
 		off += n
 		if rec.name == "TRAILER!!!" {
 			break
+		}
+		if int64(t.Len()+len(links)) >= config.DefaultLimits.Entries {
+			return 0, fmt.Errorf("cpio at %d: %w: more than %d entries", off, ErrTooLarge, config.DefaultLimits.Entries)
 		}
 		if rec.mode&0o170000 == 0o100000 && rec.nlink > 1 {
 			links = append(links, rec)
@@ -329,7 +345,8 @@ func parseNewc(b []byte) (newcRecord, int, error) {
 		return r, 0, errors.New("data past the end")
 	}
 	r.data = b[start:dend]
-	return r, align4(dend), nil
+	// The padding after the last record may be cut off.
+	return r, min(align4(dend), len(b)), nil
 }
 
 func align4(n int) int { return (n + 3) &^ 3 }

@@ -15,6 +15,9 @@ import (
 	"github.com/bulkhead-dev/bulkhead/builder/scan/secrets"
 )
 
+// capabilityXattr holds a file's capabilities.
+const capabilityXattr = "security.capability"
+
 // treeFiles is what one pass over the tree's contents found.
 type treeFiles struct {
 	entries []*minimal.Entry
@@ -52,6 +55,7 @@ func readTree(ctx context.Context, t *rootfs.Tree, layers map[string]string, wor
 		me := &minimal.Entry{
 			Path: e.Path, Kind: kindOf(e.Kind), Mode: e.Mode, Size: e.Size, Link: e.Link,
 			Origin: e.Origin + layers[e.Content.Blob], ELF: results[i].elf, Interp: results[i].interp,
+			Caps: e.Xattrs[capabilityXattr] != "",
 		}
 		if me.Kind == minimal.KindSymlink || me.Kind == minimal.KindDir {
 			me.Size = 0
@@ -73,6 +77,8 @@ func kindOf(k rootfs.Kind) minimal.Kind {
 		return minimal.KindSymlink
 	case rootfs.KindHardlink:
 		return minimal.KindHardlink
+	case rootfs.KindCharDev, rootfs.KindBlockDev:
+		return minimal.KindDevice
 	}
 	return minimal.KindOther
 }

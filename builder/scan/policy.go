@@ -25,15 +25,24 @@ var forbidClasses = map[string][]string{
 	"setgid":           {minimal.FlagSetgid},
 	"world-writable":   {minimal.FlagWorldWritable},
 	"vestigial":        {minimal.FlagVestigial},
+	"devices":          {minimal.FlagDevice},
+	"capabilities":     {minimal.FlagCapabilities},
+	// outside-files is about where files come from, not what they are:
+	// see violations.
+	outsideFiles: {},
 }
+
+// outsideFiles forbids files entries read from outside the spec's
+// directory.
+const outsideFiles = "outside-files"
 
 func parsePolicy(p *config.Policy) (forbid []string, maxSize int64, err error) {
 	if p == nil {
 		return nil, 0, nil
 	}
 	for _, f := range p.Forbid {
-		if forbidClasses[f] == nil {
-			return nil, 0, fmt.Errorf("policy: forbid: unknown class %q (known: shells, package-managers, compilers, setuid, setgid, world-writable, vestigial)", f)
+		if _, ok := forbidClasses[f]; !ok {
+			return nil, 0, fmt.Errorf("policy: forbid: unknown class %q (known: shells, package-managers, compilers, setuid, setgid, world-writable, vestigial, devices, capabilities, outside-files)", f)
 		}
 		forbid = append(forbid, f)
 	}
@@ -45,12 +54,18 @@ func parsePolicy(p *config.Policy) (forbid []string, maxSize int64, err error) {
 	return forbid, maxSize, nil
 }
 
-func violations(m *minimal.Report, forbid []string, maxSize int64, p *config.Policy) []string {
+func violations(r *Report, forbid []string, maxSize int64, p *config.Policy) []string {
+	m := r.Minimality
 	out := []string{}
 	if maxSize > 0 && m.TotalSize > maxSize {
 		out = append(out, fmt.Sprintf("root holds %d bytes of files, over max_size %s (%d bytes)", m.TotalSize, p.MaxSize, maxSize))
 	}
 	for _, class := range forbid {
+		if class == outsideFiles {
+			for _, f := range r.OutsideFiles {
+				out = append(out, fmt.Sprintf("forbidden (%s): /%s is read from %s (%s)", class, f.Path, f.Source, f.Spec))
+			}
+		}
 		for _, flag := range forbidClasses[class] {
 			for _, path := range m.WithFlag(flag) {
 				out = append(out, fmt.Sprintf("forbidden (%s): /%s is %s", class, path, flag))

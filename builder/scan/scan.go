@@ -41,6 +41,10 @@ type Input struct {
 	SpecName string
 	// Policy is the spec's policy section, or nil for the defaults.
 	Policy *config.Policy
+	// Outside are the files entries read from outside the spec's
+	// directory (rootfs.Host.Outside): listed in the report, and a
+	// violation under policy.forbid: outside-files.
+	Outside []rootfs.OutsideFile
 	// VulnDB is a directory or zip of OSV records; "" skips the
 	// vulnerability gate (which then fails if the policy asks for it).
 	VulnDB string
@@ -81,6 +85,9 @@ type Report struct {
 	Vulnerabilities []vuln.Finding  `json:"vulnerabilities"`
 	Secrets         []Secret        `json:"secrets"`
 	Minimality      *minimal.Report `json:"minimality"`
+	// OutsideFiles are the files entries read from outside the spec's
+	// directory.
+	OutsideFiles []rootfs.OutsideFile `json:"outside_files"`
 	// Violations are the policy's size and forbid rules broken.
 	Violations []string `json:"violations"`
 
@@ -106,7 +113,7 @@ func Run(ctx context.Context, in Input) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scanning: %w", err)
 	}
-	r := &Report{Name: in.Name}
+	r := &Report{Name: in.Name, OutsideFiles: append([]rootfs.OutsideFile{}, in.Outside...)}
 	if r.Packages, err = inventory(in, files); err != nil {
 		return nil, fmt.Errorf("scanning: %w", err)
 	}
@@ -120,7 +127,7 @@ func Run(ctx context.Context, in Input) (*Report, error) {
 		return nil, fmt.Errorf("scanning: %w", err)
 	}
 	r.Minimality = minimal.Analyze(files.entries, entrypoints(in.Tree))
-	r.Violations = violations(r.Minimality, forbid, maxSize, in.Policy)
+	r.Violations = violations(r, forbid, maxSize, in.Policy)
 	return r, nil
 }
 

@@ -115,6 +115,12 @@ func (r *Report) Summary(w io.Writer) {
 	for _, f := range m.Flagged {
 		fmt.Fprintf(w, "  /%s: %s\n", f.Path, strings.Join(f.Flags, ", "))
 	}
+	if len(r.OutsideFiles) > 0 {
+		fmt.Fprintf(w, "\nfiles from outside the spec's directory: %d\n", len(r.OutsideFiles))
+		for _, f := range r.OutsideFiles {
+			fmt.Fprintf(w, "  /%s: %s (%s)\n", f.Path, f.Source, f.Spec)
+		}
+	}
 	failed := r.Failed()
 	if len(failed) == 0 {
 		fmt.Fprintln(w, "\nresult: pass")

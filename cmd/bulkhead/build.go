@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -31,6 +32,7 @@ type buildFlags struct {
 	out, name, formats, arch, store, compression string
 	locked, offline, asJSON                      bool
 	signKey, vulndb                              string
+	limits                                       specLimits
 	expires                                      string // update bundles (build_update.go)
 }
 
@@ -49,6 +51,7 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&f.vulndb, "vulndb", "", "OSV database (a directory or zip of OSV JSON records) for the vulnerability gate")
 	fs.StringVar(&f.signKey, "sign-key", "", "sign the outputs with this private key (a PEM file, or env://NAME)")
 	fs.StringVar(&f.expires, "expires", "", "update bundle expiry: a time, a date, a duration from SOURCE_DATE_EPOCH, or now+DURATION (default: the spec's update.expires)")
+	addSpecLimitFlags(fs, &f.limits)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -59,6 +62,9 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if f.name == "" {
 		f.name = strings.TrimSuffix(strings.TrimSuffix(filepath.Base(specs[0]), ".yml"), ".yaml")
+	}
+	if err := checkOutputName(f.name); err != nil {
+		return fmt.Errorf("%w: --name: %v", errUsage, err)
 	}
 	epoch, err := sourceDateEpoch()
 	if err != nil {
@@ -122,7 +128,7 @@ func build(ctx context.Context, specs []string, f buildFlags, epoch int64, stder
 	if err != nil {
 		return nil, fmt.Errorf("%w: --compression: %v", errUsage, err)
 	}
-	spec, text, err := loadSpecText(specs)
+	spec, text, err := loadSpecs(specs, f.limits)
 	if err != nil {
 		return nil, err
 	}
@@ -149,69 +155,123 @@ func build(ctx context.Context, specs []string, f buildFlags, epoch int64, stder
 		progress("  %s -> %s", img.Ref, img.Digest)
 	}
 	progress("assembling the root")
-	host, err := rootfs.Assemble(ctx, spec, images,
-		rootfs.WithEpoch(epoch), rootfs.WithBaseDir(filepath.Dir(specs[0])))
+	host, err := rootfs.Assemble(ctx, spec, images, assembleOptions(spec, specs[0], epoch)...)
 	if err != nil {
-		return nil, fmt.Errorf("assembling the root: %w", err)
+		return nil, err // rootfs names the step: "assembling root: …"
 	}
-	if err := os.MkdirAll(f.out, 0o755); err != nil {
-		return nil, err
-	}
-	progress("root: %d entries", host.Tree.Len())
-	progress("checking the kernel and scanning the root")
-	gates, err := runGates(ctx, spec, text, specs[0], host, images, f, epoch, stderr)
+	// Every file of the build goes to a stage inside the output directory
+	// and moves into place only once every format and gate succeeded.
+	stage, err := output.NewStage(f.out)
 	if err != nil {
 		return nil, err
 	}
-	// Only bulkhead's init can boot a verified root.
-	verified := hasBulkheadInit(host.Tree)
-	var db *diskBuild
-	defer func() { db.close() }()
-	for _, format := range formats {
-		progress("writing %s", format)
-		if db == nil && (usesRootImage(format) || format == "kernel+initrd" && verified) {
-			if !verified {
-				return nil, fmt.Errorf("writing %s: a verified root needs bulkhead's init as /init (the image bulkhead/init, %s): it checks and mounts the root image", format, initPackage)
-			}
-			progress("writing the verified root image")
-			if db, err = newDiskBuild(ctx, spec, host, images, f, comp, epoch); err != nil {
-				return nil, fmt.Errorf("writing %s: %w", format, err)
-			}
-			sum.Root = db.summary()
-		}
-		paths, err := writeFormat(ctx, format, host, db, f, comp)
-		if err != nil {
-			return nil, fmt.Errorf("writing %s: %w", format, err)
-		}
-		for _, p := range paths {
-			o, err := describeOutput(p, format)
-			if err != nil {
-				return nil, err
-			}
-			sum.Outputs = append(sum.Outputs, o)
-		}
+	defer stage.Abort()
+	job := &buildJob{spec: spec, text: text, specs: specs, host: host, images: images, sum: sum,
+		formats: formats, key: key, f: f, comp: comp, epoch: epoch, stderr: stderr, progress: progress}
+	if err := job.write(ctx, stage); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := stage.Commit(); err != nil {
+		return nil, err
+	}
+	for i := range sum.Outputs {
+		sum.Outputs[i].Path = stage.Final(sum.Outputs[i].Path)
+	}
+	return sum, nil
+}
+
+// buildJob is a build whose root is assembled: what writing it needs.
+type buildJob struct {
+	spec     *config.Spec
+	text     []byte
+	specs    []string
+	host     *rootfs.Host
+	images   map[string]*resolve.Image
+	sum      *buildSummary
+	formats  []string
+	key      *sign.PrivateKey
+	f        buildFlags
+	comp     output.Compression
+	epoch    int64
+	stderr   io.Writer
+	progress func(format string, args ...any)
+}
+
+// write runs the gates and writes every format, the reports and the
+// signatures into the stage.
+func (j *buildJob) write(ctx context.Context, stage *output.Stage) error {
+	j.f.out = stage.Dir()
+	j.progress("root: %d entries", j.host.Tree.Len())
+	j.progress("checking the kernel and scanning the root")
+	gates, err := runGates(ctx, j.spec, j.text, j.specs[0], j.host, j.images, j.f, j.epoch, j.stderr)
+	if err != nil {
+		return err
+	}
+	if err := j.writeFormats(ctx); err != nil {
+		return err
 	}
 	// The SBOMs and reports are artifacts too: listed, and signed with the
 	// rest.
-	reports, err := gates.write(f.out)
+	reports, err := gates.write(stage)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, r := range reports {
-		o, err := describeOutput(r[0], r[1])
+		if err := j.add(r[0], r[1]); err != nil {
+			return err
+		}
+	}
+	if j.key == nil {
+		return nil
+	}
+	j.progress("signing the outputs")
+	platform, _ := v1.ParsePlatform("linux/" + j.f.arch)
+	return signBuild(ctx, j.key, j.f.out, j.specs, j.sum, *platform)
+}
+
+// writeFormats writes each output format.
+func (j *buildJob) writeFormats(ctx context.Context) error {
+	// Only bulkhead's init can boot a verified root.
+	verified := hasBulkheadInit(j.host.Tree)
+	var db *diskBuild
+	defer func() { db.close() }()
+	for _, format := range j.formats {
+		j.progress("writing %s", format)
+		if db == nil && (usesRootImage(format) || format == "kernel+initrd" && verified) {
+			if !verified {
+				return fmt.Errorf("writing %s: a verified root needs bulkhead's init as /init (the image bulkhead/init, %s): it checks and mounts the root image", format, initPackage)
+			}
+			j.progress("writing the verified root image")
+			var err error
+			if db, err = newDiskBuild(ctx, j.spec, j.host, j.images, j.f, j.comp, j.epoch); err != nil {
+				return fmt.Errorf("writing %s: %w", format, err)
+			}
+			j.sum.Root = db.summary()
+		}
+		paths, err := writeFormat(ctx, format, j.host, db, j.f, j.comp)
 		if err != nil {
-			return nil, err
+			return fmt.Errorf("writing %s: %w", format, err)
 		}
-		sum.Outputs = append(sum.Outputs, o)
-	}
-	if key != nil {
-		progress("signing the outputs")
-		platform, _ := v1.ParsePlatform("linux/" + f.arch)
-		if err := signBuild(ctx, key, f.out, specs, sum, *platform); err != nil {
-			return nil, err
+		for _, p := range paths {
+			if err := j.add(p, format); err != nil {
+				return err
+			}
 		}
 	}
-	return sum, nil
+	return nil
+}
+
+// add lists an output file in the summary.
+func (j *buildJob) add(path, format string) error {
+	o, err := describeOutput(path, format)
+	if err != nil {
+		return err
+	}
+	j.sum.Outputs = append(j.sum.Outputs, o)
+	return nil
 }
 
 // newProgress reports build steps on w when it is a terminal, and nothing
@@ -263,7 +323,7 @@ func resolveSpec(ctx context.Context, spec *config.Spec, refs []specRef, first s
 	if err != nil {
 		return nil, nil, err
 	}
-	r, err := resolve.NewResolver(resolve.WithStore(store), resolve.WithPlatform(*platform),
+	r, err := resolve.NewResolver(resolve.WithStore(store), resolve.WithPlatform(*platform), resolve.WithLimits(layerLimits(spec)),
 		resolve.WithDir(filepath.Dir(first)), resolve.WithLock(lock),
 		resolve.WithLocked(f.locked), resolve.WithOffline(f.offline))
 	if err != nil {
@@ -355,4 +415,24 @@ func initrdOptions(host *rootfs.Host, comp output.Compression) (opts []output.Op
 		return nil, nil, err
 	}
 	return append(opts, output.WithUcode(rc)), func() { rc.Close() }, nil
+}
+
+// checkOutputName accepts a --name that is a plain file name: outputs are
+// NAME.tar, NAME.img and so on inside -o, never beside it, and their names
+// go into SHA256SUMS one per line.
+func checkOutputName(name string) error {
+	switch {
+	case name == "" || name == "." || name == "..":
+		return fmt.Errorf("%q is not a file name", name)
+	case strings.ContainsRune(name, '/'):
+		return fmt.Errorf("%q is a path: give a file name, and the directory with -o", name)
+	case strings.HasPrefix(name, "."):
+		return fmt.Errorf("%q starts with a dot: the outputs would be hidden", name)
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			return fmt.Errorf("%q holds a control character or is not UTF-8", name)
+		}
+	}
+	return nil
 }

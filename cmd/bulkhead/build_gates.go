@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -39,7 +38,7 @@ func runGates(ctx context.Context, spec *config.Spec, text []byte, specPath stri
 	}
 	in := scan.Input{
 		Name: f.name, Tree: host.Tree, Images: sortedImages(images), Cmdline: host.Cmdline,
-		Spec: text, SpecName: filepath.Base(specPath), Policy: spec.Policy,
+		Spec: text, SpecName: filepath.Base(specPath), Policy: spec.Policy, Outside: host.Outside,
 		VulnDB: f.vulndb, Now: time.Now().UTC(), Epoch: epoch,
 	}
 	if spec.Kernel.Image != "" {
@@ -99,7 +98,8 @@ func (g *gateResults) checkKernel(spec *config.Spec, host *rootfs.Host, images m
 // write puts the reports beside the outputs and returns their paths and
 // formats: sbom.spdx.json, sbom.cdx.json, scan.json, scan.txt and
 // kernel-check.txt.
-func (g *gateResults) write(dir string) ([][2]string, error) {
+func (g *gateResults) write(stage *output.Stage) ([][2]string, error) {
+	dir := stage.Dir()
 	if err := g.scan.WriteFiles(dir); err != nil {
 		return nil, err
 	}
@@ -111,7 +111,7 @@ func (g *gateResults) write(dir string) ([][2]string, error) {
 	}
 	p := filepath.Join(dir, kernelReportName)
 	if g.kernel == nil {
-		os.Remove(p) // a stale one would mislead
+		stage.Obsolete(kernelReportName) // a stale one would mislead
 		return out, nil
 	}
 	if err := output.WriteFile(p, g.kernel); err != nil {

@@ -48,7 +48,7 @@ func runLock(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	refs := specRefs(spec)
-	r, err := newLockResolver(*storeDir, *platform, filepath.Dir(specs[0]))
+	r, err := newLockResolver(*storeDir, *platform, filepath.Dir(specs[0]), layerLimits(spec))
 	if err != nil {
 		return err
 	}
@@ -89,12 +89,12 @@ func openStore(storeDir string) (*resolve.Store, error) {
 	return resolve.OpenStore(storeDir)
 }
 
-func newLockResolver(storeDir string, platform v1.Platform, specDir string) (*resolve.Resolver, error) {
+func newLockResolver(storeDir string, platform v1.Platform, specDir string, limits resolve.Limits) (*resolve.Resolver, error) {
 	store, err := openStore(storeDir)
 	if err != nil {
 		return nil, err
 	}
-	return resolve.NewResolver(resolve.WithStore(store), resolve.WithPlatform(platform), resolve.WithDir(specDir))
+	return resolve.NewResolver(resolve.WithStore(store), resolve.WithPlatform(platform), resolve.WithDir(specDir), resolve.WithLimits(limits))
 }
 
 // writeLock pins the resolved images in the lock file at path, keeping

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,10 +11,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bulkhead-dev/bulkhead/builder/config"
 	"github.com/bulkhead-dev/bulkhead/builder/resolve"
 	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
 	"github.com/bulkhead-dev/bulkhead/builder/scan"
+	"github.com/bulkhead-dev/bulkhead/internal/regfile"
 )
 
 func scanCommand() command {
@@ -27,9 +26,11 @@ func scanCommand() command {
 }
 
 type scanFlags struct {
-	build          buildFlags
-	vulndb, policy string
-	asJSON         bool
+	build           buildFlags
+	vulndb, policy  string
+	asJSON          bool
+	maxDecompressed sizeValue
+	maxRatio        int64
 }
 
 func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -44,6 +45,10 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.BoolVar(&f.build.locked, "locked", false, "refuse any image reference the lock file does not pin (spec only)")
 	fs.BoolVar(&f.build.offline, "offline", false, "never contact a registry; use the local store only (spec only)")
 	fs.BoolVar(&f.asJSON, "json", false, "print scan.json instead of the summary")
+	addSpecLimitFlags(fs, &f.build.limits)
+	f.maxDecompressed = scan.DefaultMaxDecompressed
+	fs.Var(&f.maxDecompressed, "max-decompressed", "largest an artifact's initrd may be once decompressed, a `SIZE` such as 4G (artifact only)")
+	fs.Int64Var(&f.maxRatio, "max-ratio", scan.DefaultMaxRatio, fmt.Sprintf("largest compression ratio of an artifact's initrd beyond the first %s (artifact only)", regfile.Size(scan.RatioFloor)))
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -64,7 +69,7 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if isSpec(paths[0]) {
 		err = scanInputFromSpec(ctx, &in, paths, f.build, epoch, stderr)
 	} else {
-		err = scanInputFromArtifact(&in, paths, f.policy)
+		err = scanInputFromArtifact(&in, paths, f, scan.WithMaxDecompressed(int64(f.maxDecompressed)), scan.WithMaxRatio(f.maxRatio))
 	}
 	if err != nil {
 		return err
@@ -111,7 +116,7 @@ func isSpec(p string) bool {
 
 // scanInputFromSpec resolves and assembles the spec as build does.
 func scanInputFromSpec(ctx context.Context, in *scan.Input, specs []string, f buildFlags, epoch int64, stderr io.Writer) error {
-	spec, text, err := loadSpecText(specs)
+	spec, text, err := loadSpecs(specs, f.limits)
 	if err != nil {
 		return err
 	}
@@ -119,11 +124,11 @@ func scanInputFromSpec(ctx context.Context, in *scan.Input, specs []string, f bu
 	if err != nil {
 		return err
 	}
-	host, err := rootfs.Assemble(ctx, spec, images, rootfs.WithEpoch(epoch), rootfs.WithBaseDir(filepath.Dir(specs[0])))
+	host, err := rootfs.Assemble(ctx, spec, images, assembleOptions(spec, specs[0], epoch)...)
 	if err != nil {
-		return fmt.Errorf("assembling the root: %w", err)
+		return err // rootfs names the step: "assembling root: …"
 	}
-	in.Tree, in.Cmdline, in.Policy = host.Tree, host.Cmdline, spec.Policy
+	in.Tree, in.Cmdline, in.Policy, in.Outside = host.Tree, host.Cmdline, spec.Policy, host.Outside
 	in.Spec, in.SpecName = text, filepath.Base(specs[0])
 	in.Images = sortedImages(images)
 	if spec.Kernel.Image != "" {
@@ -132,22 +137,6 @@ func scanInputFromSpec(ctx context.Context, in *scan.Input, specs []string, f bu
 		}
 	}
 	return nil
-}
-
-func loadSpecText(specs []string) (*config.Spec, []byte, error) {
-	spec, err := config.Load(specs...)
-	if err != nil {
-		return nil, nil, err
-	}
-	var text bytes.Buffer
-	for _, p := range specs {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return nil, nil, err
-		}
-		text.Write(b)
-	}
-	return spec, text.Bytes(), nil
 }
 
 func sortedImages(m map[string]*resolve.Image) []*resolve.Image {
@@ -162,11 +151,12 @@ func sortedImages(m map[string]*resolve.Image) []*resolve.Image {
 // scanInputFromArtifact reads a tar, an initrd, a raw-efi disk or an iso-efi
 // image (scan.ReadArtifact); the policy comes from
 // policySpec when given.
-func scanInputFromArtifact(in *scan.Input, paths []string, policySpec string) error {
+func scanInputFromArtifact(in *scan.Input, paths []string, f scanFlags, opts ...scan.ReadOption) error {
+	policySpec, limits := f.policy, f.build.limits
 	if len(paths) != 1 {
 		return fmt.Errorf("%w: scan takes one artifact", errUsage)
 	}
-	a, err := scan.ReadBootArtifact(paths[0])
+	a, err := scan.ReadBootArtifact(paths[0], opts...)
 	if errors.Is(err, scan.ErrUnsupported) {
 		return fmt.Errorf("%w (scan its spec, or a tar, kernel+initrd, raw-efi or iso-efi build)", err)
 	}
@@ -175,7 +165,7 @@ func scanInputFromArtifact(in *scan.Input, paths []string, policySpec string) er
 	}
 	in.Tree, in.Kernel, in.Cmdline = a.Tree, a.Kernel, a.Cmdline
 	if policySpec != "" {
-		spec, text, err := loadSpecText([]string{policySpec})
+		spec, text, err := loadSpecs([]string{policySpec}, limits)
 		if err != nil {
 			return err
 		}

@@ -31,6 +31,8 @@ type validateProblem struct {
 func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("validate", "[--json] FILE...", stderr)
 	asJSON := fs.Bool("json", false, "print problems as a JSON array on stdout")
+	var limits specLimits
+	addSpecLimitFlags(fs, &limits)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -39,7 +41,7 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fs.Usage()
 		return fmt.Errorf("%w: no spec files given", errUsage)
 	}
-	spec, err := config.Load(files...)
+	spec, _, err := loadSpecs(files, limits)
 	var errs config.Errors
 	if err != nil && !errors.As(err, &errs) {
 		return err

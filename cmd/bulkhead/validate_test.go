@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -65,6 +66,34 @@ func TestValidateUsage(t *testing.T) {
 	}
 	if code := run(context.Background(), []string{"validate", filepath.Join(t.TempDir(), "nope.yml")}, &stdout, &stderr); code != 1 {
 		t.Errorf("missing file: exit %d, want 1", code)
+	}
+}
+
+func TestValidateSpecLimits(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo.yml")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	big := writeSpec(t, "big.yml", "# "+strings.Repeat("x", 4000)+"\n")
+	esc := writeSpec(t, "esc.yml", "files:\n  - path: ../x\n    contents: x\n")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"/dev/zero"}, "/dev/zero:1:1: spec is not a regular file (a character device)"},
+		{[]string{fifo}, fifo + ":1:1: spec is not a regular file (a FIFO)"},
+		{[]string{"--max-spec-size", "2K", big}, big + ":1:1: spec file is larger than the limit of 2 KiB"},
+		{[]string{esc}, esc + `:2:11: path "../x" escapes the root: ".." is not allowed`},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), append([]string{"validate"}, tc.args...), &stdout, &stderr)
+		if code != 1 || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("validate %v: exit %d, stderr %q, want %q", tc.args, code, stderr.String(), tc.want)
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"validate", "--max-spec-size", "8K", big}, &stdout, &stderr); code != 0 {
+		t.Errorf("--max-spec-size 8K: exit %d, stderr %s", code, stderr.String())
 	}
 }
 

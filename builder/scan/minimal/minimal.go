@@ -21,6 +21,7 @@ const (
 	KindDir
 	KindSymlink
 	KindHardlink
+	KindDevice // character or block device node
 	KindOther
 )
 
@@ -52,6 +53,9 @@ type Entry struct {
 	Origin string
 	ELF    *ELF   // nil unless an ELF file
 	Interp string // a script's "#!" interpreter, absolute
+	// Caps says the file carries file capabilities (a
+	// security.capability extended attribute).
+	Caps bool
 }
 
 // Entrypoint is a program the host runs: Path (absolute) inside the root
@@ -111,6 +115,8 @@ const (
 	FlagSetgid         = "setgid"
 	FlagWorldWritable  = "world-writable"
 	FlagVestigial      = "vestigial"
+	FlagDevice         = "device-node"
+	FlagCapabilities   = "file-capabilities"
 )
 
 var byName = map[string]string{}
@@ -143,11 +149,50 @@ func flags(e *Entry) []string {
 		if e.Mode&0o2000 != 0 && e.Mode&0o010 != 0 {
 			out = append(out, FlagSetgid)
 		}
+		if e.Caps {
+			out = append(out, FlagCapabilities)
+		}
 	}
-	if e.Mode&0o002 != 0 && (e.Kind == KindFile || e.Kind == KindHardlink || (e.Kind == KindDir && e.Mode&0o1000 == 0)) {
+	if e.Kind == KindDevice {
+		out = append(out, FlagDevice)
+	}
+	if worldWritable(e) {
 		out = append(out, FlagWorldWritable)
 	}
 	return out
+}
+
+// worldWritable reports a file, device or directory anyone may write,
+// outside the places made for it: a sticky directory, and what lies in
+// tmp, var/tmp, dev/shm or run/lock (of the host or a container).
+func worldWritable(e *Entry) bool {
+	if e.Mode&0o002 == 0 {
+		return false
+	}
+	switch e.Kind {
+	case KindDir:
+		if e.Mode&0o1000 != 0 {
+			return false
+		}
+	case KindFile, KindHardlink, KindDevice:
+	default:
+		return false
+	}
+	return !inScratch(path.Dir(e.Path))
+}
+
+// scratchDirs are where anyone may write by design.
+var scratchDirs = []string{"tmp", "var/tmp", "dev/shm", "run/lock"}
+
+// inScratch reports whether dir is, or is below, a scratch directory of
+// the host or of a container root (containers/…/rootfs/tmp).
+func inScratch(dir string) bool {
+	for _, s := range scratchDirs {
+		if dir == s || strings.HasPrefix(dir, s+"/") || strings.Contains("/"+dir+"/", "/rootfs/"+s+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // Analyze builds the report for entries (in any order) and entrypoints.

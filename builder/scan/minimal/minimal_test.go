@@ -68,3 +68,31 @@ func TestReadELF(t *testing.T) {
 		t.Error("Shebang")
 	}
 }
+
+// The image: device nodes, a capability-carrying binary and
+// world-writable files outside the places made for them are flagged;
+// what lies in tmp-like directories is not.
+func TestFlagsDevicesCapabilitiesWorldWritable(t *testing.T) {
+	es := []*Entry{
+		{Path: "dev/mem", Kind: KindDevice, Mode: 0o666},
+		{Path: "dev/sda", Kind: KindDevice, Mode: 0o660},
+		{Path: "usr/bin/ping", Kind: KindFile, Mode: 0o755, Size: 1, Caps: true},
+		{Path: "etc/motd", Kind: KindFile, Mode: 0o666, Size: 1},
+		{Path: "tmp/scratch", Kind: KindFile, Mode: 0o666, Size: 1},
+		{Path: "var/tmp/x", Kind: KindFile, Mode: 0o666, Size: 1},
+		{Path: "containers/services/web/rootfs/tmp/y", Kind: KindFile, Mode: 0o666, Size: 1},
+		{Path: "containers/services/web/rootfs/etc/z", Kind: KindFile, Mode: 0o666, Size: 1},
+		{Path: "tmpfiles/w", Kind: KindFile, Mode: 0o666, Size: 1},
+		{Path: "usr/lib/l", Kind: KindSymlink, Mode: 0o777},
+	}
+	r := Analyze(es, nil)
+	for flag, want := range map[string][]string{
+		FlagDevice:        {"dev/mem", "dev/sda"},
+		FlagCapabilities:  {"usr/bin/ping"},
+		FlagWorldWritable: {"containers/services/web/rootfs/etc/z", "dev/mem", "etc/motd", "tmpfiles/w"},
+	} {
+		if got := r.WithFlag(flag); !slices.Equal(got, want) {
+			t.Errorf("%s: %v, want %v", flag, got, want)
+		}
+	}
+}

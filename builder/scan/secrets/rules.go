@@ -27,6 +27,7 @@ var anchored = []anchoredRule{
 	{name: "slack-webhook", prefixes: []string{"hooks.slack.com/services/T"}, extent: run(20, 120, isPathChar)},
 	{name: "google-api-key", prefixes: []string{"AIza"}, extent: run(35, 35, isTokenChar)},
 	{name: "jwt", prefixes: []string{"eyJ"}, extent: jwt},
+	{name: "password-hash", prefixes: cryptPrefixes, extent: passwordHash},
 }
 
 func (r anchoredRule) find(data []byte) []ruleMatch {

@@ -66,6 +66,7 @@ func Scan(where string, data []byte, text bool) []Finding {
 	for _, r := range anchored {
 		ms = append(ms, r.find(data)...)
 	}
+	ms = append(ms, findEnvironDump(data)...)
 	if text {
 		for _, m := range append(findURLCredentials(data), findAssignments(data)...) {
 			if !overlaps(ms, m) && !hasTokenPrefix(m.secret) {

@@ -23,7 +23,7 @@ func hostCommand() command {
 	}
 }
 
-const hostSynopsis = "status|update BUNDLE|rollback|reboot|logs [NAME] --host ADDR --cert FILE --key FILE [flags]"
+const hostSynopsis = "status|update BUNDLE|URL|rollback|reboot|logs [NAME] --host ADDR --cert FILE --key FILE [flags]"
 
 const hostHelp = `
 Reaches a host's API (TLS 1.3; the host accepts only client certificates
@@ -34,6 +34,7 @@ file, where it is recorded on first use.
   status          versions, boot entries (blessed or not), services, boot attempts
   update BUNDLE   upload an update bundle; the host checks and installs it
                   into its inactive slot (--reboot: then boot it)
+  update URL      the same, the host downloading http(s)://... itself
   rollback        make the next boot use the other blessed version (--reboot)
   reboot          reboot the host
   logs [NAME]     the last --lines of /run/log/NAME.log (default init)
@@ -136,16 +137,7 @@ func hostVerb(ctx context.Context, c *hostapi.Client, f hostFlags, rest []string
 }
 
 func hostUpdate(ctx context.Context, c *hostapi.Client, path string, f hostFlags, stdout io.Writer) error {
-	file, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer file.Close()
-	st, err := file.Stat()
-	if err != nil {
-		return err
-	}
-	res, err := c.Update(ctx, file, st.Size(), f.reboot)
+	res, err := upload(ctx, c, path, f.reboot)
 	if err != nil {
 		return fmt.Errorf("updating from %s: %w", path, err)
 	}
@@ -202,4 +194,22 @@ func printStatus(w io.Writer, st hostapi.Status, asJSON bool) error {
 		fmt.Fprintf(w, "attempt %s %s %s %s\n", a.Started.Format(time.RFC3339), a.Entry, a.Outcome, strings.TrimSpace(a.Reason))
 	}
 	return nil
+}
+
+// upload sends the bundle file at path, or has the host fetch an http(s)
+// URL itself.
+func upload(ctx context.Context, c *hostapi.Client, path string, reboot bool) (hostapi.UpdateResult, error) {
+	if strings.HasPrefix(path, "http://") || strings.HasPrefix(path, "https://") {
+		return c.UpdateFrom(ctx, path, reboot)
+	}
+	file, err := os.Open(path)
+	if err != nil {
+		return hostapi.UpdateResult{}, err
+	}
+	defer file.Close()
+	st, err := file.Stat()
+	if err != nil {
+		return hostapi.UpdateResult{}, err
+	}
+	return c.Update(ctx, file, st.Size(), reboot)
 }

@@ -162,6 +162,18 @@ func (c *Client) Update(ctx context.Context, bundle io.Reader, size int64, reboo
 	return res, err
 }
 
+// UpdateFrom has the host download the bundle at url (http or https)
+// itself and install it as Update does.
+func (c *Client) UpdateFrom(ctx context.Context, bundleURL string, reboot bool) (UpdateResult, error) {
+	var res UpdateResult
+	q := url.Values{"url": {bundleURL}}
+	if reboot {
+		q.Set("reboot", "1")
+	}
+	err := c.do(ctx, http.MethodPost, PathUpdate+"?"+q.Encode(), nil, 0, &res)
+	return res, err
+}
+
 // Reboot asks the host to reboot.
 func (c *Client) Reboot(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, PathReboot, nil, 0, nil)

@@ -280,3 +280,44 @@ func TestLogsAndRollback(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestUpdateFromURL: the host downloads the bundle itself; a URL that is
+// not http(s), a missing file and an oversized one are refused and
+// nothing stays in the spool.
+func TestUpdateFromURL(t *testing.T) {
+	f := start(t, 1<<20)
+	ctx := context.Background()
+	c := f.newClient(t, f.client)
+	bundle := bytes.Repeat([]byte("from a url "), 5000)
+	files := http.NewServeMux()
+	files.HandleFunc("/v2.bundle", func(w http.ResponseWriter, _ *http.Request) { w.Write(bundle) })
+	files.HandleFunc("/big.bundle", func(w http.ResponseWriter, _ *http.Request) { w.Write(make([]byte, 2<<20)) })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: files}
+	go srv.Serve(ln)
+	defer srv.Close()
+	base := "http://" + ln.Addr().String()
+	res, err := c.UpdateFrom(ctx, base+"/v2.bundle", false)
+	if err != nil || res.Version != "2.0" {
+		t.Fatalf("update from url = %+v, %v", res, err)
+	}
+	if len(f.backend.uploads) != 1 || !bytes.Equal(f.backend.uploads[0], bundle) {
+		t.Fatal("the backend did not get the served bytes")
+	}
+	for u, want := range map[string]string{
+		"file:///etc/passwd":     "422",
+		base + "/missing.bundle": "502",
+		base + "/big.bundle":     "413",
+		"http://127.0.0.1:1/x":   "502",
+	} {
+		if _, err := c.UpdateFrom(ctx, u, false); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %s", u, err, want)
+		}
+	}
+	if ents, _ := os.ReadDir(f.spool); len(ents) != 0 {
+		t.Errorf("spool holds %d files", len(ents))
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"regexp"
 	"strconv"
@@ -115,7 +116,13 @@ func (h *handler) update(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusRequestEntityTooLarge, Error{fmt.Sprintf("bundle of %d bytes is over the limit of %d", r.ContentLength, h.cfg.MaxUpload)})
 		return
 	}
-	path, err := h.spool(r)
+	var path string
+	var err error
+	if src := r.URL.Query().Get("url"); src != "" {
+		path, err = h.spoolURL(r.Context(), src)
+	} else {
+		path, err = h.spool(r.Body)
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -136,7 +143,40 @@ func (h *handler) update(w http.ResponseWriter, r *http.Request) {
 
 var errTooLarge = errors.New("upload too large")
 
-func (h *handler) spool(r *http.Request) (string, error) {
+// errFetch marks a bundle URL that could not be fetched (502).
+var errFetch = errors.New("fetching bundle")
+
+// fetchTimeout bounds the download of a bundle from a URL.
+const fetchTimeout = 30 * time.Minute
+
+// spoolURL downloads the bundle at src (http or https; https checks the
+// server against the CA certificates the root carries) into the spool.
+func (h *handler) spoolURL(ctx context.Context, src string) (string, error) {
+	u, err := url.Parse(src)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("%w: %q is not an http:// or https:// URL", ErrRefused, src)
+	}
+	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
+	if err != nil {
+		return "", fmt.Errorf("%w %s: %v", errFetch, src, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("%w %s: %v", errFetch, src, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("%w %s: %s", errFetch, src, resp.Status)
+	}
+	if resp.ContentLength > h.cfg.MaxUpload {
+		return "", fmt.Errorf("%w: %s is %d bytes, over %d", errTooLarge, src, resp.ContentLength, h.cfg.MaxUpload)
+	}
+	return h.spool(resp.Body)
+}
+
+func (h *handler) spool(body io.Reader) (string, error) {
 	if err := os.MkdirAll(h.cfg.SpoolDir, 0o700); err != nil {
 		return "", fmt.Errorf("spooling upload: %w", err)
 	}
@@ -144,7 +184,7 @@ func (h *handler) spool(r *http.Request) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("spooling upload: %w", err)
 	}
-	n, err := io.Copy(f, io.LimitReader(r.Body, h.cfg.MaxUpload+1))
+	n, err := io.Copy(f, io.LimitReader(body, h.cfg.MaxUpload+1))
 	if err == nil && n > h.cfg.MaxUpload {
 		err = fmt.Errorf("%w: over %d bytes", errTooLarge, h.cfg.MaxUpload)
 	}
@@ -228,6 +268,8 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, errTooLarge):
 		code = http.StatusRequestEntityTooLarge
+	case errors.Is(err, errFetch):
+		code = http.StatusBadGateway
 	case errors.Is(err, ErrRefused):
 		code = http.StatusUnprocessableEntity
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/init/netconf"
 	"github.com/bulkhead-dev/bulkhead/internal/init/power"
 	"github.com/bulkhead-dev/bulkhead/internal/init/reaper"
+	"github.com/bulkhead-dev/bulkhead/internal/init/secrets"
 	"github.com/bulkhead-dev/bulkhead/internal/init/sysctl"
 	"github.com/bulkhead-dev/bulkhead/internal/init/sysmount"
 	"github.com/bulkhead-dev/bulkhead/internal/init/watchdog"
@@ -59,6 +60,7 @@ type host struct {
 	stopping  chan struct{} // closed once a shutdown is asked for
 	stopOnce  sync.Once
 	watchdog  *watchdog.Watchdog
+	secrets   *secrets.Store // nil when the host has no secrets
 }
 
 // run is stage 1; it ends in reboot(2).
@@ -90,6 +92,7 @@ func (h *host) run(ctx context.Context) {
 		h.logf("fatal: %v", err)
 	} else {
 		<-netDone
+		h.secrets = h.startSecrets(ctx)
 		h.serveAPI(ctx)
 		h.onboot(ctx)
 		h.startServices(ctx)

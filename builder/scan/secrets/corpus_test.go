@@ -258,4 +258,3 @@ func runGitleaks(t *testing.T, bin, dir string) map[string][]string {
 	}
 	return got
 }
-

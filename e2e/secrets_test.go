@@ -22,8 +22,9 @@ import (
 )
 
 // secretsSpec is the minimal host with two services: web reads a secret
-// from qemu's fw_cfg and one from EC2's metadata service (refreshed every
-// 3s, SIGHUP when it changes); nosy reads none.
+// from qemu's fw_cfg, one from EC2's metadata service (refreshed every 3s,
+// SIGHUP when it changes), one from GCP's and one from a NoCloud config
+// drive; nosy reads none.
 const secretsSpec = `kernel:
   image: bulkhead/kernel:6.1-cloud
   cmdline: "console=ttyS0 panic=-1"
@@ -43,6 +44,8 @@ services:
       - name: imds-token
         path: /etc/web/imds-token
         signal: SIGHUP
+      - gcp-token
+      - drive-token
   - name: nosy
     image: bulkhead/hello:dev
     net: host
@@ -56,6 +59,10 @@ secrets:
     source: ec2:meta-data/tags/instance/imds-token
     refresh: 3s
     timeout: 2s
+  - name: gcp-token
+    source: gcp:instance/attributes/gcp-token
+  - name: drive-token
+    source: configdrive:secrets/drive-token
 files:
   - path: etc/hostname
     contents: "secrets"
@@ -63,16 +70,18 @@ files:
 
 // TestRuntimeSecrets boots a raw-efi host whose EC2 metadata service (an
 // IMDSv2 emulator on 127.0.0.1, reached by the guest at 169.254.169.254
-// through qemu's guestfwd) is down at first: the host boots, nosy starts,
+// through qemu's guestfwd; it also answers as GCP's) is down at first: the host boots, nosy starts,
 // web waits and the console names the secret and its source. Once the
-// service answers, web starts with both secrets (fw_cfg and IMDSv2), each
-// 0400 and its own; nosy sees neither, at the path web sees them or at
+// service answers, web starts with its four secrets (fw_cfg, IMDSv2, GCP
+// and a vfat config drive labelled cidata), each 0400 and its own; nosy sees neither, at the path web sees them or at
 // the host's. A changed value reaches web by the refresh timer, with a
 // SIGHUP. After power off, no value is on the disk (ESP, roots, data
 // partition) or the console, byte by byte.
 func TestRuntimeSecrets(t *testing.T) {
 	fwValue, imdsValue, imdsValue2 := randomValue(t, "fw"), randomValue(t, "imds"), randomValue(t, "imds2")
+	gcpValue, driveValue := randomValue(t, "gcp"), randomValue(t, "drive")
 	md := metadatatest.New()
+	md.SetGCP("instance/attributes/gcp-token", []byte(gcpValue))
 	md.SetDown(true)
 	mdAddr := serveLoopback(t, md)
 
@@ -92,11 +101,13 @@ func TestRuntimeSecrets(t *testing.T) {
 		",guestfwd=tcp:169.254.169.254:80-cmd:" + guestfwd(t) + " " + mdAddr
 	vm, _ := start(t, qemu.Config{
 		Disk: dev, UEFI: true, MemoryMB: 1024, CPUs: 1, Timeout: 10 * time.Minute,
-		ExtraArgs: []string{"-nic", nic, "-fw_cfg", "name=opt/bulkhead/fw-token,string=" + fwValue},
+		ExtraArgs: []string{"-nic", nic, "-fw_cfg", "name=opt/bulkhead/fw-token,string=" + fwValue,
+			"-drive", "file=" + cidata(t, "secrets/drive-token", driveValue) + ",if=virtio,format=raw,readonly=on"},
 	})
 
 	// The metadata service is down: the host boots, web waits, nosy runs.
 	waitFor(t, vm, "secret fw-token: fetched from fw_cfg:opt/bulkhead/fw-token", 4*time.Minute)
+	waitFor(t, vm, "secret drive-token: fetched from configdrive:secrets/drive-token", time.Minute)
 	waitFor(t, vm, "secret imds-token: ec2:meta-data/tags/instance/imds-token: getting imdsv2 token: PUT /latest/api/token: 503 Service Unavailable; retrying in", time.Minute)
 	waitFor(t, vm, "service web failed to start: waiting for secret imds-token from ec2:meta-data/tags/instance/imds-token", time.Minute)
 	waitFor(t, vm, "service nosy started", time.Minute)
@@ -107,14 +118,19 @@ func TestRuntimeSecrets(t *testing.T) {
 	md.SetEC2("meta-data/tags/instance/imds-token", []byte(imdsValue))
 	md.SetDown(false)
 	waitFor(t, vm, "secret imds-token: fetched from ec2:meta-data/tags/instance/imds-token", 2*time.Minute)
+	if !strings.Contains(vm.Console(), "secret gcp-token: fetched from gcp:instance/attributes/gcp-token") {
+		waitFor(t, vm, "secret gcp-token: fetched from gcp:instance/attributes/gcp-token", time.Minute)
+	}
 	waitFor(t, vm, "service web started", 2*time.Minute)
 	get(t, webPort, time.Minute)
 
 	// web reads both, each 0400 and owned by its uid.
 	wantFile(t, webPort, "/run/secrets/fw-token", fwValue, 1000)
 	wantFile(t, webPort, "/etc/web/imds-token", imdsValue, 1000)
+	wantFile(t, webPort, "/run/secrets/gcp-token", gcpValue, 1000)
+	wantFile(t, webPort, "/run/secrets/drive-token", driveValue, 1000)
 	// nosy has no mount of them, and no way to the host's tmpfs.
-	for _, p := range []string{"/run/secrets/fw-token", "/etc/web/imds-token", "/run/bulkhead/secrets/web/0/fw-token", "/run/bulkhead/secrets"} {
+	for _, p := range []string{"/run/secrets/fw-token", "/etc/web/imds-token", "/run/secrets/drive-token", "/run/bulkhead/secrets/web/0/fw-token", "/run/bulkhead/secrets"} {
 		if code, d := digest(t, nosyPort, p); code != http.StatusNotFound {
 			t.Errorf("nosy reads %s: %d %+v", p, code, d)
 		}
@@ -133,7 +149,7 @@ func TestRuntimeSecrets(t *testing.T) {
 	wantFile(t, webPort, "/etc/web/imds-token", imdsValue2, 1000)
 	powerOff(t, vm)
 
-	for _, v := range []string{fwValue, imdsValue, imdsValue2} {
+	for _, v := range []string{fwValue, imdsValue, imdsValue2, gcpValue, driveValue} {
 		if strings.Contains(vm.Console(), v) {
 			t.Errorf("a secret value is on the console")
 		}
@@ -234,4 +250,26 @@ func findInFile(t *testing.T, p string, s []byte) int64 {
 		base += int64(n + m - keep)
 		n = keep
 	}
+}
+
+// cidata makes a NoCloud config drive (vfat labelled CIDATA) holding one
+// file, with mkfs.vfat and mcopy.
+func cidata(t *testing.T, name, value string) string {
+	t.Helper()
+	dir := t.TempDir()
+	img, src := filepath.Join(dir, "cidata.img"), filepath.Join(dir, "value")
+	if err := os.WriteFile(src, []byte(value), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"truncate", "-s", "8M", img},
+		{"mkfs.vfat", "-n", "CIDATA", img},
+		{"mmd", "-i", img, "::" + filepath.Dir(name)},
+		{"mcopy", "-i", img, src, "::" + name},
+	} {
+		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	return img
 }

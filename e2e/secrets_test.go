@@ -24,7 +24,8 @@ import (
 // secretsSpec is the minimal host with two services: web reads a secret
 // from qemu's fw_cfg, one from EC2's metadata service (refreshed every 3s,
 // SIGHUP when it changes), one from GCP's and one from a NoCloud config
-// drive; nosy reads none.
+// drive; nosy reads none, and binds the host's secrets tmpfs as if
+// misconfigured.
 const secretsSpec = `kernel:
   image: bulkhead/kernel:6.1-cloud
   cmdline: "console=ttyS0 panic=-1"
@@ -49,9 +50,10 @@ services:
   - name: nosy
     image: bulkhead/hello:dev
     net: host
-    readonly: true
     uid: 1001
     command: ["/hello", "-listen", ":8081", "-digests"]
+    # a service that binds the host's secrets tmpfs still cannot read it
+    binds: ["/run/bulkhead/secrets:/host-secrets:ro"]
 secrets:
   - name: fw-token
     source: fw_cfg:opt/bulkhead/fw-token
@@ -70,13 +72,15 @@ files:
 
 // TestRuntimeSecrets boots a raw-efi host whose EC2 metadata service (an
 // IMDSv2 emulator on 127.0.0.1, reached by the guest at 169.254.169.254
-// through qemu's guestfwd; it also answers as GCP's) is down at first: the host boots, nosy starts,
-// web waits and the console names the secret and its source. Once the
-// service answers, web starts with its four secrets (fw_cfg, IMDSv2, GCP
-// and a vfat config drive labelled cidata), each 0400 and its own; nosy sees neither, at the path web sees them or at
-// the host's. A changed value reaches web by the refresh timer, with a
-// SIGHUP. After power off, no value is on the disk (ESP, roots, data
-// partition) or the console, byte by byte.
+// through qemu's guestfwd; it also answers as GCP's) is down at first: the
+// host boots, nosy starts, web waits and the console names the secret and
+// its source. Once the service answers, web starts with its four secrets
+// (fw_cfg, IMDSv2, GCP and a vfat config drive labelled cidata), each 0400
+// and its own; nosy sees none at the paths web sees them (mount
+// namespace), and through its bind of the host's tmpfs (root's, 0700) may
+// not read them (permission). A changed value reaches web by the refresh
+// timer, with a SIGHUP. After power off, no value is on the disk (ESP,
+// roots, data partition) or the console, byte by byte.
 func TestRuntimeSecrets(t *testing.T) {
 	fwValue, imdsValue, imdsValue2 := randomValue(t, "fw"), randomValue(t, "imds"), randomValue(t, "imds2")
 	gcpValue, driveValue := randomValue(t, "gcp"), randomValue(t, "drive")
@@ -133,6 +137,11 @@ func TestRuntimeSecrets(t *testing.T) {
 	for _, p := range []string{"/run/secrets/fw-token", "/etc/web/imds-token", "/run/secrets/drive-token", "/run/bulkhead/secrets/web/0/fw-token", "/run/bulkhead/secrets"} {
 		if code, d := digest(t, nosyPort, p); code != http.StatusNotFound {
 			t.Errorf("nosy reads %s: %d %+v", p, code, d)
+		}
+	}
+	for _, p := range []string{"/host-secrets/web/0/fw-token", "/host-secrets/web/1/imds-token"} {
+		if code, d := digest(t, nosyPort, p); code != http.StatusForbidden {
+			t.Errorf("nosy reads %s through its bind: %d %+v, want 403", p, code, d)
 		}
 	}
 

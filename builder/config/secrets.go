@@ -140,7 +140,7 @@ func (d *decoder) checkSecretUse(u SecretUse, at *yaml.Node, names, paths map[st
 			d.errorf(at, "secret %s: %v", quote(u.Name), err)
 		}
 	}
-	if _, ok := secretspec.Signals[u.Signal]; u.Signal != "" && !ok {
+	if _, ok := secretspec.Signal(u.Signal); u.Signal != "" && !ok {
 		d.errorf(at, "secret %s: unknown signal %s (SIGHUP, SIGUSR1, SIGUSR2, SIGTERM, ...)", quote(u.Name), quote(u.Signal))
 	}
 }

@@ -85,7 +85,7 @@ const (
 )
 
 // Providers lists every provider, in the order documentation shows them.
-var Providers = []Provider{FwCfg, EC2, GCP, ConfigDrive}
+func Providers() []Provider { return []Provider{FwCfg, EC2, GCP, ConfigDrive} }
 
 // Source is a parsed source: a provider and the key it looks up.
 type Source struct {
@@ -119,7 +119,7 @@ func ParseSource(s string) (Source, error) {
 
 func providerList() string {
 	var s []string
-	for _, p := range Providers {
+	for _, p := range Providers() {
 		s = append(s, string(p))
 	}
 	return strings.Join(s, ", ")
@@ -260,11 +260,26 @@ func Marshal(v any) ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// Signals maps the signal names a service may name to their numbers
-// (Linux x86-64 and arm64 agree on these).
-var Signals = map[string]int{
-	"SIGHUP": 1, "SIGINT": 2, "SIGQUIT": 3, "SIGKILL": 9, "SIGUSR1": 10,
-	"SIGUSR2": 12, "SIGTERM": 15, "SIGWINCH": 28,
+// Signal returns the number of a signal a service may name for a changed
+// secret (Linux x86-64 and arm64 agree on these).
+func Signal(name string) (int, bool) {
+	switch name {
+	case "SIGHUP":
+		return 1, true
+	case "SIGINT":
+		return 2, true
+	case "SIGQUIT":
+		return 3, true
+	case "SIGUSR1":
+		return 10, true
+	case "SIGUSR2":
+		return 12, true
+	case "SIGTERM":
+		return 15, true
+	case "SIGWINCH":
+		return 28, true
+	}
+	return 0, false
 }
 
 // Timing returns a secret's fetch timeout and refresh period (0: never).

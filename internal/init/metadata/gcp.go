@@ -38,14 +38,14 @@ func (g *GCP) Fetch(ctx context.Context, key string) ([]byte, error) {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	if resp.Header.Get("Metadata-Flavor") != "Google" {
-		return nil, fmt.Errorf("answer without Metadata-Flavor: Google (not a GCP metadata server)")
-	}
-	switch resp.StatusCode {
-	case http.StatusOK:
+	google := resp.Header.Get("Metadata-Flavor") == "Google"
+	switch {
+	case google && resp.StatusCode == http.StatusOK:
 		return readLimited(resp.Body)
-	case http.StatusNotFound:
+	case google && resp.StatusCode == http.StatusNotFound:
 		return nil, ErrNotFound
+	case google:
+		return nil, fmt.Errorf("GET %s: %s", req.URL.Path, resp.Status)
 	}
-	return nil, fmt.Errorf("GET %s: %s", req.URL.Path, resp.Status)
+	return nil, fmt.Errorf("GET %s: %s without Metadata-Flavor: Google (not a GCP metadata server)", req.URL.Path, resp.Status)
 }

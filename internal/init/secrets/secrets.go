@@ -196,7 +196,7 @@ func (s *Store) store(sec *secret, v []byte) {
 			s.logf("secret %s: service %s: %v", sec.spec.Name, c.service, err)
 			continue
 		}
-		if sig, ok := secretspec.Signals[c.use.Signal]; ok {
+		if sig, ok := secretspec.Signal(c.use.Signal); ok {
 			s.notify(c.service, sig)
 		}
 	}

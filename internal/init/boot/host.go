@@ -19,7 +19,6 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/init/netconf"
 	"github.com/bulkhead-dev/bulkhead/internal/init/power"
 	"github.com/bulkhead-dev/bulkhead/internal/init/reaper"
-	"github.com/bulkhead-dev/bulkhead/internal/init/secrets"
 	"github.com/bulkhead-dev/bulkhead/internal/init/sysctl"
 	"github.com/bulkhead-dev/bulkhead/internal/init/sysmount"
 	"github.com/bulkhead-dev/bulkhead/internal/init/watchdog"
@@ -60,7 +59,7 @@ type host struct {
 	stopping  chan struct{} // closed once a shutdown is asked for
 	stopOnce  sync.Once
 	watchdog  *watchdog.Watchdog
-	secrets   *secrets.Store // nil when the host has no secrets
+	secrets   *hostSecrets // nil when the host has no secrets
 }
 
 // run is stage 1; it ends in reboot(2).

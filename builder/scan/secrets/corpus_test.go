@@ -187,15 +187,23 @@ func TestCorpus(t *testing.T) {
 	found, missed, fps := tally(plants, ours)
 	t.Logf("bulkhead gate (own rules + gitleaks %s rules as a library + structured checks): %d secrets, %d look-alikes: found %d, missed %d %v, false positives %d %v",
 		GitleaksVersion, countSecrets(plants), len(plants)-countSecrets(plants), len(found), len(missed), missed, len(fps), fps)
-	if len(missed) > 0 || len(fps) > 0 {
+	if len(missed) > 0 || len(fps) > 0 || testing.Verbose() {
 		for _, p := range plants {
 			t.Logf("  %-40s %-5v %v", p.path, p.secret, ours[p.path])
 		}
+	}
+	if len(missed) > 0 || len(fps) > 0 {
 		t.Errorf("missed %v, false positives %v", missed, fps)
 	}
+	layers(t, plants)
 	if bin, err := exec.LookPath("gitleaks"); err == nil {
 		theirs := runGitleaks(t, bin, dir)
 		found, missed, fps := tally(plants, theirs)
+		if testing.Verbose() {
+			for _, p := range plants {
+				t.Logf("  gitleaks %-40s %-5v %v", p.path, p.secret, theirs[p.path])
+			}
+		}
 		t.Logf("gitleaks CLI (%s dir, default rules): found %d, missed %d %v, false positives %d %v", bin, len(found), len(missed), missed, len(fps), fps)
 	}
 }
@@ -257,4 +265,40 @@ func runGitleaks(t *testing.T, bin, dir string) map[string][]string {
 		sort.Strings(got[k])
 	}
 	return got
+}
+
+// layers logs what each layer of the gate finds on its own: bulkhead's
+// rules before gitleaks came (anchored, URLs, assignments), gitleaks'
+// rules, and the structured checks (configs, base64-wrapped keys).
+func layers(t *testing.T, plants []plant) {
+	for _, l := range []struct {
+		name string
+		find func(p plant) []ruleMatch
+	}{
+		{"bulkhead's own rules alone", func(p plant) []ruleMatch {
+			var ms []ruleMatch
+			for _, r := range anchored {
+				ms = append(ms, r.find([]byte(p.data))...)
+			}
+			for _, m := range append(findURLCredentials([]byte(p.data)), findAssignments([]byte(p.data))...) {
+				if !hasTokenPrefix(m.secret) {
+					ms = append(ms, m)
+				}
+			}
+			return ms
+		}},
+		{"gitleaks rules (library) alone", func(p plant) []ruleMatch { return findGitleaks(p.path, []byte(p.data)) }},
+		{"structured checks alone", func(p plant) []ruleMatch {
+			return append(findStructured(p.path, []byte(p.data)), findBase64PEM([]byte(p.data))...)
+		}},
+	} {
+		got := map[string][]string{}
+		for _, p := range plants {
+			for _, m := range l.find(p) {
+				got[p.path] = append(got[p.path], m.rule)
+			}
+		}
+		found, missed, fps := tally(plants, got)
+		t.Logf("%s: found %d, missed %d, false positives %d %v", l.name, len(found), len(missed), len(fps), fps)
+	}
 }

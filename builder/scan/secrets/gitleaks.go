@@ -106,3 +106,16 @@ func lineOffset(data []byte, n int) int {
 	}
 	return off
 }
+
+// splitGeneric separates gitleaks' generic-api-key findings from those of
+// its named rules.
+func splitGeneric(ms []ruleMatch) (specific, generic []ruleMatch) {
+	for _, m := range ms {
+		if m.rule == "gitleaks:generic-api-key" {
+			generic = append(generic, m)
+		} else {
+			specific = append(specific, m)
+		}
+	}
+	return specific, generic
+}

@@ -73,14 +73,15 @@ func Scan(where string, data []byte, text bool) []Finding {
 	}
 	ms = append(ms, findBase64PEM(data)...)
 	if text {
-		for _, m := range append(findURLCredentials(data), findAssignments(data)...) {
-			if !overlaps(ms, m) && !hasTokenPrefix(m.secret) {
-				ms = append(ms, m)
-			}
-		}
-		for _, m := range append(findStructured(where, data), findGitleaks(where, data)...) {
-			if !overlaps(ms, m) && !hasTokenPrefix(m.secret) {
-				ms = append(ms, m)
+		// The most specific name wins where findings overlap: gitleaks'
+		// named rules, then ours for URLs and assignments, the structured
+		// checks, and last gitleaks' generic rule.
+		specific, generic := splitGeneric(findGitleaks(where, data))
+		for _, set := range [][]ruleMatch{specific, findURLCredentials(data), findAssignments(data), findStructured(where, data), generic} {
+			for _, m := range set {
+				if !overlaps(ms, m) && !hasTokenPrefix(m.secret) {
+					ms = append(ms, m)
+				}
 			}
 		}
 	}

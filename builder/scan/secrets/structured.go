@@ -73,6 +73,9 @@ func walk(v any, key string, depth int, fn func(key, value string)) {
 
 // structuredMatch judges one key and value.
 func structuredMatch(data []byte, key, value string) (ruleMatch, bool) {
+	if m, ok := configPrivateKey(data, key, value); ok {
+		return m, true
+	}
 	lk := strings.ToLower(key)
 	if !hasCredentialKey(lk) || strings.HasSuffix(lk, "file") || strings.HasSuffix(lk, "path") ||
 		strings.HasSuffix(lk, "_url") || strings.HasSuffix(lk, "endpoint") || strings.HasSuffix(lk, "type") {
@@ -164,4 +167,23 @@ func findBase64PEM(data []byte) []ruleMatch {
 		}
 		out = append(out, ruleMatch{"private-key-base64", match{off: at, secret: string(data[at:e]), context: "base64(" + strings.TrimSpace(header) + ") "}})
 	}
+}
+
+// configPrivateKey finds a PEM private key held in a config value, where
+// the text has it escaped (a GCP service account key's "private_key").
+func configPrivateKey(data []byte, key, value string) (ruleMatch, bool) {
+	i := strings.Index(value, "-----BEGIN ")
+	if i < 0 {
+		return ruleMatch{}, false
+	}
+	n, header := privateKey([]byte(value), i, "")
+	if n == 0 || isExample(value[i:i+n]) {
+		return ruleMatch{}, false
+	}
+	off := bytes.Index(data, []byte(value[i:i+len(header)-1]))
+	if off < 0 {
+		off = max(0, bytes.Index(data, []byte(key)))
+	}
+	secret := strings.TrimSpace(value[i+len(header) : i+n])
+	return ruleMatch{rule: "private-key", match: match{off: off, secret: secret, context: key + ": " + header}}, true
 }

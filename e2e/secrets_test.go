@@ -24,7 +24,8 @@ import (
 // secretsSpec is the minimal host with two services: web reads a secret
 // from qemu's fw_cfg, one from EC2's metadata service (refreshed every 3s,
 // SIGHUP when it changes), one from GCP's and one from a NoCloud config
-// drive; nosy reads none, and binds the host's secrets tmpfs as if
+// drive, whose meta-data and user-data also name the host and give it
+// its user data; nosy reads none, and binds the host's secrets tmpfs as if
 // misconfigured.
 const secretsSpec = `kernel:
   image: bulkhead/kernel:6.1-cloud
@@ -65,6 +66,9 @@ secrets:
     source: gcp:instance/attributes/gcp-token
   - name: drive-token
     source: configdrive:secrets/drive-token
+metadata:
+  provider: configdrive
+  userdata: true
 files:
   - path: etc/hostname
     contents: "secrets"
@@ -83,7 +87,7 @@ files:
 // roots, data partition) or the console, byte by byte.
 func TestRuntimeSecrets(t *testing.T) {
 	fwValue, imdsValue, imdsValue2 := randomValue(t, "fw"), randomValue(t, "imds"), randomValue(t, "imds2")
-	gcpValue, driveValue := randomValue(t, "gcp"), randomValue(t, "drive")
+	gcpValue, driveValue, userData := randomValue(t, "gcp"), randomValue(t, "drive"), randomValue(t, "userdata")
 	md := metadatatest.New()
 	md.SetGCP("instance/attributes/gcp-token", []byte(gcpValue))
 	md.SetDown(true)
@@ -106,7 +110,11 @@ func TestRuntimeSecrets(t *testing.T) {
 	vm, _ := start(t, qemu.Config{
 		Disk: dev, UEFI: true, MemoryMB: 1024, CPUs: 1, Timeout: 10 * time.Minute,
 		ExtraArgs: []string{"-nic", nic, "-fw_cfg", "name=opt/bulkhead/fw-token,string=" + fwValue,
-			"-drive", "file=" + cidata(t, "secrets/drive-token", driveValue) + ",if=virtio,format=raw,readonly=on"},
+			"-drive", "file=" + cidata(t, map[string]string{
+				"secrets/drive-token": driveValue,
+				"meta-data":           "instance-id: i-1\nlocal-hostname: cidata-host\n",
+				"user-data":           "#cloud-config\n# " + userData + "\n",
+			}) + ",if=virtio,format=raw,readonly=on"},
 	})
 
 	// The metadata service is down: the host boots, web waits, nosy runs.
@@ -124,7 +132,12 @@ func TestRuntimeSecrets(t *testing.T) {
 	seen(t, vm, "secret imds-token: fetched from ec2:meta-data/tags/instance/imds-token", 2*time.Minute)
 	seen(t, vm, "secret gcp-token: fetched from gcp:instance/attributes/gcp-token", time.Minute)
 	seen(t, vm, "service web started", 2*time.Minute)
-	get(t, webPort, time.Minute)
+	// The config drive also named the host and gave its user data.
+	seen(t, vm, "metadata: host name cidata-host from configdrive:meta-data", time.Second)
+	seen(t, vm, "metadata: user data from configdrive:user-data in /run/config/userdata", time.Second)
+	if body := get(t, webPort, time.Minute); !strings.Contains(body, "hello from cidata-host") {
+		t.Fatalf("web answered %q", body)
+	}
 
 	// web reads both, each 0400 and owned by its uid.
 	wantFile(t, webPort, "/run/secrets/fw-token", fwValue, 1000)
@@ -152,7 +165,7 @@ func TestRuntimeSecrets(t *testing.T) {
 	wantFile(t, webPort, "/etc/web/imds-token", imdsValue2, 1000)
 	powerOff(t, vm)
 
-	for _, v := range []string{fwValue, imdsValue, imdsValue2, gcpValue, driveValue} {
+	for _, v := range []string{fwValue, imdsValue, imdsValue2, gcpValue, driveValue, userData} {
 		if strings.Contains(vm.Console(), v) {
 			t.Errorf("a secret value is on the console")
 		}
@@ -266,21 +279,24 @@ func findInFile(t *testing.T, p string, s []byte) int64 {
 	}
 }
 
-// cidata makes a NoCloud config drive (vfat labelled CIDATA) holding one
-// file, with mkfs.vfat and mcopy.
-func cidata(t *testing.T, name, value string) string {
+// cidata makes a NoCloud config drive (vfat labelled CIDATA) holding the
+// files, with mkfs.vfat and mcopy.
+func cidata(t *testing.T, files map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
-	img, src := filepath.Join(dir, "cidata.img"), filepath.Join(dir, "value")
-	if err := os.WriteFile(src, []byte(value), 0o600); err != nil {
-		t.Fatal(err)
+	img := filepath.Join(dir, "cidata.img")
+	cmds := [][]string{{"truncate", "-s", "8M", img}, {"mkfs.vfat", "-n", "CIDATA", img}}
+	for name, value := range files {
+		src := filepath.Join(dir, strings.ReplaceAll(name, "/", "_"))
+		if err := os.WriteFile(src, []byte(value), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if d := filepath.Dir(name); d != "." {
+			cmds = append(cmds, []string{"mmd", "-D", "s", "-i", img, "::" + d})
+		}
+		cmds = append(cmds, []string{"mcopy", "-i", img, src, "::" + name})
 	}
-	for _, args := range [][]string{
-		{"truncate", "-s", "8M", img},
-		{"mkfs.vfat", "-n", "CIDATA", img},
-		{"mmd", "-i", img, "::" + filepath.Dir(name)},
-		{"mcopy", "-i", img, src, "::" + name},
-	} {
+	for _, args := range cmds {
 		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
 			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
 		}

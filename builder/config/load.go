@@ -43,6 +43,7 @@ func sections() []section {
 		{"update", decodeUpdate, mergeLast(func(s *Spec) **Update { return &s.Update })},
 		{"api", decodeAPI, mergeLast(func(s *Spec) **API { return &s.API })},
 		{"secrets", decodeSecrets, func(dst, src *Spec) { dst.Secrets = append(dst.Secrets, src.Secrets...) }},
+		{"metadata", decodeMetadata, mergeLast(func(s *Spec) **Metadata { return &s.Metadata })},
 	}
 }
 

@@ -71,3 +71,23 @@ func TestSecretsErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestMetadataSection(t *testing.T) {
+	s, err := Parse("m.yml", []byte(head+"metadata:\n  provider: ec2\n  userdata: true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := s.Metadata.MetadataConfig(); c.Provider != "ec2" || !c.Hostname || !c.UserData {
+		t.Fatalf("metadata %+v", c)
+	}
+	for yaml, want := range map[string]string{
+		"metadata:\n  userdata: true\n":               `m.yml:6:3: metadata: missing required field "provider" (fw_cfg, ec2, gcp or configdrive)`,
+		"metadata:\n  provider: azure\n":              `m.yml:6:13: metadata: unknown metadata provider "azure" (fw_cfg, ec2, gcp, configdrive)`,
+		"metadata:\n  provider: gcp\n  timeout: no\n": `m.yml:7:12: timeout: expected a positive duration (10s), got "no"`,
+	} {
+		_, err := Parse("m.yml", []byte(head+yaml))
+		if err == nil || err.Error() != want {
+			t.Errorf("%q:\n got: %v\nwant: %s", yaml, err, want)
+		}
+	}
+}

@@ -45,6 +45,9 @@ type Spec struct {
 	// Secrets are fetched by the host at boot (secrets.go): names and
 	// sources only.
 	Secrets []Secret `json:"secrets,omitempty" yaml:"secrets,omitempty"`
+	// Metadata names the provider of the host's name and user data
+	// (metadata.go).
+	Metadata *Metadata `json:"metadata,omitempty" yaml:"metadata,omitempty"`
 
 	// Sources lists the files the spec was read from, in merge order.
 	Sources []string `json:"-" yaml:"-"`

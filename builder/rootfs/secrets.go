@@ -7,6 +7,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/builder/config"
 	"github.com/bulkhead-dev/bulkhead/builder/ocispec"
+	"github.com/bulkhead-dev/bulkhead/internal/metaspec"
 	"github.com/bulkhead-dev/bulkhead/internal/secretspec"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -110,4 +111,18 @@ func (a *assembler) secretGroup(id config.ID, ft *Tree) (uint32, error) {
 		return gid, nil
 	}
 	return 0, fmt.Errorf("gid: unknown group %q", id.Name)
+}
+
+// metadataSettings bakes the metadata section at metaspec.Path for the
+// init.
+func (a *assembler) metadataSettings() error {
+	if a.spec.Metadata == nil {
+		return nil
+	}
+	b, err := metaspec.Marshal(a.spec.Metadata.MetadataConfig())
+	if err != nil {
+		return err
+	}
+	a.putBaked(strings.TrimPrefix(metaspec.Path, "/"), b)
+	return nil
 }

@@ -91,6 +91,7 @@ func (h *host) run(ctx context.Context) {
 		h.logf("fatal: %v", err)
 	} else {
 		<-netDone
+		h.hostMetadata(ctx)
 		h.secrets = h.startSecrets(ctx)
 		h.serveAPI(ctx)
 		h.onboot(ctx)

@@ -93,10 +93,12 @@ func New(list []secretspec.Secret, opts ...Option) (*Store, error) {
 	s := &Store{
 		dir: secretspec.RunDir, policy: backoff.Default, logf: func(string, ...any) {},
 		notify: func(string, int) {}, secrets: map[string]*secret{},
-		providers: map[secretspec.Provider]metadata.Provider{
-			secretspec.FwCfg: metadata.FwCfg{}, secretspec.EC2: &metadata.EC2{},
-			secretspec.GCP: &metadata.GCP{}, secretspec.ConfigDrive: metadata.ConfigDrive{},
-		},
+		providers: map[secretspec.Provider]metadata.Provider{},
+	}
+	for _, p := range secretspec.Providers() {
+		if pr, err := metadata.New(string(p)); err == nil {
+			s.providers[p] = pr
+		}
 	}
 	for _, o := range opts {
 		if err := o(s); err != nil {

@@ -18,8 +18,8 @@ type ConfigDrive struct {
 	SysBlock string
 	// DevDir holds their nodes; default /dev.
 	DevDir string
-	// MountDir is where the drive is mounted for a read; default
-	// /run/bulkhead/configdrive.
+	// MountDir holds the drive's mount point for a read (one per read,
+	// removed after); default /run/bulkhead/configdrive.
 	MountDir string
 }
 

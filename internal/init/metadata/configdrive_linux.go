@@ -18,13 +18,19 @@ func (c ConfigDrive) Fetch(_ context.Context, key string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir := c.MountDir
-	if dir == "" {
-		dir = "/run/bulkhead/configdrive"
+	base := c.MountDir
+	if base == "" {
+		base = "/run/bulkhead/configdrive"
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(base, 0o700); err != nil {
 		return nil, err
 	}
+	// A mount point of its own: fetches of several keys may run at once.
+	dir, err := os.MkdirTemp(base, "mnt-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(dir)
 	flags := uintptr(unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
 	if err := unix.Mount(dev, dir, fstype, flags, ""); err != nil {
 		return nil, fmt.Errorf("mounting config drive %s (%s): %w", dev, fstype, err)

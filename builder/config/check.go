@@ -367,6 +367,7 @@ func checkNames(s *Spec, errs *errorList) {
 func check(s *Spec, errs *errorList) {
 	checkNames(s, errs)
 	checkSecretNames(s, errs)
+	warnSecretsBinds(s)
 	paths := map[string]Pos{}
 	for _, f := range s.Files {
 		p := CleanPath(f.Path)

@@ -2,8 +2,10 @@ package config
 
 import (
 	"fmt"
+	"path"
 	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/secretspec"
@@ -189,4 +191,52 @@ func checkSecretNames(s *Spec, errs *errorList) {
 			}
 		}
 	}
+}
+
+// warnSecretsBinds warns, when the host has secrets, of each container
+// that binds the secrets tmpfs or a directory above it: a root container
+// reads through it the copies root owns.
+func warnSecretsBinds(s *Spec) {
+	if len(s.Secrets) == 0 {
+		return
+	}
+	for _, list := range [][]*Image{s.Onboot, s.Services, s.Onshutdown} {
+		for _, img := range list {
+			for _, b := range bindsOf(img) {
+				if src := path.Clean(b.Source); strings.HasPrefix(secretspec.RunDir+"/", strings.TrimSuffix(src, "/")+"/") ||
+					strings.HasPrefix(src, secretspec.RunDir+"/") {
+					w := &Error{Pos: img.Pos, Msg: fmt.Sprintf("%s binds %s, which holds the secrets tmpfs (%s): as root it reads the secrets root owns",
+						quote(img.Name), b.Source, secretspec.RunDir)}
+					if !hasWarning(s.Warnings, w) { // Merge checks specs Parse checked
+						s.Warnings = append(s.Warnings, w)
+					}
+				}
+			}
+		}
+	}
+	s.Warnings.sort()
+}
+
+func bindsOf(img *Image) []Bind {
+	var out []Bind
+	for _, list := range []*[]string{img.Binds, img.BindsAdd} {
+		if list == nil {
+			continue
+		}
+		for _, v := range *list {
+			if b, err := ParseBind(v); err == nil && strings.HasPrefix(b.Source, "/") {
+				out = append(out, b)
+			}
+		}
+	}
+	return out
+}
+
+func hasWarning(ws Errors, w *Error) bool {
+	for _, x := range ws {
+		if x.Pos == w.Pos && x.Msg == w.Msg {
+			return true
+		}
+	}
+	return false
 }

@@ -91,3 +91,22 @@ func TestMetadataSection(t *testing.T) {
 		}
 	}
 }
+
+func TestSecretsBindWarning(t *testing.T) {
+	spec := head + "services:\n  - name: nosy\n    image: hello\n    binds: [\"/run:/run\", \"/var/log:/log\"]\n" +
+		"  - name: ok\n    image: hello\n    binds: [\"/run/containerd:/c\"]\nsecrets:\n  - {name: db, source: gcp:x}\n"
+	s, err := Parse("w.yml", []byte(spec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Warnings) != 1 || s.Warnings[0].Error() != `w.yml:6:5: "nosy" binds /run, which holds the secrets tmpfs (/run/bulkhead/secrets): as root it reads the secrets root owns` {
+		t.Fatalf("warnings %v", s.Warnings)
+	}
+	if m, err := Merge(s); err != nil || len(m.Warnings) != 1 {
+		t.Fatalf("merged: %v %v", m.Warnings, err)
+	}
+	s, err = Parse("w.yml", []byte(strings.Replace(spec, "secrets:\n  - {name: db, source: gcp:x}\n", "", 1)))
+	if err != nil || len(s.Warnings) != 0 {
+		t.Fatalf("without secrets: %v %v", s.Warnings, err)
+	}
+}

@@ -386,6 +386,8 @@ func checkNames(s *Spec, errs *errorList) {
 // check runs the checks that need the whole (merged) spec.
 func check(s *Spec, errs *errorList) {
 	checkNames(s, errs)
+	checkSecretNames(s, errs)
+	warnSecretsBinds(s)
 	paths := map[string]Pos{}
 	for _, f := range s.Files {
 		p := CleanPath(f.Path)

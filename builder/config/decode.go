@@ -259,6 +259,8 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, what string) bool {
 		return d.ref(n, v, what)
 	case t == idType:
 		return d.id(n, v, what)
+	case t == secretUseType:
+		return d.secretUse(n, v, what)
 	case t.PkgPath() == specsPkg:
 		return d.viaJSON(n, v, what)
 	}

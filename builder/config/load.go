@@ -40,6 +40,8 @@ func sections() []section {
 		{"policy", decodePolicy, mergeLast(func(s *Spec) **Policy { return &s.Policy })},
 		{"update", decodeUpdate, mergeLast(func(s *Spec) **Update { return &s.Update })},
 		{"api", decodeAPI, mergeLast(func(s *Spec) **API { return &s.API })},
+		{"secrets", decodeSecrets, func(dst, src *Spec) { dst.Secrets = append(dst.Secrets, src.Secrets...) }},
+		{"metadata", decodeMetadata, mergeLast(func(s *Spec) **Metadata { return &s.Metadata })},
 	}
 }
 
@@ -271,6 +273,7 @@ func decodeImages(key string, pick func(*Spec) *[]*Image) func(*decoder, *yaml.N
 			}
 			d.checkImage(img, item, m)
 			d.checkHealth(key, img, m["healthcheck"])
+			d.checkSecretUses(key, img, m["secrets"])
 			*list = append(*list, img)
 		}
 	}

@@ -42,6 +42,12 @@ type Spec struct {
 	Policy *Policy `json:"policy,omitempty" yaml:"policy,omitempty"`
 	Update *Update `json:"update,omitempty" yaml:"update,omitempty"`
 	API    *API    `json:"api,omitempty" yaml:"api,omitempty"`
+	// Secrets are fetched by the host at boot (secrets.go): names and
+	// sources only.
+	Secrets []Secret `json:"secrets,omitempty" yaml:"secrets,omitempty"`
+	// Metadata names the provider of the host's name and user data
+	// (metadata.go).
+	Metadata *Metadata `json:"metadata,omitempty" yaml:"metadata,omitempty"`
 
 	// Sources lists the files the spec was read from, in merge order.
 	Sources []string `json:"-" yaml:"-"`
@@ -81,6 +87,9 @@ type Image struct {
 	// (services only). A boot entry is blessed once containerd and every
 	// service have been healthy for boot.settle.
 	Healthcheck *healthcheck.Check `json:"healthcheck,omitempty" yaml:"healthcheck,omitempty"`
+	// Secrets is bulkhead's: the secrets the service reads (services only,
+	// see secrets.go).
+	Secrets []SecretUse `json:"secrets,omitempty" yaml:"secrets,omitempty"`
 
 	Pos      Pos `json:"-" yaml:"-"` // of the entry (the mapping)
 	ImagePos Pos `json:"-" yaml:"-"` // of the image value

@@ -66,7 +66,7 @@ func Assemble(ctx context.Context, spec *config.Spec, images map[string]*resolve
 	}
 	a.t.entries[""].ModTime = o.epoch
 	a.host = &Host{Tree: a.t, Cmdline: spec.Kernel.Cmdline}
-	for _, step := range []func() error{a.kernel, a.inits, a.containers, a.volumes, a.files, a.updateKeys, a.apiCA} {
+	for _, step := range []func() error{a.kernel, a.inits, a.containers, a.volumes, a.files, a.updateKeys, a.apiCA, a.secretsList, a.metadataSettings} {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("assembling root: %w", err)
 		}

@@ -81,6 +81,9 @@ func (a *assembler) bundle(section, dir string, c *config.Image) error {
 	if !res.Readonly {
 		a.mkdir(path.Join(prefix, "tmp"))
 	}
+	if err := a.serviceSecrets(prefix, root, c, res, ft); err != nil {
+		return err
+	}
 	if err := a.bundleFiles(prefix, root, res); err != nil {
 		return fmt.Errorf("%s: %w", c.Pos, err)
 	}

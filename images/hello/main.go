@@ -1,7 +1,10 @@
 // Command hello is bulkhead's example service: a static HTTP server that
 // answers GET / with "hello from <hostname> (hello <version>)" and
 // GET /healthz with "ok". With -crash-after it exits with status 3 after a
-// while, so a spec can declare a crashing service.
+// while, so a spec can declare a crashing service. With -digests it also
+// answers GET /digest?path=FILE with a file's SHA-256, mode and owner
+// (never its content), and logs SIGHUP instead of dying of it: tests of
+// run-time secrets use both.
 package main
 
 import (
@@ -33,6 +36,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", ":8080", "address to listen on")
 	crashAfter := fs.Duration("crash-after", 0, "exit with status 3 after this long (0: never)")
+	digests := fs.Bool("digests", false, "answer GET /digest?path=FILE with the file's SHA-256, mode and owner; log SIGHUP")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -53,7 +57,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ctx, cancel = context.WithTimeoutCause(ctx, *crashAfter, errCrash)
 		defer cancel()
 	}
-	srv := &http.Server{Handler: handler(host), ReadHeaderTimeout: 10 * time.Second}
+	h := handler(host)
+	if *digests {
+		h = withDigests(h, stdout)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		srv.Close()
@@ -79,5 +87,21 @@ func handler(host string) http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
+	return mux
+}
+
+// withDigests adds GET /digest to h and logs each SIGHUP (the signal a
+// service gets when a secret it reads changes).
+func withDigests(h http.Handler, stdout io.Writer) http.Handler {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			fmt.Fprintln(stdout, "hello: SIGHUP: secrets changed")
+		}
+	}()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /digest", serveDigest)
+	mux.Handle("/", h)
 	return mux
 }

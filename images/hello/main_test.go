@@ -2,9 +2,14 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -42,5 +47,46 @@ func TestCrashAfter(t *testing.T) {
 	}
 	if d := time.Since(start); d < 200*time.Millisecond {
 		t.Errorf("crashed after %s, before 200ms", d)
+	}
+}
+
+// TestDigest: /digest answers a file's SHA-256, mode and owner, 404 for a
+// missing file, and is absent without -digests.
+func TestDigest(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "s")
+	if err := os.WriteFile(p, []byte("value"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(withDigests(handler("box"), io.Discard))
+	defer srv.Close()
+	var d fileDigest
+	resp, err := http.Get(srv.URL + "/digest?path=" + p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&d)
+	resp.Body.Close()
+	sum := sha256.Sum256([]byte("value"))
+	if resp.StatusCode != 200 || d.SHA256 != hex.EncodeToString(sum[:]) || d.Mode != "-r--------" || d.UID != uint32(os.Getuid()) {
+		t.Fatalf("digest %d %+v", resp.StatusCode, d)
+	}
+	resp, err = http.Get(srv.URL + "/digest?path=" + p + "-none")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("missing file: %d", resp.StatusCode)
+	}
+	plain := httptest.NewServer(handler("box"))
+	defer plain.Close()
+	resp, err = http.Get(plain.URL + "/digest?path=" + p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("without -digests: %d", resp.StatusCode)
 	}
 }

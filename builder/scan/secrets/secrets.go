@@ -1,6 +1,9 @@
 // Package secrets finds credentials in file contents and strings: private
-// keys, cloud and SaaS credentials, tokens, credentials in URLs and
-// high-entropy secret assignments. Findings carry a redacted excerpt and a
+// keys (PEM, and PEM wrapped in base64), cloud and SaaS credentials,
+// tokens, credentials in URLs, high-entropy secret assignments,
+// credentials in JSON and YAML configs, and everything gitleaks' default
+// rule set finds (its module, run as a library: same rules, same
+// allowlists). Findings carry a redacted excerpt and a
 // fingerprint that does not depend on where the secret was found, so an
 // allowlist can accept a false positive everywhere at once. Public keys,
 // certificates and the documented example credentials are not findings.
@@ -59,18 +62,27 @@ func IsText(data []byte) bool {
 
 // Scan finds the secrets in data, which is the content of where. text says
 // the data is text (see IsText): only text gets the rules that look at
-// assignments and URLs; every file gets the rules with distinctive
-// prefixes. Findings are ordered by offset.
+// assignments and URLs, the structured checks of JSON and YAML configs and
+// gitleaks' default rule set; every file gets the rules with distinctive
+// prefixes and the base64-wrapped private keys. Findings are ordered by
+// offset.
 func Scan(where string, data []byte, text bool) []Finding {
 	var ms []ruleMatch
 	for _, r := range anchored {
 		ms = append(ms, r.find(data)...)
 	}
 	ms = append(ms, findEnvironDump(data)...)
+	ms = append(ms, findBase64PEM(data)...)
 	if text {
-		for _, m := range append(findURLCredentials(data), findAssignments(data)...) {
-			if !overlaps(ms, m) && !hasTokenPrefix(m.secret) {
-				ms = append(ms, m)
+		// The most specific name wins where findings overlap: gitleaks'
+		// named rules, then ours for URLs and assignments, the structured
+		// checks, and last gitleaks' generic rule.
+		specific, generic := splitGeneric(findGitleaks(where, data))
+		for _, set := range [][]ruleMatch{specific, findURLCredentials(data), findAssignments(data), findStructured(where, data), generic} {
+			for _, m := range set {
+				if !overlaps(ms, m) && !hasTokenPrefix(m.secret) {
+					ms = append(ms, m)
+				}
 			}
 		}
 	}

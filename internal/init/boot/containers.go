@@ -211,6 +211,9 @@ func (h *host) serviceStarter(s *service) supervise.StartFunc {
 	return func(ctx context.Context) (supervise.Process, error) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		if err := h.prepareSecrets(s); err != nil {
+			return nil, err
+		}
 		if !s.prepared {
 			if err := bundle.Apply(bundle.Plan(s.b)); err != nil {
 				bundle.Cleanup(s.b)

@@ -60,7 +60,8 @@ type host struct {
 	stopping  chan struct{} // closed once a shutdown is asked for
 	stopOnce  sync.Once
 	watchdog  *watchdog.Watchdog
-	hung      atomic.Bool // bulkhead.fault=hang: the watchdog stops being petted
+	hung      atomic.Bool  // bulkhead.fault=hang: the watchdog stops being petted
+	secrets   *hostSecrets // nil when the host has no secrets
 }
 
 // run is stage 1; it ends in reboot(2).
@@ -93,6 +94,8 @@ func (h *host) run(ctx context.Context) {
 		h.logf("fatal: %v", err)
 	} else {
 		<-netDone
+		h.hostMetadata(ctx)
+		h.secrets = h.startSecrets(ctx)
 		h.serveAPI(ctx)
 		h.onboot(ctx)
 		h.startServices(ctx)

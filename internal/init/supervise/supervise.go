@@ -66,11 +66,14 @@ func (s *Supervisor) Run(ctx context.Context) {
 	state := s.policy.New()
 	for {
 		begin := time.Now()
-		if !s.runOnce(ctx) {
+		more, started := s.runOnce(ctx)
+		if !more {
 			return
 		}
 		delay, crashes := state.Exited(time.Since(begin))
-		if crashes >= ReportAfter {
+		if !started {
+			s.logf("service %s not started, retrying in %s", s.name, delay)
+		} else if crashes >= ReportAfter {
 			s.logf("service %s crashed %d times, backing off %s", s.name, crashes, delay)
 		} else {
 			s.logf("service %s restarting in %s", s.name, delay)
@@ -88,13 +91,13 @@ func (s *Supervisor) Run(ctx context.Context) {
 	}
 }
 
-// runOnce starts and waits for one run; it returns false when the
-// supervisor is stopping.
-func (s *Supervisor) runOnce(ctx context.Context) bool {
+// runOnce starts and waits for one run; more is false when the
+// supervisor is stopping, started false when the service could not start.
+func (s *Supervisor) runOnce(ctx context.Context) (more, started bool) {
 	p, err := s.start(ctx)
 	if err != nil {
 		s.logf("service %s failed to start: %v", s.name, err)
-		return !s.isStopping()
+		return !s.isStopping(), false
 	}
 	if !s.setCurrent(p) {
 		_ = p.Signal(ctx, syscall.SIGTERM)
@@ -105,13 +108,13 @@ func (s *Supervisor) runOnce(ctx context.Context) bool {
 	s.setCurrent(nil)
 	if s.isStopping() {
 		s.logf("service %s stopped (status %d)", s.name, code)
-		return false
+		return false, true
 	}
 	if err != nil {
 		s.logf("service %s: waiting for exit: %v", s.name, err)
 	}
 	s.logf("service %s exited with status %d", s.name, code)
-	return ctx.Err() == nil
+	return ctx.Err() == nil, true
 }
 
 func (s *Supervisor) setCurrent(p Process) (running bool) {

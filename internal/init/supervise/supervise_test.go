@@ -161,7 +161,8 @@ func TestStartFailureIsRetried(t *testing.T) {
 	go s.Run(context.Background())
 	<-s.Started()
 	s.Stop(context.Background(), time.Second)
-	if l.count("failed to start: no such bundle") != 2 || l.count("service late started") != 1 {
+	if l.count("failed to start: no such bundle") != 2 || l.count("service late not started, retrying in 1ms") != 2 ||
+		l.count("crashed") != 0 || l.count("service late started") != 1 {
 		t.Fatalf("log:\n%s", strings.Join(l.lines, "\n"))
 	}
 }

@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +26,7 @@ type updateHost struct {
 	vm    *qemu.VM
 	ports []int  // 8080, then the API
 	dev   string // the host's disk
+	files string // 127.0.0.1:PORT of a file server the guest reaches as http://10.0.2.100/, or ""
 }
 
 func newUpdateHost(t *testing.T) *updateHost {
@@ -86,7 +90,17 @@ func (u *updateHost) boot() {
 func (u *updateHost) coldBoot() {
 	u.t.Helper()
 	cfg := qemu.Config{Disk: u.dev, UEFI: true, MemoryMB: 1024, CPUs: 1, Network: true, AllowReboot: true, Timeout: 30 * time.Minute}
-	u.vm, u.ports = start(u.t, cfg, 8080, hostapi.DefaultPort)
+	if u.files == "" {
+		u.vm, u.ports = start(u.t, cfg, 8080, hostapi.DefaultPort)
+		return
+	}
+	// The guest reaches the file server at 10.0.2.100:80 through a
+	// guestfwd relay; the rest is the restricted network start makes.
+	u.ports = []int{freePort(u.t), freePort(u.t)}
+	nic := fmt.Sprintf("user,model=virtio-net-pci,restrict=on,hostfwd=tcp:127.0.0.1:%d-:8080,hostfwd=tcp:127.0.0.1:%d-:%d",
+		u.ports[0], u.ports[1], hostapi.DefaultPort) + ",guestfwd=tcp:10.0.2.100:80-cmd:" + guestfwd(u.t) + " " + u.files
+	cfg.Network, cfg.ExtraArgs = false, []string{"-nic", nic}
+	u.vm, _ = start(u.t, cfg)
 }
 
 func (u *updateHost) hostArgs(args ...string) []string {
@@ -147,18 +161,21 @@ func cli(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-// TestUpdateThroughAPI is the A/B update end to end: a host at 1.0.0 takes
-// a signed 2.0.0 bundle through its API, reboots into it, blesses it, keeps
-// 1.0.0 as its fallback, and rolls back to it on request.
+// TestUpdateThroughAPI is the A/B update end to end: a host at 1.0.0 is
+// told through its API to fetch a signed 2.0.0 bundle from a URL, reboots
+// into it, blesses it, keeps 1.0.0 as its fallback, and rolls back to it
+// on request.
 func TestUpdateThroughAPI(t *testing.T) {
 	u := newUpdateHost(t)
 	v2 := u.bundle(u.spec("2.0.0", nil, ""), "release")
+	u.files = serveFiles(t, filepath.Dir(v2))
 	u.boot()
 	if st := u.status(); st.Version != "1.0.0" || len(st.Entries) != 1 || !st.Entries[0].Blessed {
 		t.Fatalf("status before the update: %+v", st)
 	}
+	// The host downloads the bundle itself.
 	start := time.Now()
-	if got := u.host("update", "--reboot", v2); !strings.Contains(got, "installed 2.0.0") {
+	if got := u.host("update", "--reboot", "http://10.0.2.100/"+filepath.Base(v2)); !strings.Contains(got, "installed 2.0.0") {
 		t.Fatalf("update: %s", got)
 	}
 	t.Logf("bundle applied in %s", time.Since(start).Round(time.Second))
@@ -294,4 +311,18 @@ func truncate(t *testing.T, p string, size int64) {
 func execCommand(name string, args ...string) (string, error) {
 	out, err := exec.Command(name, args...).CombinedOutput()
 	return string(out), err
+}
+
+// serveFiles serves dir over HTTP on 127.0.0.1 until the test ends and
+// returns the address.
+func serveFiles(t *testing.T, dir string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.FileServer(http.Dir(dir))}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
 }

@@ -116,4 +116,3 @@ func descriptor(img v1.Image) (v1.Descriptor, error) {
 	}
 	return v1.Descriptor{MediaType: mt, Digest: d, Size: n, ArtifactType: string(pull.ArtifactType)}, nil
 }
-

@@ -1,6 +1,7 @@
 package pull_test
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
@@ -11,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -52,16 +52,17 @@ func TestRegistryFigures(t *testing.T) {
 		t.Fatal(err)
 	}
 	logf := func(format string, args ...any) { t.Logf("figures: "+format, args...) }
-	logf("%-8s %-8s %10s %10s %8s %9s %9s %8s %9s", "spec", "change", "bundle", "fetched", "%", "pull", "crane", "ratio", "peak RSS")
-	for _, spec := range []string{"minimal", "large"} {
+	logf("%-8s %-8s %10s %10s %8s %9s %9s %9s %8s %9s", "spec", "change", "bundle", "fetched", "%", "pull", "fetching", "crane", "ratio", "peak RSS")
+	for _, spec := range strings.Fields(cmp.Or(os.Getenv("BULKHEAD_REGBENCH_SPECS"), "minimal large")) {
 		host := newBenchHost(t, filepath.Join(dir, spec+"-1.0.0.bundle"), filepath.Join(dir, "release.pub"))
 		root, _ := host.m.Payload(update.PayloadRoot)
 		logf("%s: root image %d bytes", spec, root.Size)
 		for _, change := range []string{"service", "runc", "kernel", "init", "none"} {
 			bundle := filepath.Join(dir, spec+"-"+change+".bundle")
 			r := host.measure(t, bundle, crane, 0)
-			logf("%-8s %-8s %10d %10d %7.2f%% %9s %9s %7.1fx %7.1fMB", spec, change, r.bundle, r.served, 100*float64(r.served)/float64(r.bundle),
-				r.pull.Round(time.Millisecond), r.crane.Round(time.Millisecond), float64(r.pull)/float64(max(r.crane, 1)), float64(r.rss)/(1<<20))
+			logf("%-8s %-8s %10d %10d %7.2f%% %9s %9s %9s %7.1fx %7.1fMB", spec, change, r.bundle, r.served, 100*float64(r.served)/float64(r.bundle),
+				r.pull.Round(time.Millisecond), r.stats.Fetch.Round(time.Millisecond), r.crane.Round(time.Millisecond),
+				float64(r.stats.Fetch)/float64(max(r.crane, 1)), float64(r.rss)/(1<<20))
 			if change == "service" {
 				cut := host.measure(t, bundle, crane, r.served/2)
 				logf("%-8s cut at 50%%: first pull verified %d chunk bytes; resumed pull fetched %d chunk bytes; a whole pull %d: %d verified bytes fetched again",
@@ -217,6 +218,22 @@ type childParams struct {
 type childResult struct {
 	Stats pull.Stats
 	Err   string
+	// HWM is the child's peak RSS (VmHWM): the exit status's rusage
+	// would report the parent's, whose memory the child shared until exec.
+	HWM int64
+}
+
+// peakRSS reads this process's VmHWM.
+func peakRSS() int64 {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			var kb int64
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 // child runs TestPullChild in a new process and returns its stats, wall
@@ -226,6 +243,9 @@ func (h *benchHost) child(t *testing.T, ref, slotB, esp, cache string) (pull.Sta
 	in, _ := json.Marshal(childParams{Ref: ref, SlotA: h.slotA, SlotB: slotB, ESP: esp, Cache: cache, Keys: h.keys,
 		Kernel: strings.Replace(h.kernel, h.esp, esp, 1), Initrd: strings.Replace(h.initrd, h.esp, esp, 1), DataSize: int64(p.DataBlocks) * 4096})
 	cmd := exec.Command(os.Args[0], "-test.run=^TestPullChild$")
+	if prof := os.Getenv("BULKHEAD_PULL_PROFILE"); prof != "" {
+		cmd.Args = append(cmd.Args, "-test.memprofile="+prof, "-test.memprofilerate=65536")
+	}
 	cmd.Env = append(os.Environ(), "BULKHEAD_PULL_CHILD="+string(in))
 	start := time.Now()
 	out, err := cmd.Output()
@@ -238,7 +258,7 @@ func (h *benchHost) child(t *testing.T, ref, slotB, esp, cache string) (pull.Sta
 	if err := json.NewDecoder(strings.NewReader(string(line))).Decode(&res); err != nil {
 		t.Fatalf("child said %s", out)
 	}
-	rss := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10
+	rss := res.HWM
 	if res.Err != "" {
 		return res.Stats, d, rss, fmt.Errorf("%s", res.Err)
 	}
@@ -257,7 +277,7 @@ func TestPullChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	st, err := childPull(t, p)
-	res := childResult{Stats: st}
+	res := childResult{Stats: st, HWM: peakRSS()}
 	if err != nil {
 		res.Err = err.Error()
 	}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"sync/atomic"
+	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/init/apply"
 	"github.com/bulkhead-dev/bulkhead/internal/update"
@@ -40,15 +41,19 @@ func (u *Update) Prepare(ctx context.Context, t apply.Target) error {
 		return err
 	}
 	u.o.progress("looking for chunks on the host")
+	begin := time.Now()
 	if err := u.scanSeeds(ctx, u.need); err != nil {
 		return err
 	}
 	if err := u.keepVolatile(ctx, u.need); err != nil {
 		return err
 	}
-	u.stats.ChunksLocal = len(u.where)
+	u.stats.ChunksLocal, u.stats.Scan = len(u.where), time.Since(begin)
 	u.o.progress(fmt.Sprintf("%d of %d chunks on the host; fetching the others", len(u.where), len(u.need)))
-	return u.fetchMissing(ctx, u.need)
+	begin = time.Now()
+	err := u.fetchMissing(ctx, u.need)
+	u.stats.Fetch = time.Since(begin)
+	return err
 }
 
 // fetchIndex fetches the chunk index and checks it against the manifest.

@@ -44,6 +44,9 @@ type Stats struct {
 	ChunkBytes               int64
 	// ChunksLocal are the chunks found on the host (slots, ESP, cache).
 	ChunksLocal int
+	// Scan is the time spent looking for chunks on the host, Fetch the
+	// time spent fetching the others.
+	Scan, Fetch time.Duration
 }
 
 type options struct {

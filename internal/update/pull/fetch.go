@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
 
 	"github.com/bulkhead-dev/bulkhead/internal/update/chunk"
 )
@@ -107,6 +108,7 @@ func (u *Update) fetchSpan(ctx context.Context, zr *zstd.Decoder, s span, bad ma
 	}
 	defer rc.Close()
 	kept := 0
+	defer u.syncCache()
 	buf := make([]byte, 0, chunk.MaxChunk)
 	for _, c := range s.chunks {
 		stored := make([]byte, c.Stored)
@@ -132,8 +134,10 @@ func (u *Update) fetchSpan(ctx context.Context, zr *zstd.Decoder, s span, bad ma
 	return kept, nil
 }
 
-// keep writes a verified chunk into the cache: a synced file renamed into
-// place, so a power cut leaves it whole or absent.
+// keep writes a verified chunk into the cache, renamed into place once
+// written. The cache is synced once per span (syncCache), not per chunk:
+// a power cut may leave a chunk torn under its name, which scanCache
+// finds by its digest and drops.
 func (u *Update) keep(sum string, b []byte) error {
 	final := filepath.Join(u.o.cache, sum)
 	f, err := os.CreateTemp(u.o.cache, ".chunk-*")
@@ -141,7 +145,7 @@ func (u *Update) keep(sum string, b []byte) error {
 		return fmt.Errorf("keeping chunk %s: %w", sum, err)
 	}
 	_, err = f.Write(b)
-	err = errors.Join(err, f.Sync(), f.Close())
+	err = errors.Join(err, f.Close())
 	if err == nil {
 		err = os.Rename(f.Name(), final)
 	}
@@ -150,6 +154,15 @@ func (u *Update) keep(sum string, b []byte) error {
 		return fmt.Errorf("keeping chunk %s: %w", sum, err)
 	}
 	return nil
+}
+
+// syncCache makes the chunks kept so far durable (one syncfs for the
+// file system holding the cache).
+func (u *Update) syncCache() {
+	if d, err := os.Open(u.o.cache); err == nil {
+		_ = unix.Syncfs(int(d.Fd()))
+		d.Close()
+	}
 }
 
 // local reads a chunk the host has and checks it against its digest.

@@ -34,7 +34,8 @@ type location struct {
 
 const inCache = -1
 
-// scanCache notes every needed chunk the cache holds.
+// scanCache notes every needed chunk the cache holds whole; a torn or
+// stray file is removed.
 func (u *Update) scanCache(need map[string]int64) error {
 	if err := os.MkdirAll(u.o.cache, 0o700); err != nil {
 		return fmt.Errorf("creating chunk cache: %w", err)
@@ -44,8 +45,14 @@ func (u *Update) scanCache(need map[string]int64) error {
 		return fmt.Errorf("reading chunk cache: %w", err)
 	}
 	for _, de := range des {
-		if _, ok := need[de.Name()]; ok {
-			u.where[de.Name()] = location{seed: inCache}
+		size, ok := need[de.Name()]
+		if !ok {
+			continue
+		}
+		u.where[de.Name()] = location{seed: inCache}
+		if _, err := u.local(de.Name(), size); err != nil {
+			delete(u.where, de.Name())
+			os.Remove(filepath.Join(u.o.cache, de.Name()))
 		}
 	}
 	return nil

@@ -188,17 +188,55 @@ func (u *Update) Open(ctx context.Context, name string) (io.Reader, error) {
 	if !ok || !okp {
 		return nil, fmt.Errorf("no payload %s", name)
 	}
-	pr, pw := io.Pipe()
-	h := sha256.New()
-	go func() {
-		err := u.each(ctx, c, func(b []byte) error {
-			h.Write(b)
-			_, err := pw.Write(b)
+	return &componentReader{u: u, ctx: ctx, c: c, p: p, refs: u.index.Refs(), h: sha256.New()}, nil
+}
+
+// componentReader reads a component chunk by chunk, each checked.
+type componentReader struct {
+	u    *Update
+	ctx  context.Context
+	c    chunk.Component
+	p    update.Payload
+	refs []chunk.Ref
+	next int
+	buf  []byte
+	h    hash.Hash
+	err  error
+}
+
+func (r *componentReader) Read(b []byte) (int, error) {
+	for len(r.buf) == 0 && r.err == nil {
+		r.err = r.load()
+	}
+	if len(r.buf) == 0 {
+		return 0, r.err
+	}
+	n := copy(b, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
+}
+
+// load reads the next chunk, or checks the whole once there is none.
+func (r *componentReader) load() error {
+	if err := r.ctx.Err(); err != nil {
+		return err
+	}
+	if r.next == len(r.c.Chunks) {
+		if err := finalCheck(r.h, r.p); err != nil {
 			return err
-		})
-		pw.CloseWithError(errors.Join(err, finalCheck(h, p)))
-	}()
-	return pr, nil
+		}
+		return io.EOF
+	}
+	ref := r.refs[r.c.Chunks[r.next]]
+	ch := r.u.index.Packs[ref.Pack].Chunks[ref.Chunk]
+	b, err := r.u.local(ch.SHA256, ch.Size)
+	if err != nil {
+		return err
+	}
+	r.next++
+	r.h.Write(b)
+	r.buf = b
+	return nil
 }
 
 func finalCheck(h hash.Hash, p update.Payload) error {

@@ -59,11 +59,17 @@ func Image(a *Artifact) (v1.Image, error) {
 }
 
 // SignatureImage is the cosign-style signature of the artifact whose
-// manifest is desc: one layer, the DSSE envelope, with desc as subject.
-func SignatureImage(a *Artifact, desc v1.Descriptor) (v1.Image, error) {
+// manifest is desc, with desc as subject: the DSSE envelopes of prev (the
+// signature image already at the tag, or nil), then a's unless prev has
+// it, as cosign appends a signature to those already there.
+func SignatureImage(a *Artifact, desc v1.Descriptor, prev v1.Image) (v1.Image, error) {
 	base := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	base = mutate.ConfigMediaType(base, pull.SignatureArtifactType)
-	img, err := mutate.AppendLayers(base, static.NewLayer(a.Envelope, pull.EnvelopeMediaType))
+	layers, err := previousEnvelopes(prev, static.NewLayer(a.Envelope, pull.EnvelopeMediaType))
+	if err != nil {
+		return nil, err
+	}
+	img, err := mutate.AppendLayers(base, layers...)
 	if err != nil {
 		return nil, fmt.Errorf("assembling signature: %w", err)
 	}
@@ -90,11 +96,15 @@ func Push(ctx context.Context, a *Artifact, ref name.Reference, opts ...remote.O
 	if err != nil {
 		return nil, err
 	}
-	sig, err := SignatureImage(a, desc)
+	tag := SignatureTag(ref.Context(), desc.Digest)
+	prev, err := remote.Image(tag, opts...)
+	if err != nil {
+		prev = nil // no signature yet
+	}
+	sig, err := SignatureImage(a, desc, prev)
 	if err != nil {
 		return nil, err
 	}
-	tag := SignatureTag(ref.Context(), desc.Digest)
 	if err := remote.Write(tag, sig, opts...); err != nil {
 		return nil, fmt.Errorf("pushing signature to %s: %w", tag, err)
 	}
@@ -115,4 +125,32 @@ func descriptor(img v1.Image) (v1.Descriptor, error) {
 		return v1.Descriptor{}, err
 	}
 	return v1.Descriptor{MediaType: mt, Digest: d, Size: n, ArtifactType: string(pull.ArtifactType)}, nil
+}
+
+// previousEnvelopes lists prev's envelope layers followed by l, unless
+// prev holds l already.
+func previousEnvelopes(prev v1.Image, l v1.Layer) ([]v1.Layer, error) {
+	if prev == nil {
+		return []v1.Layer{l}, nil
+	}
+	old, err := prev.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("reading the signatures already pushed: %w", err)
+	}
+	want, _ := l.Digest()
+	var out []v1.Layer
+	for _, o := range old {
+		mt, _ := o.MediaType()
+		if string(mt) != pull.EnvelopeMediaType {
+			continue
+		}
+		if d, _ := o.Digest(); d == want {
+			return old, nil
+		}
+		out = append(out, o)
+	}
+	if len(out) >= pull.MaxSignatures {
+		return nil, fmt.Errorf("%d signatures already pushed, at most %d", len(out), pull.MaxSignatures)
+	}
+	return append(out, l), nil
 }

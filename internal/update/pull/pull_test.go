@@ -222,3 +222,15 @@ func TestPullDropsATornCachedChunk(t *testing.T) {
 		t.Error("slot b differs from the new root image")
 	}
 }
+
+// TestPullFindsItsSignatureAmongOthers: the same artifact pushed again
+// signed by another key keeps both signatures at its tag (as cosign
+// appends them), and the host finds the one it trusts.
+func TestPullFindsItsSignatureAmongOthers(t *testing.T) {
+	f := newFixture(t)
+	ref, _ := f.push(t, f.new, f.key)
+	f.push(t, f.new, newKey(t))
+	if _, _, err := f.pull(t, ref); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -182,10 +182,31 @@ func (u *Update) Verify(ctx context.Context, keys []*update.PublicKey) (*update.
 	if err != nil {
 		return nil, "", fmt.Errorf("%w: %w", ErrUnsigned, err)
 	}
-	if len(sig.Layers) != 1 || sig.Layers[0].MediaType != EnvelopeMediaType || sig.Layers[0].Size > update.MaxEnvelope {
-		return nil, "", fmt.Errorf("%w: the signature artifact holds no DSSE envelope", ErrUnsigned)
+	if len(sig.Layers) == 0 || len(sig.Layers) > MaxSignatures {
+		return nil, "", fmt.Errorf("%w: the signature artifact holds %d layers, want 1 to %d", ErrUnsigned, len(sig.Layers), MaxSignatures)
 	}
-	b, err := u.blob(ctx, sig.Layers[0].Digest, update.MaxEnvelope)
+	err = fmt.Errorf("%w: no DSSE envelope", ErrUnsigned)
+	for _, l := range sig.Layers {
+		var m *update.Manifest
+		var keyID string
+		if m, keyID, err = u.verifyLayer(ctx, l, art.Layers[0].Digest, keys); err == nil {
+			u.layers, u.m, u.keyID = art.Layers, m, keyID
+			return m, keyID, nil
+		}
+	}
+	return nil, "", err
+}
+
+// MaxSignatures bounds the envelopes a signature artifact may hold.
+const MaxSignatures = 16
+
+// verifyLayer checks one envelope of the signature artifact: by a key in
+// keys, over the manifest whose digest is manifestDigest.
+func (u *Update) verifyLayer(ctx context.Context, l descriptor, manifestDigest string, keys []*update.PublicKey) (*update.Manifest, string, error) {
+	if l.MediaType != EnvelopeMediaType || l.Size > update.MaxEnvelope {
+		return nil, "", fmt.Errorf("%w: a signature layer is not a DSSE envelope", ErrUnsigned)
+	}
+	b, err := u.blob(ctx, l.Digest, update.MaxEnvelope)
 	if err != nil {
 		return nil, "", err
 	}
@@ -193,10 +214,9 @@ func (u *Update) Verify(ctx context.Context, keys []*update.PublicKey) (*update.
 	if err != nil {
 		return nil, "", err
 	}
-	if digestOf(payload) != art.Layers[0].Digest {
+	if digestOf(payload) != manifestDigest {
 		return nil, "", fmt.Errorf("%w: the signature is over another manifest", ErrUnsigned)
 	}
-	u.layers, u.m, u.keyID = art.Layers, m, keyID
 	return m, keyID, nil
 }
 

@@ -15,6 +15,10 @@
 // done, trying the new one with a counted entry); running Apply again
 // resumes from scratch.
 //
+// Install runs the same checks, writes and commit for an update whose
+// signed manifest was verified elsewhere and whose payloads come from
+// elsewhere (a registry pull: internal/update/pull).
+//
 // The slot and the ESP are abstract (a Slot, a directory), so the whole
 // apply runs on plain files in tests. The package imports no builder code
 // and no Sigstore or registry library: it is linked into the init.

@@ -14,6 +14,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/hostapi"
 	"github.com/bulkhead-dev/bulkhead/internal/init/apply"
 	"github.com/bulkhead-dev/bulkhead/internal/init/blockdev"
+	"github.com/bulkhead-dev/bulkhead/internal/update"
 	"github.com/bulkhead-dev/bulkhead/internal/update/pull"
 	"github.com/bulkhead-dev/bulkhead/internal/verity"
 )
@@ -25,7 +26,7 @@ const (
 	ChunkCacheDir = "/var/lib/bulkhead/chunks"
 	// RegistryAuthPath holds the registry credentials (the config.json
 	// form of `docker login`), put there by the operator: never in the
-	// root image.
+	// root image. The spec's update.credentials names another path.
 	RegistryAuthPath = "/var/lib/bulkhead/registry-auth.json"
 )
 
@@ -42,7 +43,7 @@ func (a agent) Pull(ctx context.Context, ref string) (hostapi.UpdateResult, erro
 	logf := func(s string) { a.h.logf("update: %s (%s)", s, time.Since(begin).Round(time.Millisecond)) }
 	seeds, closeSeeds := runningSeeds(h, t.ESP)
 	defer closeSeeds()
-	opts := []pull.Option{pull.WithCache(ChunkCacheDir), pull.WithCredentials(RegistryAuthPath), pull.WithProgress(logf)}
+	opts := []pull.Option{pull.WithCache(ChunkCacheDir), pull.WithCredentials(credentialsPath()), pull.WithProgress(logf)}
 	for _, s := range seeds {
 		opts = append(opts, pull.WithSeed(s))
 	}
@@ -120,4 +121,14 @@ func runningRootDev(rootGUID string) (string, bool) {
 		return "", false
 	}
 	return parts[i].Dev, true
+}
+
+// credentialsPath is the registry credentials file the root names
+// (update.CredentialsPathFile), else RegistryAuthPath.
+func credentialsPath() string {
+	b, err := os.ReadFile("/" + update.CredentialsPathFile)
+	if p := strings.TrimSpace(string(b)); err == nil && strings.HasPrefix(p, "/var/") {
+		return p
+	}
+	return RegistryAuthPath
 }

@@ -18,7 +18,8 @@ import (
 type Published struct {
 	Index *chunk.Index
 	// Meta is the bytes fetched before any chunk: the signed manifest,
-	// its envelope and the index.
+	// its envelope (with a reference: the signature artifact) and the
+	// index.
 	Meta int64
 }
 
@@ -64,7 +65,28 @@ func loadRemote(ref name.Reference, opts []remote.Option) (*Published, error) {
 	if n, err := layers[0].Size(); err == nil {
 		meta += n
 	}
-	return &Published{Index: x, Meta: meta}, nil
+	return &Published{Index: x, Meta: meta + signatureSize(ref, img, opts)}, nil
+}
+
+// signatureSize is what a host fetches of the artifact's signature: its
+// manifest and envelopes (0 when there is none).
+func signatureSize(ref name.Reference, img v1.Image, opts []remote.Option) int64 {
+	d, err := img.Digest()
+	if err != nil {
+		return 0
+	}
+	sig, err := remote.Image(SignatureTag(ref.Context(), d), opts...)
+	if err != nil {
+		return 0
+	}
+	n, _ := sig.Size()
+	ls, _ := sig.Layers()
+	for _, l := range ls {
+		if s, err := l.Size(); err == nil {
+			n += s
+		}
+	}
+	return n
 }
 
 func readLayer(l v1.Layer) ([]byte, error) {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"path"
 	"reflect"
 	"strings"
 	"time"
@@ -28,6 +29,10 @@ type Update struct {
 	Expires   string   `json:"expires,omitempty" yaml:"expires,omitempty"`
 	From      string   `json:"from,omitempty" yaml:"from,omitempty"`
 	Downgrade []string `json:"downgrade,omitempty" yaml:"downgrade,omitempty"`
+	// Credentials is where the host finds the registry credentials for
+	// pulls (an absolute path under /var, put there by the operator):
+	// only the path is baked into the root, never the file.
+	Credentials string `json:"credentials,omitempty" yaml:"credentials,omitempty"`
 
 	Pos        Pos   `json:"-" yaml:"-"`
 	KeysPos    []Pos `json:"-" yaml:"-"` // of each key
@@ -65,7 +70,14 @@ func decodeUpdate(d *decoder, n *yaml.Node, s *Spec) {
 			}
 		}
 	}
+	if vn := set["credentials"]; vn != nil && !validCredentials(v.Credentials) {
+		d.errorf(vn, "credentials: %q is not an absolute, clean path under /var (the root image never holds credentials)", v.Credentials)
+	}
 	s.Update = &v
+}
+
+func validCredentials(p string) bool {
+	return strings.HasPrefix(p, "/var/") && path.Clean(p) == p && !strings.ContainsAny(p, "\n\x00")
 }
 
 // ParseExpiry reads an expiry: an RFC 3339 time, a date (YYYY-MM-DD,

@@ -36,6 +36,11 @@ func (a *assembler) updateKeys() error {
 	}
 	a.fileParents(&Entry{Path: e.Path, Mode: 0o755, ModTime: a.o.epoch, Origin: OriginBulkhead})
 	a.t.Put(e)
+	if u.Credentials != "" {
+		line := []byte(u.Credentials + "\n")
+		a.t.Put(&Entry{Path: update.CredentialsPathFile, Kind: KindFile, Mode: 0o644, Size: int64(len(line)),
+			ModTime: a.o.epoch, Content: Content{Data: line}, Origin: OriginBulkhead})
+	}
 	return nil
 }
 

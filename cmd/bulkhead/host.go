@@ -23,7 +23,7 @@ func hostCommand() command {
 	}
 }
 
-const hostSynopsis = "status|update BUNDLE|URL|rollback|reboot|logs [NAME] --host ADDR --cert FILE --key FILE [flags]"
+const hostSynopsis = "status|update BUNDLE|URL|update --ref REF|rollback|reboot|logs [NAME] --host ADDR --cert FILE --key FILE [flags]"
 
 const hostHelp = `
 Reaches a host's API (TLS 1.3; the host accepts only client certificates
@@ -35,6 +35,8 @@ file, where it is recorded on first use.
   update BUNDLE   upload an update bundle; the host checks and installs it
                   into its inactive slot (--reboot: then boot it)
   update URL      the same, the host downloading http(s)://... itself
+  update --ref REF  the host pulls the update from a registry instead,
+                  fetching only the chunks it lacks (bulkhead update push)
   rollback        make the next boot use the other blessed version (--reboot)
   reboot          reboot the host
   logs [NAME]     the last --lines of /run/log/NAME.log (default init)
@@ -42,6 +44,7 @@ file, where it is recorded on first use.
 
 type hostFlags struct {
 	addr, cert, key, fingerprint, known string
+	ref                                 string
 	json, reboot                        bool
 	lines                               int
 	timeout                             time.Duration
@@ -59,6 +62,7 @@ func runHost(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&f.known, "known-hosts", defaultKnownHosts(), "known-hosts `file`")
 	fs.BoolVar(&f.json, "json", false, "print the answer as JSON")
 	fs.BoolVar(&f.reboot, "reboot", false, "update, rollback: reboot into the result")
+	fs.StringVar(&f.ref, "ref", "", "update: have the host pull the update from this registry `REF`erence (bulkhead update push) instead of uploading a bundle")
 	fs.IntVar(&f.lines, "lines", 200, "logs: how many lines")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Minute, "give up after this `duration`")
 	rest, err := parseInterspersed(fs, args)
@@ -100,6 +104,9 @@ func hostVerb(ctx context.Context, c *hostapi.Client, f hostFlags, rest []string
 	if !ok {
 		return fmt.Errorf("%w: unknown verb %q (want status, update, rollback, reboot or logs)", errUsage, verb)
 	}
+	if verb == "update" && f.ref != "" {
+		n = 0
+	}
 	if (n >= 0 && len(args) != n) || (n < 0 && len(args) > 1) {
 		return fmt.Errorf("%w: host %s: wrong number of arguments", errUsage, verb)
 	}
@@ -111,6 +118,9 @@ func hostVerb(ctx context.Context, c *hostapi.Client, f hostFlags, rest []string
 		}
 		return printStatus(stdout, st, f.json)
 	case "update":
+		if f.ref != "" {
+			return hostPull(ctx, c, f, stdout)
+		}
 		return hostUpdate(ctx, c, args[0], f, stdout)
 	case "rollback":
 		to, err := c.Rollback(ctx, f.reboot)

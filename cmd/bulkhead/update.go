@@ -18,6 +18,8 @@ const updateUsage = `Usage:
   bulkhead build --format update --sign-key KEY [flags] SPEC...   write NAME.bundle
   bulkhead update inspect [--json] NAME.bundle                      show what a bundle claims (signature not checked)
   bulkhead update verify --key PUB NAME.bundle                      check its signature, every payload, its expiry
+  bulkhead update push NAME.bundle REF                              publish it to an OCI registry, chunked (a host fetches what it lacks)
+  bulkhead update plan --from OLD.bundle|REF NEW.bundle|REF         bytes a host on OLD fetches for NEW, by component
 
 A bundle needs boot.version in the spec and an expiry (update.expires, or
 build --expires); update.keys names the keys the built host will accept.
@@ -26,7 +28,7 @@ build --expires); update.keys names the keys the built host will accept.
 func updateCommand() command {
 	return command{
 		name:    "update",
-		summary: "read update bundles (update inspect, update verify); build --format update writes them",
+		summary: "read update bundles (update inspect, update verify), publish them (update push, update plan); build --format update writes them",
 		run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			if len(args) == 0 {
 				fmt.Fprint(stderr, updateUsage)
@@ -37,11 +39,15 @@ func updateCommand() command {
 				return runUpdateInspect(args[1:], stdout, stderr)
 			case "verify":
 				return runUpdateVerify(args[1:], stdout, stderr)
+			case "push":
+				return runUpdatePush(ctx, args[1:], stdout, stderr)
+			case "plan":
+				return runUpdatePlan(ctx, args[1:], stdout, stderr)
 			case "-h", "--help", "help":
 				fmt.Fprint(stdout, updateUsage)
 				return nil
 			}
-			return fmt.Errorf("%w: unknown subcommand %q (want inspect or verify)", errUsage, args[0])
+			return fmt.Errorf("%w: unknown subcommand %q (want inspect, verify, push or plan)", errUsage, args[0])
 		},
 	}
 }

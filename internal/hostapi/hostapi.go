@@ -73,6 +73,8 @@ type UpdateResult struct {
 	Entry   string `json:"entry"`
 	KeyID   string `json:"key_id"`
 	Reboot  bool   `json:"reboot"` // the host reboots now
+	// Fetched is what a pull (update?ref=) read from the registry.
+	Fetched int64 `json:"fetched,omitempty"`
 }
 
 // Error is the body of every error answer.

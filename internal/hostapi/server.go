@@ -112,6 +112,10 @@ func (h *handler) update(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.updating.Unlock()
+	if ref := r.URL.Query().Get("ref"); ref != "" {
+		h.pull(w, r, ref)
+		return
+	}
 	if r.ContentLength > h.cfg.MaxUpload {
 		writeJSON(w, http.StatusRequestEntityTooLarge, Error{fmt.Sprintf("bundle of %d bytes is over the limit of %d", r.ContentLength, h.cfg.MaxUpload)})
 		return

@@ -65,3 +65,20 @@ func TestLastLines(t *testing.T) {
 		t.Errorf("lastLines = %q", got)
 	}
 }
+
+// TestGuestForwardArgs: a guest forward becomes a guestfwd to a command
+// on the restricted user network; a command with a comma is refused.
+func TestGuestForwardArgs(t *testing.T) {
+	cfg := Config{Kernel: "k", GuestForwards: []GuestForward{{GuestAddr: "10.0.2.100", GuestPort: 5000, Command: "proxy 127.0.0.1:4000"}}}
+	c, err := cfg.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.args("/run/dir"), " "); !strings.Contains(got, "-nic user,model=virtio-net-pci,restrict=on,guestfwd=tcp:10.0.2.100:5000-cmd:proxy 127.0.0.1:4000") {
+		t.Errorf("args: %s", got)
+	}
+	cfg.GuestForwards[0].Command = "a,b"
+	if _, err := cfg.withDefaults(); err == nil {
+		t.Error("a command with a comma was accepted")
+	}
+}

@@ -56,6 +56,9 @@ type Config struct {
 	// (10.0.2.15/24). Forwards imply it.
 	Network  bool
 	Forwards []Forward
+	// GuestForwards let the guest reach the host (through restrict=on)
+	// at chosen addresses only. They imply Network.
+	GuestForwards []GuestForward
 
 	// AllowReboot lets the guest reboot (needed for A/B tests). Without it a
 	// guest reboot ends the VM with Result Reboot, and a kernel panic seen on
@@ -127,6 +130,11 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	c.Forwards = fwds
+	for _, f := range c.GuestForwards {
+		if net.ParseIP(f.GuestAddr) == nil || f.GuestPort <= 0 || f.Command == "" || strings.Contains(f.Command, ",") {
+			return c, fmt.Errorf("guest forward %s: want an address, a port and a command without commas", f)
+		}
+	}
 	return c, nil
 }
 
@@ -197,14 +205,33 @@ func (c Config) args(dir string) []string {
 }
 
 func (c Config) nicArg() string {
-	if !c.Network && len(c.Forwards) == 0 {
+	if !c.Network && len(c.Forwards) == 0 && len(c.GuestForwards) == 0 {
 		return ""
 	}
 	nic := "user,model=virtio-net-pci,restrict=on"
 	for _, f := range c.Forwards {
 		nic += ",hostfwd=" + f.String()
 	}
+	for _, f := range c.GuestForwards {
+		nic += ",guestfwd=" + f.String()
+	}
 	return nic
+}
+
+// GuestForward sends the guest's TCP connections to GuestAddr:GuestPort
+// (an address in 10.0.2.0/24 that nothing else uses, such as 10.0.2.100)
+// to a new Command on the host, run for each connection with the
+// connection on its standard input and output (a proxy to a 127.0.0.1
+// port, say). qemu splits its options at commas: Command has none.
+type GuestForward struct {
+	GuestAddr string
+	GuestPort int
+	Command   string
+}
+
+// String returns the forward as qemu's guestfwd value.
+func (f GuestForward) String() string {
+	return fmt.Sprintf("tcp:%s:%d-cmd:%s", f.GuestAddr, f.GuestPort, f.Command)
 }
 
 // kernelCmdline adds a serial console unless the command line names one.

@@ -24,6 +24,11 @@ const PayloadType = "application/vnd.bulkhead.update.manifest.v1+json"
 // root: they change only through an update signed by a key it trusts.
 const KeysPath = "usr/share/bulkhead/update/keys.pem"
 
+// CredentialsPathFile is where a host's root names, in one line, the file
+// on /var that holds its registry credentials (the spec's
+// update.credentials): the path is baked, the credentials never are.
+const CredentialsPathFile = "usr/share/bulkhead/update/credentials"
+
 // Payload names, in the order a bundle carries them.
 const (
 	PayloadRoot   = "root"

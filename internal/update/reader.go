@@ -72,6 +72,21 @@ func Inspect(r io.Reader) (*Manifest, *Envelope, error) {
 	return m, env, nil
 }
 
+// InspectReader is Inspect that goes on to read the payloads: for
+// republishing a bundle (update push), never for installing it. The
+// payloads are still checked against the manifest's digests.
+func InspectReader(r io.Reader) (*Reader, *Envelope, error) {
+	env, err := readEnvelope(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := ParseManifest(env.Payload)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &Reader{src: r, m: m}, env, nil
+}
+
 func readEnvelope(r io.Reader) (*Envelope, error) {
 	head := make([]byte, len(Magic)+4)
 	if _, err := io.ReadFull(r, head); err != nil {

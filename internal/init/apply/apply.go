@@ -15,6 +15,10 @@
 // done, trying the new one with a counted entry); running Apply again
 // resumes from scratch.
 //
+// Install runs the same checks, writes and commit for an update whose
+// signed manifest was verified elsewhere and whose payloads come from
+// elsewhere (a registry pull: internal/update/pull).
+//
 // The slot and the ESP are abstract (a Slot, a directory), so the whole
 // apply runs on plain files in tests. The package imports no builder code
 // and no Sigstore or registry library: it is linked into the init.
@@ -145,16 +149,24 @@ func WithClock(now func() time.Time) Option {
 	}
 }
 
-// Apply checks the bundle src against the host h and installs it into t.
-// A refusal is a *RefusedError and leaves the slot and the ESP as they
-// were. Any later error leaves the host on its current version; Apply may
-// be run again.
-func Apply(ctx context.Context, src Source, h Host, t Target, opts ...Option) (*Result, error) {
+func newOptions(opts []Option) (*options, error) {
 	o := &options{now: time.Now, progress: func(Step) {}}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {
 			return nil, fmt.Errorf("applying update: %w", err)
 		}
+	}
+	return o, nil
+}
+
+// Apply checks the bundle src against the host h and installs it into t.
+// A refusal is a *RefusedError and leaves the slot and the ESP as they
+// were. Any later error leaves the host on its current version; Apply may
+// be run again.
+func Apply(ctx context.Context, src Source, h Host, t Target, opts ...Option) (*Result, error) {
+	o, err := newOptions(opts)
+	if err != nil {
+		return nil, err
 	}
 	unlock, err := lockESP(t.ESP)
 	if err != nil {
@@ -166,47 +178,96 @@ func Apply(ctx context.Context, src Source, h Host, t Target, opts ...Option) (*
 		return nil, err
 	}
 	o.progress(StepChecked)
-	entry, err := install(ctx, src, h, t, p, o.progress)
+	bs, closer, err := openBundle(ctx, src, h, p)
+	if err != nil {
+		return nil, fmt.Errorf("applying %s: %w", src.Name(), err)
+	}
+	defer closer.Close()
+	entry, err := install(ctx, bs, t, p, o.progress)
 	if err != nil {
 		return nil, fmt.Errorf("applying %s: %w", src.Name(), err)
 	}
 	return &Result{Manifest: p.m, KeyID: p.keyID, Entry: entry}, nil
 }
 
-// install writes a checked bundle: retire what boots the target slot,
-// the slot, the version's files, then the entry (the commit).
-func install(ctx context.Context, src Source, h Host, t Target, p *plan, progress func(Step)) (string, error) {
-	rc, err := src.Open()
-	if err != nil {
-		return "", err
-	}
-	defer rc.Close()
-	r, err := update.NewReader(ctxReader{ctx, rc}, h.Keys)
-	if err != nil {
-		return "", err
-	}
-	if !reflect.DeepEqual(r.Manifest(), p.m) {
-		return "", errors.New("the bundle changed between its check and its installation")
-	}
+// install writes a checked version from src: retire what boots the target
+// slot, the slot, the version's files, then the entry (the commit).
+func install(ctx context.Context, src payloadSource, t Target, p *plan, progress func(Step)) (string, error) {
 	if err := retire(t.ESP, p.retire, p.retireDirs); err != nil {
 		return "", err
 	}
 	progress(StepSlot)
-	if err := writeSlot(ctx, r, t, p.m); err != nil {
+	if err := src.writeRoot(ctx, t); err != nil {
+		return "", fmt.Errorf("writing the root to slot %s: %w", t.SlotGUID, err)
+	}
+	if err := finishSlot(ctx, t, p.m); err != nil {
 		return "", err
 	}
 	progress(StepSlotDone)
 	progress(StepESP)
-	if err := writeVersion(ctx, r, t.ESP, p.entry); err != nil {
+	if err := writeVersion(ctx, src.next, t.ESP, p.entry); err != nil {
 		return "", err
 	}
 	progress(StepESPDone)
-	if _, _, err := r.Next(); !errors.Is(err, io.EOF) {
-		return "", fmt.Errorf("reading bundle end: %w", err)
+	if err := src.end(); err != nil {
+		return "", err
 	}
 	entry, err := commit(t.ESP, p.entry, func() { progress(StepCommit) })
 	if err == nil {
 		progress(StepCommitDone)
 	}
 	return entry, err
+}
+
+// payloadSource is where install reads a checked version's payloads.
+type payloadSource interface {
+	// writeRoot writes the root image at the start of the slot.
+	writeRoot(ctx context.Context, t Target) error
+	// next returns the next ESP payload's decoded content, which ends
+	// with io.EOF only once it matched the signed manifest.
+	next() (update.Payload, io.Reader, error)
+	// end makes sure nothing follows the last payload.
+	end() error
+}
+
+// bundleStream reads the payloads from a bundle stream.
+type bundleStream struct{ r *update.Reader }
+
+// openBundle opens src again for installing and makes sure it still
+// carries the checked manifest.
+func openBundle(ctx context.Context, src Source, h Host, p *plan) (bundleStream, io.Closer, error) {
+	rc, err := src.Open()
+	if err != nil {
+		return bundleStream{}, nil, err
+	}
+	r, err := update.NewReader(ctxReader{ctx, rc}, h.Keys)
+	if err != nil {
+		rc.Close()
+		return bundleStream{}, nil, err
+	}
+	if !reflect.DeepEqual(r.Manifest(), p.m) {
+		rc.Close()
+		return bundleStream{}, nil, errors.New("the bundle changed between its check and its installation")
+	}
+	return bundleStream{r}, rc, nil
+}
+
+func (b bundleStream) writeRoot(ctx context.Context, t Target) error {
+	p, pr, err := b.r.Next()
+	if err != nil {
+		return fmt.Errorf("reading root: %w", err)
+	}
+	if p.Name != update.PayloadRoot {
+		return fmt.Errorf("payload %s where the root was expected", p.Name)
+	}
+	return copyAt(ctx, t.Slot, pr)
+}
+
+func (b bundleStream) next() (update.Payload, io.Reader, error) { return b.r.Next() }
+
+func (b bundleStream) end() error {
+	if _, _, err := b.r.Next(); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("reading bundle end: %w", err)
+	}
+	return nil
 }

@@ -76,11 +76,7 @@ func check(ctx context.Context, src Source, h Host, t Target, now time.Time) (*p
 	case err != nil:
 		return nil, refuse(RuleBundle, err)
 	}
-	m := r.Manifest()
-	if rule, err := checkRules(m, h, now); err != nil {
-		return nil, refuse(rule, err)
-	}
-	p, rule, err := checkHost(m, h, t)
+	p, rule, err := checkManifest(r.Manifest(), h, t, now)
 	if err != nil {
 		return nil, refuse(rule, err)
 	}
@@ -92,6 +88,15 @@ func check(ctx context.Context, src Source, h Host, t Target, now time.Time) (*p
 		return nil, refuse(RuleDigest, err)
 	}
 	return p, nil
+}
+
+// checkManifest checks a signed manifest against the host's rules and
+// state and plans the changes on the ESP.
+func checkManifest(m *update.Manifest, h Host, t Target, now time.Time) (*plan, Rule, error) {
+	if rule, err := checkRules(m, h, now); err != nil {
+		return nil, rule, err
+	}
+	return checkHost(m, h, t)
 }
 
 // checkRules applies the manifest's rules to the host.

@@ -6,11 +6,13 @@ import (
 	"testing"
 )
 
-// TestOnHostDependencies: the apply and the on-host binaries link no
+// TestOnHostDependencies: the apply, the registry pull and the on-host binaries link no
 // builder package, no Sigstore and no registry client.
 func TestOnHostDependencies(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps",
 		"github.com/bulkhead-dev/bulkhead/internal/init/apply",
+		"github.com/bulkhead-dev/bulkhead/internal/update/pull",
+		"github.com/bulkhead-dev/bulkhead/internal/update/chunk",
 		"github.com/bulkhead-dev/bulkhead/cmd/init",
 		"github.com/bulkhead-dev/bulkhead/cmd/stage0").Output()
 	if err != nil {

@@ -102,7 +102,7 @@ func retire(esp string, files, dirs []string) error {
 // writeVersion writes the version's files (bootentry.Entry.Files: the
 // kernel and the initrd) into a fresh directory, syncs them and reads
 // them back.
-func writeVersion(ctx context.Context, r *update.Reader, esp string, e bootentry.Entry) error {
+func writeVersion(ctx context.Context, next func() (update.Payload, io.Reader, error), esp string, e bootentry.Entry) error {
 	dir := filepath.Join(esp, e.Dir())
 	if err := os.RemoveAll(dir); err != nil { // left by an interrupted attempt
 		return fmt.Errorf("clearing %s: %w", e.Dir(), err)
@@ -111,7 +111,7 @@ func writeVersion(ctx context.Context, r *update.Reader, esp string, e bootentry
 		return fmt.Errorf("creating %s: %w", e.Dir(), err)
 	}
 	for _, f := range e.Files() {
-		p, pr, err := r.Next()
+		p, pr, err := next()
 		if err != nil {
 			return fmt.Errorf("reading %s: %w", f.Payload, err)
 		}

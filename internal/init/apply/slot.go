@@ -16,19 +16,9 @@ import (
 // chunk is how much of the root is written at a time.
 const chunk = 4 << 20
 
-// writeSlot streams the root payload into the slot, syncs it and reads it
-// back against the verity root hash.
-func writeSlot(ctx context.Context, r *update.Reader, t Target, m *update.Manifest) error {
-	p, pr, err := r.Next()
-	if err != nil {
-		return fmt.Errorf("reading root: %w", err)
-	}
-	if p.Name != update.PayloadRoot {
-		return fmt.Errorf("payload %s where the root was expected", p.Name)
-	}
-	if err := copyAt(ctx, t.Slot, pr); err != nil {
-		return fmt.Errorf("writing the root to slot %s: %w", t.SlotGUID, err)
-	}
+// finishSlot syncs the written slot and reads it back against the verity
+// root hash.
+func finishSlot(ctx context.Context, t Target, m *update.Manifest) error {
 	if err := t.Slot.Sync(); err != nil {
 		return fmt.Errorf("syncing slot %s: %w", t.SlotGUID, err)
 	}

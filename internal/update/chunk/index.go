@@ -1,0 +1,206 @@
+package chunk
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// IndexMediaType is the media type of an encoded Index.
+const IndexMediaType = "application/vnd.bulkhead.update.index.v1+json"
+
+// IndexFormat is the index format this package writes and reads.
+const IndexFormat = 1
+
+// Caps on what an index may claim.
+const (
+	MaxIndex      = 64 << 20
+	maxChunks     = 1 << 22
+	maxPacks      = 4096
+	maxComponents = 8
+)
+
+// Encodings of a stored chunk.
+const EncodingZstd = "zstd"
+
+// Index says how an update's payloads are cut into chunks and where each
+// chunk is stored. It is not signed: a host checks every chunk against
+// its digest here, and the assembled payloads against the digests of the
+// signed manifest, so a wrong index can waste a download but never get a
+// payload installed.
+type Index struct {
+	Format   int    `json:"format"`
+	Params   Params `json:"params"`
+	Encoding string `json:"encoding"`
+	// Components are the chunked payloads: the root's file system (its
+	// verity tree is derived data, never stored), the kernel, the initrd.
+	Components []Component `json:"components"`
+	// Packs are the blobs the chunks are stored in.
+	Packs []Pack `json:"packs"`
+}
+
+// Component is one payload as a list of chunks, in order.
+type Component struct {
+	Name string `json:"name"`
+	// Size is the component's length, the sum of its chunks' sizes.
+	Size   int64 `json:"size"`
+	Chunks []int `json:"chunks"` // indexes into Index.Chunks via Ref
+}
+
+// Pack is one blob holding chunks back to back, each compressed alone.
+type Pack struct {
+	Digest string  `json:"digest"` // "sha256:..." of the blob
+	Size   int64   `json:"size"`
+	Chunks []Chunk `json:"chunks"`
+}
+
+// Chunk is one stored chunk.
+type Chunk struct {
+	// SHA256 and Size describe the chunk's content.
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+	// Offset and Stored locate its compressed bytes in the pack.
+	Offset int64 `json:"offset"`
+	Stored int64 `json:"stored"`
+}
+
+// Ref names a stored chunk: a pack and a chunk within it.
+type Ref struct{ Pack, Chunk int }
+
+// Refs lists every stored chunk in the order the packs hold them; a
+// component's Chunks index into it.
+func (x *Index) Refs() []Ref {
+	var out []Ref
+	for p, pk := range x.Packs {
+		for c := range pk.Chunks {
+			out = append(out, Ref{p, c})
+		}
+	}
+	return out
+}
+
+// Component returns the component called name.
+func (x *Index) Component(name string) (Component, bool) {
+	for _, c := range x.Components {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Component{}, false
+}
+
+// Marshal encodes a checked index.
+func (x *Index) Marshal() ([]byte, error) {
+	if err := x.Check(); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(x)
+	if err != nil {
+		return nil, fmt.Errorf("encoding chunk index: %w", err)
+	}
+	return b, nil
+}
+
+// ParseIndex decodes and checks an index; unknown fields are errors.
+func ParseIndex(b []byte) (*Index, error) {
+	if len(b) > MaxIndex {
+		return nil, fmt.Errorf("parsing chunk index: %d bytes, at most %d", len(b), MaxIndex)
+	}
+	var x Index
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&x); err != nil {
+		return nil, fmt.Errorf("parsing chunk index: %w", err)
+	}
+	if err := x.Check(); err != nil {
+		return nil, err
+	}
+	return &x, nil
+}
+
+// Check reports an index a host should not act on.
+func (x *Index) Check() error {
+	if err := x.check(); err != nil {
+		return fmt.Errorf("checking chunk index: %w", err)
+	}
+	return nil
+}
+
+func (x *Index) check() error {
+	switch {
+	case x.Format != IndexFormat:
+		return fmt.Errorf("format %d, this host reads %d", x.Format, IndexFormat)
+	case x.Encoding != EncodingZstd:
+		return fmt.Errorf("encoding %q, want %q", x.Encoding, EncodingZstd)
+	case len(x.Packs) > maxPacks || len(x.Components) > maxComponents:
+		return errors.New("too many packs or components")
+	}
+	if err := x.Params.Check(); err != nil {
+		return err
+	}
+	n, err := x.checkPacks()
+	if err != nil {
+		return err
+	}
+	refs := x.Refs()
+	for _, c := range x.Components {
+		var size int64
+		for _, i := range c.Chunks {
+			if i < 0 || i >= n {
+				return fmt.Errorf("component %s: chunk %d of %d", c.Name, i, n)
+			}
+			r := refs[i]
+			size += x.Packs[r.Pack].Chunks[r.Chunk].Size
+		}
+		if size != c.Size || len(c.Chunks) > maxChunks {
+			return fmt.Errorf("component %s: chunks add up to %d bytes, want %d", c.Name, size, c.Size)
+		}
+	}
+	return nil
+}
+
+// checkPacks checks every stored chunk's place and returns their number.
+func (x *Index) checkPacks() (int, error) {
+	n := 0
+	for _, p := range x.Packs {
+		if !isDigest(p.Digest) || p.Size <= 0 {
+			return 0, fmt.Errorf("pack %q: bad digest or size", p.Digest)
+		}
+		var end int64
+		for _, c := range p.Chunks {
+			switch {
+			case !isHex(c.SHA256) || c.Size <= 0 || c.Size > MaxChunk:
+				return 0, fmt.Errorf("pack %s: chunk %q: bad digest or size", p.Digest, c.SHA256)
+			case c.Offset != end || c.Stored <= 0 || c.Stored > 2*MaxChunk:
+				return 0, fmt.Errorf("pack %s: chunk %s: not packed back to back", p.Digest, c.SHA256)
+			}
+			end += c.Stored
+		}
+		if end != p.Size {
+			return 0, fmt.Errorf("pack %s: chunks fill %d of %d bytes", p.Digest, end, p.Size)
+		}
+		if n += len(p.Chunks); n > maxChunks {
+			return 0, errors.New("too many chunks")
+		}
+	}
+	return n, nil
+}
+
+// Sum is the hex SHA-256 that names a chunk.
+func Sum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func isDigest(s string) bool {
+	h, ok := bytes.CutPrefix([]byte(s), []byte("sha256:"))
+	return ok && isHex(string(h))
+}
+
+func isHex(s string) bool {
+	b, err := hex.DecodeString(s)
+	return err == nil && len(b) == sha256.Size && hex.EncodeToString(b) == s
+}

@@ -32,7 +32,7 @@ func TestBeginEndBounded(t *testing.T) {
 	if list[1].Outcome != Bad || list[1].Reason == "" || list[0].Outcome != Started || !list[0].Ended.IsZero() {
 		t.Errorf("outcomes: %+v %+v", list[0], list[1])
 	}
-	if tmp, _ := filepath.Glob(filepath.Join(filepath.Dir(p), ".boot-attempts-*")); len(tmp) != 0 {
+	if tmp, _ := filepath.Glob(filepath.Join(filepath.Dir(p), ".*.tmp-*")); len(tmp) != 0 {
 		t.Errorf("temporary files left: %v", tmp)
 	}
 }

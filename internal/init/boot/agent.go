@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/bulkhead-dev/bulkhead/internal/atomicfile"
 	"io"
 	"net/http"
 	"os"
@@ -73,15 +74,7 @@ func raiseFloor(version string) error {
 	if err := os.MkdirAll(filepath.Dir(FloorPath), 0o755); err != nil {
 		return err
 	}
-	tmp := FloorPath + ".tmp"
-	if err := os.WriteFile(tmp, []byte(version+"\n"), 0o644); err != nil {
-		return err
-	}
-	if f, err := os.Open(tmp); err == nil {
-		f.Sync()
-		f.Close()
-	}
-	return os.Rename(tmp, FloorPath)
+	return atomicfile.WriteFile(FloorPath, []byte(version+"\n"), 0o644)
 }
 
 func (a agent) Status(ctx context.Context) (hostapi.Status, error) {

@@ -57,11 +57,11 @@ func TestLayoutReferencesRelativeToSpec(t *testing.T) {
 	specDir := filepath.Join(root, "hosts")
 	layoutImage(t, filepath.Join(specDir, "img", "init"), "", tarFile{"init", "#!init", 0o755})
 	layoutImage(t, filepath.Join(specDir, "x"), "v1", tarFile{"web", "web v1", 0o755})
-	layoutImage(t, filepath.Join(root, "shared"), "", tarFile{"tool", "tool", 0o755})
+	layoutImage(t, filepath.Join(root, "common"), "", tarFile{"tool", "tool", 0o755})
 	spec := filepath.Join(specDir, "host.yml")
 	data := `init:
   - oci:img/init
-  - oci:../shared
+  - oci:../common
 services:
   - name: web
     image: oci:./x:v1

@@ -258,6 +258,10 @@ func lockESP(esp string) (unlock func(), err error) {
 
 func equalGUID(a, b string) bool { return a != "" && strings.EqualFold(a, b) }
 
+// ContextReader returns r as a reader that fails with ctx's error once ctx
+// is done, so a long copy stops on cancellation.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
+
 // ctxReader stops a copy when ctx is done.
 type ctxReader struct {
 	ctx context.Context

@@ -151,7 +151,7 @@ func (u *Update) WriteRoot(ctx context.Context, slot apply.Slot) error {
 func (u *Update) checkRoot(ctx context.Context, slot apply.Slot) error {
 	root, _ := u.m.Payload(update.PayloadRoot)
 	h := sha256.New()
-	if _, err := io.Copy(h, ctxReader{ctx, io.NewSectionReader(slot, 0, root.Size)}); err != nil {
+	if _, err := io.Copy(h, apply.ContextReader(ctx, io.NewSectionReader(slot, 0, root.Size))); err != nil {
 		return fmt.Errorf("hashing the written root: %w", err)
 	}
 	if hex.EncodeToString(h.Sum(nil)) != root.SHA256 {
@@ -250,17 +250,6 @@ func finalCheck(h hash.Hash, p update.Payload) error {
 // start over.
 func (u *Update) Clean() error { return os.RemoveAll(u.o.cache) }
 
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(b []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(b)
-}
 
 // counting counts the bytes of every response body.
 type counting struct {

@@ -250,7 +250,6 @@ func finalCheck(h hash.Hash, p update.Payload) error {
 // start over.
 func (u *Update) Clean() error { return os.RemoveAll(u.o.cache) }
 
-
 // counting counts the bytes of every response body.
 type counting struct {
 	rt http.RoundTripper

@@ -15,6 +15,7 @@ require (
 	github.com/klauspost/compress v1.20.4
 	github.com/knqyf263/go-deb-version v0.0.0-20241115132648-6f4aee6ccd23
 	github.com/opencontainers/runtime-spec v1.3.0
+	github.com/pandatix/go-cvss v0.6.4
 	github.com/pierrec/lz4/v4 v4.1.26
 	github.com/rs/zerolog v1.33.0
 	github.com/sigstore/protobuf-specs v0.5.1

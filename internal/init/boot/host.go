@@ -268,9 +268,9 @@ func (h *host) network(ctx context.Context) <-chan struct{} {
 			h.logf("network: off (ip= on the command line)")
 			return
 		}
-		ctx, cancel := context.WithTimeout(ctx, networkDeadline)
+		upCtx, cancel := context.WithTimeout(ctx, networkDeadline)
 		defer cancel()
-		lease, dev, err := netconf.Up(ctx, cfg)
+		lease, dev, err := netconf.Up(upCtx, cfg)
 		switch {
 		case err != nil && dev == "":
 			h.logf("network: %v", err)
@@ -283,6 +283,16 @@ func (h *host) network(ctx context.Context) <-chan struct{} {
 		if err := netconf.WriteResolvConf(ResolvConf, lease.DNS); err != nil {
 			h.logf("network: %v", err)
 		}
+		go netconf.Keep(ctx, dev, lease, func(l netconf.Lease, err error) {
+			if err != nil {
+				h.logf("network: %s: %v", dev, err)
+				return
+			}
+			h.logf("network: %s %s", dev, l)
+			if err := netconf.WriteResolvConf(ResolvConf, l.DNS); err != nil {
+				h.logf("network: %v", err)
+			}
+		})
 		if cfg.Hostname != "" {
 			if cur, _ := os.Hostname(); cur == "" || cur == "(none)" {
 				_ = unix.Sethostname([]byte(cfg.Hostname))

@@ -2,8 +2,6 @@ package netconf
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
@@ -14,7 +12,6 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 )
 
 // LoopbackUp brings lo up.
@@ -94,19 +91,24 @@ func Up(ctx context.Context, c Config) (Lease, string, error) {
 	}
 	lease := Lease{Addr: c.Addr, Gateway: c.Gateway, DNS: c.DNS}
 	if c.Mode == DHCP {
-		deadline, ok := ctx.Deadline()
-		if !ok {
-			deadline = time.Now().Add(10 * time.Second)
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
 		}
-		if lease, err = dhcp(name, link.Attrs().HardwareAddr, deadline); err != nil {
+		if lease, err = acquire(ctx, name); err != nil {
 			return Lease{}, name, err
 		}
 	}
 	return lease, name, configure(link, lease)
 }
 
+// configure sets the lease's address, with lifetimes that end with the
+// lease (the kernel removes the address then), and the default route.
 func configure(link netlink.Link, l Lease) error {
-	addr := &netlink.Addr{IPNet: &net.IPNet{IP: l.Addr.Addr().AsSlice(), Mask: net.CIDRMask(l.Addr.Bits(), 32)}}
+	life := l.lifetime(time.Now())
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: l.Addr.Addr().AsSlice(), Mask: net.CIDRMask(l.Addr.Bits(), 32)},
+		ValidLft: life, PreferedLft: life}
 	if err := netlink.AddrReplace(link, addr); err != nil {
 		return fmt.Errorf("adding address %s: %w", l.Addr, err)
 	}
@@ -120,42 +122,63 @@ func configure(link netlink.Link, l Lease) error {
 	return nil
 }
 
-// dhcp asks for a lease on the interface name through a UDP socket bound to
-// it (port 68), broadcasting to port 67.
-func dhcp(name string, mac net.HardwareAddr, deadline time.Time) (Lease, error) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
-	if err != nil {
-		return Lease{}, fmt.Errorf("dhcp socket: %w", err)
+// Keep holds the DHCP lease l on the interface name until ctx ends. It
+// renews at T1 with the server that granted the lease, rebinds at T2 with
+// any server, and gives the address the lifetime of each new lease. A lease
+// lost (a NAK, or no answer before it ends) loses its address, and Keep
+// asks for a new one. report hears of each new lease and each loss. A
+// static configuration or an infinite lease returns at once.
+func Keep(ctx context.Context, name string, l Lease, report func(Lease, error)) {
+	for l.Time > 0 && l.ack != nil {
+		n, err := extend(ctx, name, l)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			report(Lease{}, fmt.Errorf("lease of %s on %s lost: %w", l.Addr, name, err))
+			_ = unset(name, l.Addr)
+			if n, err = reacquire(ctx, name); err != nil {
+				return
+			}
+		}
+		if n.Addr != l.Addr {
+			_ = unset(name, l.Addr)
+		}
+		if err := apply(name, n); err != nil {
+			report(n, err)
+		} else {
+			report(n, nil)
+		}
+		l = n
 	}
-	for _, o := range []int{unix.SO_REUSEADDR, unix.SO_BROADCAST} {
-		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, o, 1); err != nil {
-			unix.Close(fd)
-			return Lease{}, fmt.Errorf("dhcp socket option: %w", err)
+}
+
+// reacquire asks for a new lease, a minute at a time, until one comes or
+// ctx ends.
+func reacquire(ctx context.Context, name string) (Lease, error) {
+	for {
+		l, err := until(ctx, time.Now().Add(time.Minute), func(ctx context.Context) (Lease, error) { return acquire(ctx, name) })
+		if err == nil || ctx.Err() != nil {
+			return l, err
 		}
 	}
-	if err := unix.BindToDevice(fd, name); err != nil {
-		unix.Close(fd)
-		return Lease{}, fmt.Errorf("binding dhcp socket to %s: %w", name, err)
-	}
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: 68}); err != nil {
-		unix.Close(fd)
-		return Lease{}, fmt.Errorf("binding dhcp socket: %w", err)
-	}
-	f := os.NewFile(uintptr(fd), "dhcp")
-	conn, err := net.FilePacketConn(f)
-	f.Close()
+}
+
+func apply(name string, l Lease) error {
+	link, err := netlink.LinkByName(name)
 	if err != nil {
-		return Lease{}, fmt.Errorf("dhcp socket: %w", err)
+		return fmt.Errorf("finding interface %s: %w", name, err)
 	}
-	defer conn.Close()
-	servers := &net.UDPAddr{IP: net.IPv4bcast, Port: 67}
-	send := func(b []byte) error {
-		_, err := conn.WriteTo(b, servers)
+	return configure(link, l)
+}
+
+// unset removes an address the host no longer holds.
+func unset(name string, p netip.Prefix) error {
+	link, err := netlink.LinkByName(name)
+	if err != nil {
 		return err
 	}
-	var x [4]byte
-	_, _ = rand.Read(x[:])
-	return exchange(conn, send, mac, binary.BigEndian.Uint32(x[:]), deadline)
+	return netlink.AddrDel(link, &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), 32)}})
 }
 
 // WriteResolvConf writes the name servers to path (creating its directory).

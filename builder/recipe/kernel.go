@@ -39,12 +39,16 @@ func (b *builder) addKernel(ctx context.Context, t *tree) error {
 	if k.Build != "" {
 		return b.addBuiltKernel(ctx, t)
 	}
-	pkg, err := b.kernelPackage(ctx, k)
-	if err != nil {
-		return err
+	name, version := k.Package, k.Version
+	if version == "" || !versionedKernel.MatchString(name) {
+		pkg, err := b.kernelPackage(ctx, k)
+		if err != nil {
+			return err
+		}
+		name, version = pkg.name, pkg.version
 	}
-	b.logf("kernel: %s=%s", pkg.name, pkg.version)
-	deb, in, err := b.deb(ctx, pkg.name, pkg.version)
+	b.logf("kernel: %s=%s", name, version)
+	deb, in, err := b.deb(ctx, name, version, k.SHA256)
 	if err != nil {
 		return err
 	}
@@ -52,7 +56,7 @@ func (b *builder) addKernel(ctx context.Context, t *tree) error {
 	dir := filepath.Join(b.cacheDir, "kernel", key)
 	if _, err := os.Stat(filepath.Join(dir, "modules.json")); err != nil {
 		if err := b.fill(dir, func(tmp string) error { return b.extractKernel(ctx, deb, tmp) }); err != nil {
-			return fmt.Errorf("extracting the kernel from %s: %w", pkg.name, err)
+			return fmt.Errorf("extracting the kernel from %s: %w", name, err)
 		}
 	}
 	if err := b.readKernelInfo(dir); err != nil {

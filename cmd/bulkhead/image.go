@@ -20,10 +20,10 @@ import (
 func imageCommand() command {
 	return command{
 		name:    "image",
-		summary: "build component images from recipes (image build), list the store (image ls)",
+		summary: "build component images from recipes (image build), list the store (image ls), move Debian pins (image bump)",
 		run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			if len(args) == 0 {
-				fmt.Fprintf(stderr, "Usage: bulkhead image build [flags] images/<name>...\n       bulkhead image ls [flags]\n")
+				fmt.Fprintf(stderr, "Usage: bulkhead image build [flags] images/<name>...\n       bulkhead image ls [flags]\n       bulkhead image bump images/<name>...\n")
 				return fmt.Errorf("%w: missing subcommand", errUsage)
 			}
 			switch args[0] {
@@ -31,8 +31,10 @@ func imageCommand() command {
 				return runImageBuild(ctx, args[1:], stdout, stderr)
 			case "ls":
 				return runImageLs(ctx, args[1:], stdout, stderr)
+			case "bump":
+				return runImageBump(ctx, args[1:], stdout, stderr)
 			}
-			return fmt.Errorf("%w: unknown subcommand %q (want build or ls)", errUsage, args[0])
+			return fmt.Errorf("%w: unknown subcommand %q (want build, ls or bump)", errUsage, args[0])
 		},
 	}
 }

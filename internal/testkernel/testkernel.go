@@ -1,30 +1,35 @@
 // Package testkernel gives tests a real Linux kernel to boot: Debian's cloud
-// kernel (linux-image-*-cloud-amd64), fetched once with apt-get download and
-// cached under the user's cache directory, or the bzImage named by
-// $BULKHEAD_TEST_KERNEL.
+// kernel at the version images/kernel/image.yml pins (package, version and
+// sha256; scripts/bump-pins moves the pin), fetched once with apt-get
+// download and cached under the user's cache directory, or the bzImage named
+// by $BULKHEAD_TEST_KERNEL.
 //
 // It is test support: its functions take a testing.TB and fail the test (never
 // skip it) when no kernel can be had.
 package testkernel
 
 import (
-	"bufio"
-	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 // EnvKernel names a bzImage to use instead of Debian's cloud kernel.
 const EnvKernel = "BULKHEAD_TEST_KERNEL"
 
-// metaPackage is Debian's metapackage that depends on the current cloud kernel.
-const metaPackage = "linux-image-cloud-amd64"
+// recipe is the kernel image's recipe, relative to the module root: its
+// pin is the test kernel's.
+const recipe = "images/kernel/image.yml"
 
 // Path returns the path of a bootable x86-64 kernel image (bzImage).
 func Path(tb testing.TB) string {
@@ -71,22 +76,22 @@ func tree(tb testing.TB) extracted {
 	return onceVal
 }
 
-// fetch resolves the cloud kernel package, and downloads and unpacks it into
+// fetch reads the pin, and downloads and unpacks the pinned package into
 // the cache unless it is there already.
 func fetch() (extracted, error) {
 	cache, err := cacheDir()
 	if err != nil {
 		return extracted{}, err
 	}
-	pkg, err := resolvePackage()
+	p, err := readPin()
 	if err != nil {
 		return extracted{}, err
 	}
-	dir := filepath.Join(cache, pkg)
+	dir := filepath.Join(cache, strings.ReplaceAll(p.Package+"_"+p.Version, ":", "%3a"))
 	if e, err := find(dir); err == nil {
 		return e, nil
 	}
-	if err := download(pkg, dir); err != nil {
+	if err := download(p, dir); err != nil {
 		return extracted{}, err
 	}
 	return find(dir)
@@ -106,50 +111,77 @@ func cacheDir() (string, error) {
 	return dir, nil
 }
 
-// resolvePackage asks apt which versioned kernel package the metapackage
-// depends on, updating apt's lists once if it knows nothing yet.
-func resolvePackage() (string, error) {
-	pkg, err := dependsOf(metaPackage)
-	if err == nil {
-		return pkg, nil
-	}
-	if out, uerr := exec.Command("apt-get", "update").CombinedOutput(); uerr != nil {
-		return "", fmt.Errorf("apt-get update: %w: %s", uerr, lastLines(out, 5))
-	}
-	return dependsOf(metaPackage)
+// pin is the kernel recipe's pinned package.
+type pin struct {
+	Package string `yaml:"package"`
+	Version string `yaml:"version"`
+	SHA256  string `yaml:"sha256"`
 }
 
-func dependsOf(meta string) (string, error) {
-	out, err := exec.Command("apt-cache", "depends", meta).CombinedOutput()
+// readPin reads the kernel recipe's pin, finding the module root from the
+// working directory (a test runs in its package's directory).
+func readPin() (pin, error) {
+	dir, err := os.Getwd()
 	if err != nil {
-		return "", fmt.Errorf("apt-cache depends %s: %w: %s", meta, err, lastLines(out, 5))
+		return pin{}, err
 	}
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		dep, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "Depends: ")
-		if ok && strings.HasPrefix(dep, "linux-image-") {
-			return dep, nil
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
 		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return pin{}, errors.New("no go.mod above the working directory: cannot find " + recipe)
+		}
+		dir = parent
 	}
-	return "", fmt.Errorf("apt-cache depends %s: no linux-image dependency", meta)
+	b, err := os.ReadFile(filepath.Join(dir, recipe))
+	if err != nil {
+		return pin{}, fmt.Errorf("reading the kernel pin: %w", err)
+	}
+	var r struct {
+		Kernel pin `yaml:"kernel"`
+	}
+	if err := yaml.Unmarshal(b, &r); err != nil {
+		return pin{}, fmt.Errorf("%s: %w", recipe, err)
+	}
+	if p := r.Kernel; p.Package != "" && p.Version != "" && p.SHA256 != "" {
+		return p, nil
+	}
+	return pin{}, fmt.Errorf("%s pins no kernel package, version and sha256", recipe)
 }
 
-// download fetches pkg with apt-get download and unpacks it into dir,
-// atomically: it is unpacked next to dir and renamed into place.
-func download(pkg, dir string) error {
+// download fetches the pinned package with apt-get download (updating
+// apt's lists once if it has none), checks its sha256, and unpacks it into
+// dir, atomically: it is unpacked next to dir and renamed into place.
+func download(p pin, dir string) error {
 	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".fetch-")
 	if err != nil {
 		return fmt.Errorf("creating download directory: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	get := exec.Command("apt-get", "download", pkg)
-	get.Dir = tmp
-	if out, err := get.CombinedOutput(); err != nil {
-		return fmt.Errorf("apt-get download %s: %w: %s", pkg, err, lastLines(out, 5))
+	arg := p.Package + "=" + p.Version
+	get := func() ([]byte, error) {
+		cmd := exec.Command("apt-get", "download", arg)
+		cmd.Dir = tmp
+		return cmd.CombinedOutput()
+	}
+	out, err := get()
+	if err != nil {
+		if uout, uerr := exec.Command("apt-get", "update").CombinedOutput(); uerr != nil {
+			return fmt.Errorf("apt-get update: %w: %s", uerr, lastLines(uout, 5))
+		}
+		out, err = get()
+	}
+	if err != nil {
+		return fmt.Errorf("pinned %s is no longer served by apt: run scripts/bump-pins (apt-get download: %w: %s)", arg, err, lastLines(out, 5))
 	}
 	debs, _ := filepath.Glob(filepath.Join(tmp, "*.deb"))
 	if len(debs) != 1 {
-		return fmt.Errorf("apt-get download %s: got %d .deb files", pkg, len(debs))
+		return fmt.Errorf("apt-get download %s: got %d .deb files", arg, len(debs))
+	}
+	if sum, err := fileSHA256(debs[0]); err != nil || sum != p.SHA256 {
+		return fmt.Errorf("apt-get download %s: sha256 %s, %s pins %s (%v)", arg, sum, recipe, p.SHA256, err)
 	}
 	root := filepath.Join(tmp, "root")
 	if out, err := exec.Command("dpkg-deb", "-x", debs[0], root).CombinedOutput(); err != nil {
@@ -159,9 +191,22 @@ func download(pkg, dir string) error {
 		if _, serr := os.Stat(dir); serr == nil {
 			return nil // another test process got there first
 		}
-		return fmt.Errorf("caching %s: %w", pkg, err)
+		return fmt.Errorf("caching %s: %w", arg, err)
 	}
 	return nil
+}
+
+func fileSHA256(name string) (string, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // find locates the kernel and its modules in an unpacked package.

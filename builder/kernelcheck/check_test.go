@@ -8,7 +8,7 @@ import (
 	"testing/fstest"
 
 	"github.com/bulkhead-dev/bulkhead/builder/config"
-	"github.com/bulkhead-dev/bulkhead/internal/init/sysctl"
+	"github.com/bulkhead-dev/bulkhead/internal/host/sysctl"
 )
 
 func defaultRules(t *testing.T) *Rules {

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/bulkhead-dev/bulkhead/builder/config"
-	"github.com/bulkhead-dev/bulkhead/internal/testkernel"
+	"github.com/bulkhead-dev/bulkhead/internal/test/testkernel"
 )
 
 // debianFile returns a file from the boot/ directory of Debian's cloud

@@ -4,7 +4,7 @@ import (
 	"fmt"
 
 	"github.com/bulkhead-dev/bulkhead/builder/config"
-	"github.com/bulkhead-dev/bulkhead/internal/init/sysctl"
+	"github.com/bulkhead-dev/bulkhead/internal/host/sysctl"
 )
 
 // CheckHost checks a host's kernel as a build does, with the embedded

@@ -10,7 +10,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/bulkhead-dev/bulkhead/internal/init/kmod"
+	"github.com/bulkhead-dev/bulkhead/internal/host/kmod"
 )
 
 // modinfo is what a module's .modinfo section says about it.

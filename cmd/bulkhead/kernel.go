@@ -21,7 +21,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/builder/config"
 	"github.com/bulkhead-dev/bulkhead/builder/kernelcheck"
 	"github.com/bulkhead-dev/bulkhead/builder/resolve"
-	"github.com/bulkhead-dev/bulkhead/internal/init/sysctl"
+	"github.com/bulkhead-dev/bulkhead/internal/host/sysctl"
 )
 
 func kernelCommand() command {

@@ -12,9 +12,9 @@ import (
 	"log"
 	"os"
 
-	"github.com/bulkhead-dev/bulkhead/internal/init/logline"
-	"github.com/bulkhead-dev/bulkhead/internal/init/power"
-	"github.com/bulkhead-dev/bulkhead/internal/init/stage0"
+	"github.com/bulkhead-dev/bulkhead/internal/host/logline"
+	"github.com/bulkhead-dev/bulkhead/internal/host/power"
+	"github.com/bulkhead-dev/bulkhead/internal/host/stage0"
 	"github.com/bulkhead-dev/bulkhead/internal/verity"
 )
 

@@ -15,12 +15,13 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/host/logline"
+	"github.com/bulkhead-dev/bulkhead/internal/host/pid1"
 	"github.com/bulkhead-dev/bulkhead/internal/host/power"
 	"github.com/bulkhead-dev/bulkhead/internal/host/stage0"
 )
 
 // Prefix starts every line the init itself logs.
-const Prefix = stage0.Prefix
+const Prefix = pid1.Prefix
 
 // Self is where the init binary lives in the root.
 const Self = "/init"
@@ -31,7 +32,7 @@ func Run(ctx context.Context) error {
 	if os.Getpid() != 1 {
 		return errors.New("must run as PID 1")
 	}
-	console := logline.Locked(stage0.OpenConsole())
+	console := logline.Locked(pid1.OpenConsole())
 	l := logline.New(Prefix, console)
 	log.SetOutput(l)
 	log.SetFlags(0)
@@ -50,10 +51,10 @@ func Run(ctx context.Context) error {
 }
 
 // uptime is the time since the kernel started, for the log.
-func uptime() time.Duration { return stage0.Uptime() }
+func uptime() time.Duration { return pid1.Uptime() }
 
 // halt syncs and ends the machine; it does not return.
-func halt(logf func(string, ...any), a power.Action) { stage0.Halt(logf, a) }
+func halt(logf func(string, ...any), a power.Action) { pid1.Halt(logf, a) }
 
 // cmdline is the kernel command line.
-func cmdline() string { return stage0.Cmdline() }
+func cmdline() string { return pid1.Cmdline() }

@@ -23,6 +23,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/host/sysctl"
 	"github.com/bulkhead-dev/bulkhead/internal/host/sysmount"
 	"github.com/bulkhead-dev/bulkhead/internal/host/watchdog"
+	"github.com/bulkhead-dev/bulkhead/internal/modindex"
 	"golang.org/x/sys/unix"
 )
 
@@ -245,7 +246,7 @@ func (h *host) loadModules() {
 			h.logf("modules: %v", r.Err)
 			continue
 		}
-		loaded = append(loaded, kmod.Name(r.Path))
+		loaded = append(loaded, modindex.Name(r.Path))
 	}
 	h.logf("modules: loaded %d in %s: %s", len(loaded), time.Since(begin).Round(time.Millisecond), strings.Join(loaded, " "))
 }

@@ -14,8 +14,8 @@ import (
 
 	"github.com/u-root/u-root/pkg/cpio"
 
-	"github.com/bulkhead-dev/bulkhead/internal/host/kmod"
 	"github.com/bulkhead-dev/bulkhead/internal/qemu"
+	"github.com/bulkhead-dev/bulkhead/internal/test/qemutest"
 	"github.com/bulkhead-dev/bulkhead/internal/test/testkernel"
 )
 
@@ -138,8 +138,8 @@ func guestInitrd(t *testing.T, modulesDir string, modules ...string) string {
 		cpio.StaticFile("init", string(init), 0o755),
 		cpio.Directory("modules", 0o755),
 	}
-	for i, p := range moduleFiles(t, modulesDir, modules) {
-		b, err := os.ReadFile(p)
+	for i, p := range qemutest.ModuleFiles(t, modulesDir, modules...) {
+		b, err := os.ReadFile(filepath.Join(modulesDir, p))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -159,48 +159,4 @@ func guestInitrd(t *testing.T, modulesDir string, modules ...string) string {
 		t.Fatal(err)
 	}
 	return path
-}
-
-// moduleFiles returns the module files for names and their dependencies
-// (from each module's .modinfo), dependencies first.
-func moduleFiles(t *testing.T, dir string, names []string) []string {
-	t.Helper()
-	index := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".ko") {
-			index[kmod.Name(p)] = p
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var order []string
-	seen := map[string]bool{}
-	var visit func(name string)
-	visit = func(name string) {
-		name = strings.ReplaceAll(name, "-", "_")
-		if seen[name] {
-			return
-		}
-		seen[name] = true
-		p, ok := index[name]
-		if !ok {
-			t.Fatalf("module %s not in %s", name, dir)
-		}
-		info, err := kmod.ModInfo(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range strings.Split(info["depends"], ",") {
-			if d != "" {
-				visit(d)
-			}
-		}
-		order = append(order, p)
-	}
-	for _, n := range names {
-		visit(n)
-	}
-	return order
 }

@@ -1,3 +1,9 @@
+// Package kmod loads the kernel modules shipped under /lib/modules/<release>:
+// every one of them, each after its dependencies, in a fixed order (the
+// index and the order come from internal/modindex). u-root's kmodule is not
+// used: it probes in parallel (no fixed order) and links three
+// decompressors in; here the kernel decompresses (finit_module's
+// MODULE_INIT_COMPRESSED_FILE) when it can.
 package kmod
 
 import (
@@ -8,6 +14,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/bulkhead-dev/bulkhead/internal/modindex"
 )
 
 // compressedFile is finit_module's MODULE_INIT_COMPRESSED_FILE: the kernel
@@ -24,13 +32,13 @@ type Result struct {
 // dependency failed, and returns one Result per module plus the problems
 // found while ordering. It never stops early: a host boots with what loads.
 func LoadAll(dir string) ([]Result, error) {
-	mods, err := Read(dir)
+	ix, err := modindex.Read(dir)
 	if err != nil {
 		return nil, err
 	}
-	order, problems := Order(mods)
-	byPath := map[string]Module{}
-	for _, m := range mods {
+	order, problems := ix.Order()
+	byPath := map[string]modindex.Module{}
+	for _, m := range ix.Modules {
 		byPath[m.Path] = m
 	}
 	failed := map[string]bool{}
@@ -39,7 +47,7 @@ func LoadAll(dir string) ([]Result, error) {
 		var err error
 		for _, d := range byPath[p].Deps {
 			if failed[d] {
-				err = fmt.Errorf("dependency %s failed", Name(d))
+				err = fmt.Errorf("dependency %s failed", modindex.Name(d))
 			}
 		}
 		if err == nil {
@@ -64,7 +72,7 @@ func Load(path string) error {
 	}
 	err = unix.FinitModule(int(f.Fd()), "", flags)
 	if err != nil && !errors.Is(err, unix.EEXIST) {
-		return fmt.Errorf("loading module %s: %w", Name(path), err)
+		return fmt.Errorf("loading module %s: %w", modindex.Name(path), err)
 	}
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io/fs"
 	"maps"
 	"os"
 	"os/exec"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/u-root/u-root/pkg/cpio"
 
-	"github.com/bulkhead-dev/bulkhead/internal/host/kmod"
 	"github.com/bulkhead-dev/bulkhead/internal/host/stage0"
 	"github.com/bulkhead-dev/bulkhead/internal/qemu"
 	"github.com/bulkhead-dev/bulkhead/internal/test/qemutest"
@@ -259,7 +257,7 @@ func makeInitrd(t *testing.T, init []byte, img string) string {
 	}
 	dirs := map[string]bool{}
 	var files []cpio.Record
-	for _, rel := range moduleClosure(t, modDir, stage0.RootModules) {
+	for _, rel := range qemutest.ModuleFiles(t, modDir, stage0.RootModules...) {
 		b, err := os.ReadFile(filepath.Join(modDir, rel))
 		if err != nil {
 			t.Fatal(err)
@@ -295,47 +293,6 @@ func makeInitrd(t *testing.T, init []byte, img string) string {
 	}
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
-	}
-	return out
-}
-
-// moduleClosure returns the module files (relative to dir) for names and
-// what they depend on, read from each module's .modinfo.
-func moduleClosure(t *testing.T, dir string, names []string) []string {
-	t.Helper()
-	index := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".ko") {
-			rel, _ := filepath.Rel(dir, p)
-			index[kmod.Name(rel)] = rel
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	seen := map[string]bool{}
-	var visit func(string)
-	visit = func(name string) {
-		rel, ok := index[strings.ReplaceAll(name, "-", "_")]
-		if !ok || seen[rel] {
-			return // built in
-		}
-		seen[rel] = true
-		info, err := kmod.ModInfo(filepath.Join(dir, rel))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range strings.Split(info["depends"], ",") {
-			if d != "" {
-				visit(d)
-			}
-		}
-		out = append(out, rel)
-	}
-	for _, n := range names {
-		visit(n)
 	}
 	return out
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/host/blockdev"
 	"github.com/bulkhead-dev/bulkhead/internal/host/dm"
 	"github.com/bulkhead-dev/bulkhead/internal/host/kmod"
+	"github.com/bulkhead-dev/bulkhead/internal/modindex"
 	"github.com/bulkhead-dev/bulkhead/internal/verity"
 )
 
@@ -144,38 +145,13 @@ func LoadModules(dir string, names []string) ([]string, error) {
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		return nil, nil // a kernel with everything built in
 	}
-	mods, err := kmod.Read(dir)
+	ix, err := modindex.Read(dir)
 	if err != nil {
 		return nil, err
 	}
-	byName := make(map[string]kmod.Module, len(mods))
-	byPath := make(map[string]kmod.Module, len(mods))
-	for _, m := range mods {
-		byName[m.Name] = m
-		byPath[m.Path] = m
-	}
-	var order []string
-	seen := map[string]bool{}
-	var visit func(m kmod.Module)
-	visit = func(m kmod.Module) {
-		if seen[m.Path] {
-			return
-		}
-		seen[m.Path] = true
-		for _, d := range m.Deps {
-			if dep, ok := byPath[d]; ok {
-				visit(dep)
-			}
-		}
-		order = append(order, m.Path)
-	}
-	for _, n := range names {
-		if m, ok := byName[n]; ok {
-			visit(m)
-		}
-	}
+	order, _, problems := ix.Closure(names)
+	errs := problems
 	var loaded []string
-	var errs []error
 	for _, p := range order {
 		if err := kmod.Load(filepath.Join(dir, p)); err != nil {
 			errs = append(errs, err)

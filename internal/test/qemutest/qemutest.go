@@ -9,6 +9,7 @@ package qemutest
 
 import (
 	_ "embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -20,7 +21,7 @@ import (
 
 	"github.com/u-root/u-root/pkg/cpio"
 
-	"github.com/bulkhead-dev/bulkhead/internal/host/kmod"
+	"github.com/bulkhead-dev/bulkhead/internal/modindex"
 )
 
 //go:embed testdata/guest/main.go
@@ -53,12 +54,8 @@ func Initrd(tb testing.TB, modulesDir string, modules ...string) string {
 		cpio.Directory("modules", 0o755),
 	}
 	if len(modules) > 0 {
-		paths, err := moduleOrder(modulesDir, modules)
-		if err != nil {
-			tb.Fatalf("qemutest: %v", err)
-		}
-		for i, p := range paths {
-			b, err := os.ReadFile(p)
+		for i, p := range ModuleFiles(tb, modulesDir, modules...) {
+			b, err := os.ReadFile(filepath.Join(modulesDir, p))
 			if err != nil {
 				tb.Fatalf("qemutest: %v", err)
 			}
@@ -139,67 +136,34 @@ func writeCpio(path string, recs []cpio.Record) error {
 	return err
 }
 
-// moduleOrder returns the .ko files for names and everything they depend on
-// (read from each module's .modinfo "depends="), dependencies first.
-func moduleOrder(modulesDir string, names []string) ([]string, error) {
-	index, err := indexModules(modulesDir)
+// ModuleFiles returns the module files (relative to dir) for names and
+// everything they need, dependencies first, from the kernel's module index.
+// A name the kernel has neither as a module nor built in (modules.builtin)
+// fails the test; a built-in one needs no file.
+func ModuleFiles(tb testing.TB, dir string, names ...string) []string {
+	tb.Helper()
+	ix, err := modindex.Read(dir)
 	if err != nil {
-		return nil, err
+		tb.Fatalf("qemutest: %v", err)
 	}
-	var order []string
-	done := map[string]bool{}
-	var visit func(name string) error
-	visit = func(name string) error {
-		name = strings.ReplaceAll(name, "-", "_")
-		if done[name] {
-			return nil
+	order, missing, problems := ix.Closure(names)
+	if len(problems) > 0 {
+		tb.Fatalf("qemutest: %v", problems[0])
+	}
+	if len(missing) > 0 {
+		builtin, err := os.ReadFile(filepath.Join(dir, "modules.builtin"))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			tb.Fatalf("qemutest: %v", err)
 		}
-		done[name] = true
-		path, ok := index[name]
-		if !ok {
-			return fmt.Errorf("module %s not found in %s", name, modulesDir)
+		in := map[string]bool{}
+		for _, l := range strings.Fields(string(builtin)) {
+			in[modindex.Name(l)] = true
 		}
-		deps, err := moduleDepends(path)
-		if err != nil {
-			return err
-		}
-		for _, d := range deps {
-			if err := visit(d); err != nil {
-				return err
+		for _, m := range missing {
+			if !in[m] {
+				tb.Fatalf("qemutest: module %s not found in %s", m, dir)
 			}
 		}
-		order = append(order, path)
-		return nil
 	}
-	for _, n := range names {
-		if err := visit(n); err != nil {
-			return nil, err
-		}
-	}
-	return order, nil
-}
-
-func indexModules(dir string) (map[string]string, error) {
-	index := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if name, ok := strings.CutSuffix(d.Name(), ".ko"); ok && !d.IsDir() {
-			index[strings.ReplaceAll(name, "-", "_")] = p
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("indexing modules: %w", err)
-	}
-	return index, nil
-}
-
-func moduleDepends(path string) ([]string, error) {
-	info, err := kmod.ModInfo(path)
-	if err != nil || info["depends"] == "" {
-		return nil, err
-	}
-	return strings.Split(info["depends"], ","), nil
+	return order
 }

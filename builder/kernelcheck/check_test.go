@@ -69,7 +69,7 @@ func parse(t *testing.T, s string) Kconfig {
 func TestPassingHostPasses(t *testing.T) {
 	r := defaultRules(t)
 	cmdline := passingCmdline(r)
-	rep, v, err := CheckHost([]byte(passingConfig(r)), cmdline, &config.KernelPolicy{MinScore: 100, Require: []string{"container", "CONFIG_KEXEC", "MODULE_SIG_FORCE", "lockdown"}})
+	rep, v, err := CheckHost([]byte(passingConfig(r)), cmdline, sysctl.Hardening, &config.KernelPolicy{MinScore: 100, Require: []string{"container", "CONFIG_KEXEC", "MODULE_SIG_FORCE", "lockdown"}})
 	if err != nil {
 		t.Fatal(err)
 	}

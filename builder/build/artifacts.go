@@ -23,12 +23,12 @@ import (
 // image, the boot loader and the stage-0 initrd carrying the root are
 // made once, when the first format needs them.
 type artifacts struct {
-	b      *Builder
-	dir    string
-	spec   *config.Spec
-	host   *rootfs.Host
-	images map[string]*resolve.Image
-	init   Init
+	b        *Builder
+	dir      string
+	spec     *config.Spec
+	host     *rootfs.Host
+	images   map[string]*resolve.Image
+	hostInit Init
 
 	root       *RootImage
 	bootloader []byte
@@ -40,7 +40,7 @@ func (a *artifacts) close() { a.root.Remove() }
 // write writes each format and returns the files, in format order.
 func (a *artifacts) write(ctx context.Context) ([]Output, error) {
 	// Only bulkhead's init can boot a verified root.
-	verified := a.init == BulkheadInit
+	verified := a.hostInit == BulkheadInit
 	var outs []Output
 	for _, format := range a.b.o.formats {
 		a.b.step("write", "writing %s", format)

@@ -32,8 +32,8 @@ import (
 	"github.com/bulkhead-dev/bulkhead/builder/sign"
 )
 
-// Formats are the output formats Build writes, in the order it knows them.
-var Formats = []string{"kernel+initrd", "tar", "raw-efi", "iso-efi", "update"}
+// Formats returns the output formats Build writes.
+func Formats() []string { return []string{"kernel+initrd", "tar", "raw-efi", "iso-efi", "update"} }
 
 // Builder builds the host its specs describe.
 type Builder struct {
@@ -66,12 +66,12 @@ func WithOutput(dir string) Option { return func(o *options) error { o.out = dir
 func WithName(name string) Option { return func(o *options) error { o.name = name; return nil } }
 
 // WithFormats are the formats to write (default kernel+initrd), from
-// Formats; each is written once.
+// Formats(); each is written once.
 func WithFormats(formats ...string) Option {
 	return func(o *options) error {
 		o.formats = nil
 		for _, f := range formats {
-			if !slices.Contains(Formats, f) {
+			if !slices.Contains(Formats(), f) {
 				return fmt.Errorf("unknown format %q", f)
 			}
 			if !slices.Contains(o.formats, f) {
@@ -240,14 +240,14 @@ func (b *Builder) write(ctx context.Context, stage *output.Stage, l *Loaded, res
 	dir := stage.Dir()
 	b.step("assemble", "root: %d entries", host.Tree.Len())
 	b.step("gates", "checking the kernel and scanning the root")
-	init := DetectInit(host.Tree)
-	gates, err := b.Gates(ctx, l, res, host, init)
+	hostInit := DetectInit(host.Tree)
+	gates, err := b.Gates(ctx, l, res, host, hostInit)
 	if err != nil {
 		return nil, err
 	}
 	host = gates.Apply(host)
 	r := &Result{Images: res.List, Outputs: []Output{}, Scan: gates.Scan}
-	arts := &artifacts{b: b, dir: dir, spec: l.Spec, host: host, images: res.Images, init: init}
+	arts := &artifacts{b: b, dir: dir, spec: l.Spec, host: host, images: res.Images, hostInit: hostInit}
 	defer arts.close()
 	outs, err := arts.write(ctx)
 	if err != nil {

@@ -20,7 +20,9 @@ import (
 const KernelReportName = "kernel-check.txt"
 
 // DefaultKernelPolicy applies when the spec has no policy.kernel.
-var DefaultKernelPolicy = config.KernelPolicy{MinScore: 80, Require: []string{"container"}}
+func DefaultKernelPolicy() config.KernelPolicy {
+	return config.KernelPolicy{MinScore: 80, Require: []string{"container"}}
+}
 
 // Gates are the build's checks: the scan's report, the kernel check's
 // report, and the SBOM to embed in the root.
@@ -57,9 +59,9 @@ func (e *KernelPolicyError) Unwrap() error { return e.Err }
 // and runs the scan gates on the host. A gate the policy enforces fails
 // the build (*GateError, *KernelPolicyError); an unenforced kernel failure
 // is a warning.
-func (b *Builder) Gates(ctx context.Context, l *Loaded, res *Resolved, host *rootfs.Host, init Init) (*Gates, error) {
+func (b *Builder) Gates(ctx context.Context, l *Loaded, res *Resolved, host *rootfs.Host, hostInit Init) (*Gates, error) {
 	g := &Gates{}
-	if err := b.checkKernel(g, l.Spec, host, res.Images, init); err != nil {
+	if err := b.checkKernel(g, l.Spec, host, res.Images, hostInit); err != nil {
 		return nil, err
 	}
 	spec := l.Spec
@@ -87,15 +89,15 @@ func (b *Builder) Gates(ctx context.Context, l *Loaded, res *Resolved, host *roo
 	return g, nil
 }
 
-// Sysctls are the sysctls a host with init applies at boot.
-func Sysctls(init Init) []sysctl.Setting {
-	if init == BulkheadInit {
+// Sysctls are the sysctls a host with hostInit applies at boot.
+func Sysctls(hostInit Init) []sysctl.Setting {
+	if hostInit == BulkheadInit {
 		return sysctl.Hardening
 	}
 	return nil
 }
 
-func (b *Builder) checkKernel(g *Gates, spec *config.Spec, host *rootfs.Host, images map[string]*resolve.Image, init Init) error {
+func (b *Builder) checkKernel(g *Gates, spec *config.Spec, host *rootfs.Host, images map[string]*resolve.Image, hostInit Init) error {
 	if spec.Kernel.Image == "" {
 		return nil
 	}
@@ -104,11 +106,11 @@ func (b *Builder) checkKernel(g *Gates, spec *config.Spec, host *rootfs.Host, im
 		b.warn("gates", config.Pos{}, "kernel check skipped: %v", err)
 		return nil
 	}
-	policy := DefaultKernelPolicy
+	policy := DefaultKernelPolicy()
 	if spec.Policy != nil && spec.Policy.Kernel != nil {
 		policy = *spec.Policy.Kernel
 	}
-	rep, v, err := kernelcheck.CheckHost(cfg, host.Cmdline, Sysctls(init), &policy)
+	rep, v, err := kernelcheck.CheckHost(cfg, host.Cmdline, Sysctls(hostInit), &policy)
 	if err != nil {
 		return err
 	}

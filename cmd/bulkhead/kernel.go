@@ -45,7 +45,7 @@ func kernelCommand() command {
 }
 
 // defaultKernelPolicy applies when neither the spec nor the flags give one.
-var defaultKernelPolicy = build.DefaultKernelPolicy
+var defaultKernelPolicy = build.DefaultKernelPolicy()
 
 type kernelCheckFlags struct {
 	asJSON   bool

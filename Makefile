@@ -47,9 +47,9 @@ demo: deps build
 	scripts/demo $(EXAMPLE)
 
 bench: deps images
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./builder/... ./internal/init/apply/
-	scripts/bench
-	scripts/registry-bench
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./builder/... ./internal/host/apply/
+	scripts/bench/run
+	scripts/bench/registry
 
 # Power cuts during updates, in qemu: N cuts (default 50) at random steps
 # and offsets of an A/B update, each followed by a cold boot that must come

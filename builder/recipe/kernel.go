@@ -12,6 +12,8 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+
+	"github.com/bulkhead-dev/bulkhead/internal/modindex"
 )
 
 // kernelFormat changes when the layout of the kernel cache entries does.
@@ -186,7 +188,7 @@ func moduleTree(dir, prefix string, wanted []string) (*modules, error) {
 		return nil, err
 	}
 	alias := idx.aliasFile(sel)
-	if idx.aliases == nil {
+	if !idx.Scanned {
 		alias, err = parseFile(filepath.Join(dir, "modules.alias"), func(r io.Reader) ([]byte, error) { return filterLines(r, sel.keepAlias) })
 		if err != nil {
 			return nil, err
@@ -213,7 +215,14 @@ func moduleTree(dir, prefix string, wanted []string) (*modules, error) {
 func loadIndex(dir string) (*modIndex, error) {
 	idx, err := parseFile(filepath.Join(dir, "modules.dep"), parseModulesDep)
 	if errors.Is(err, fs.ErrNotExist) {
-		return scanModules(dir)
+		ix, err := modindex.Scan(dir)
+		if err != nil {
+			return nil, err
+		}
+		if err := ix.Check(); err != nil {
+			return nil, err
+		}
+		return &modIndex{ix}, nil
 	}
 	return idx, err
 }

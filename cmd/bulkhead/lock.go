@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
 
+	"github.com/bulkhead-dev/bulkhead/builder/build"
 	"github.com/bulkhead-dev/bulkhead/builder/config"
 	"github.com/bulkhead-dev/bulkhead/builder/resolve"
 	"github.com/bulkhead-dev/bulkhead/builder/trust"
@@ -19,12 +19,6 @@ func lockCommand() command {
 		summary: "pin every image of the spec to a digest in its lock file",
 		run:     runLock,
 	}
-}
-
-// specRef is an image reference of a spec and where it was written.
-type specRef struct {
-	ref string
-	pos config.Pos
 }
 
 func runLock(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -47,23 +41,23 @@ func runLock(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	refs := specRefs(spec)
-	r, err := newLockResolver(*storeDir, *platform, filepath.Dir(specs[0]), layerLimits(spec))
+	refs := build.Refs(spec)
+	r, err := newLockResolver(*storeDir, *platform, filepath.Dir(specs[0]), build.LayerLimits(spec))
 	if err != nil {
 		return err
 	}
-	imgs, err := r.ResolveAll(ctx, refStrings(refs))
+	imgs, err := r.ResolveAll(ctx, build.RefStrings(refs))
 	if err != nil {
-		for _, e := range positioned(err, refs) {
+		for _, e := range build.Positioned(err, refs) {
 			fmt.Fprintln(stderr, e)
 		}
 		return exitError{1}
 	}
-	store, err := openStore(*storeDir)
+	store, err := build.OpenStore(*storeDir)
 	if err != nil {
 		return err
 	}
-	ids, err := checkTrust(ctx, spec, refs, imgs, nil, *platform, store, false, false)
+	ids, err := build.CheckTrust(ctx, spec, refs, imgs, nil, *platform, store, false, false)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitError{1}
@@ -73,24 +67,13 @@ func runLock(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	for i, ref := range refs {
-		fmt.Fprintf(stdout, "%s %s\n", ref.ref, imgs[i].Digest)
+		fmt.Fprintf(stdout, "%s %s\n", ref.Ref, imgs[i].Digest)
 	}
 	return nil
 }
 
-func openStore(storeDir string) (*resolve.Store, error) {
-	if storeDir == "" {
-		d, err := resolve.DefaultStoreDir()
-		if err != nil {
-			return nil, err
-		}
-		storeDir = d
-	}
-	return resolve.OpenStore(storeDir)
-}
-
 func newLockResolver(storeDir string, platform v1.Platform, specDir string, limits resolve.Limits) (*resolve.Resolver, error) {
-	store, err := openStore(storeDir)
+	store, err := build.OpenStore(storeDir)
 	if err != nil {
 		return nil, err
 	}
@@ -99,14 +82,14 @@ func newLockResolver(storeDir string, platform v1.Platform, specDir string, limi
 
 // writeLock pins the resolved images in the lock file at path, keeping
 // other platforms' pins of references the spec still uses.
-func writeLock(path string, refs []specRef, imgs []*resolve.Image, ids []trust.KeyID, platform v1.Platform) error {
+func writeLock(path string, refs []build.Ref, imgs []*resolve.Image, ids []trust.KeyID, platform v1.Platform) error {
 	lock, err := resolve.LoadLockIfExists(path)
 	if err != nil {
 		return err
 	}
 	used := map[string]bool{}
 	for _, r := range refs {
-		used[r.ref] = true
+		used[r.Ref] = true
 	}
 	lock.Keep(func(e resolve.LockEntry) bool { return used[e.Ref] && e.Platform != platform.String() })
 	for _, img := range imgs {
@@ -116,73 +99,12 @@ func writeLock(path string, refs []specRef, imgs []*resolve.Image, ids []trust.K
 	return lock.Write(path)
 }
 
-// specRefs lists the spec's image references in spec order, each once, at
-// its first position.
-func specRefs(s *config.Spec) []specRef {
-	var refs []specRef
-	seen := map[string]bool{}
-	add := func(ref string, pos config.Pos) {
-		if ref == "" || seen[ref] {
-			return
-		}
-		seen[ref] = true
-		refs = append(refs, specRef{ref, pos})
-	}
-	add(s.Kernel.Image, s.Kernel.Pos)
-	for _, r := range s.Init {
-		add(r.Ref, r.Pos)
-	}
-	for _, list := range [][]*config.Image{s.Onboot, s.Onshutdown, s.Services} {
-		for _, img := range list {
-			add(img.Image, img.ImagePos)
-		}
-	}
-	for _, v := range s.Volumes {
-		add(v.Image, v.ImagePos)
-	}
-	if s.Disk != nil {
-		b := bootloaderRef(s)
-		add(b.ref, b.pos)
-	}
-	return refs
-}
-
-// appendRef adds r to refs unless it is there already.
-func appendRef(refs []specRef, r specRef) []specRef {
-	for _, have := range refs {
-		if have.ref == r.ref {
-			return refs
-		}
-	}
-	return append(refs, r)
-}
-
-func refStrings(refs []specRef) []string {
-	out := make([]string, len(refs))
+// pinKeys records in the lock the key that verified each image.
+func pinKeys(lock *resolve.Lock, refs []build.Ref, ids []trust.KeyID, platform v1.Platform) {
 	for i, r := range refs {
-		out[i] = r.ref
-	}
-	return out
-}
-
-// positioned prefixes each resolution error with the spec position of its
-// reference.
-func positioned(err error, refs []specRef) []error {
-	pos := map[string]config.Pos{}
-	for _, r := range refs {
-		pos[r.ref] = r.pos
-	}
-	errs := []error{err}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
-	}
-	out := make([]error, len(errs))
-	for i, e := range errs {
-		var re *resolve.Error
-		if errors.As(e, &re) && pos[re.Ref] != (config.Pos{}) {
-			e = fmt.Errorf("%s: %w", pos[re.Ref], e)
+		if e, ok := lock.Find(r.Ref, platform); ok && ids[i] != "" {
+			e.Key = ids[i]
+			lock.Set(e)
 		}
-		out[i] = e
 	}
-	return out
 }

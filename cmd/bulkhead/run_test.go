@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/qemu"
-	"github.com/bulkhead-dev/bulkhead/internal/qemu/qemutest"
-	"github.com/bulkhead-dev/bulkhead/internal/testkernel"
+	"github.com/bulkhead-dev/bulkhead/internal/test/qemutest"
+	"github.com/bulkhead-dev/bulkhead/internal/test/testkernel"
 )
 
 func TestParsePublish(t *testing.T) {

@@ -7,12 +7,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
-	"github.com/bulkhead-dev/bulkhead/builder/resolve"
-	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/bulkhead-dev/bulkhead/builder/build"
 	"github.com/bulkhead-dev/bulkhead/builder/scan"
 	"github.com/bulkhead-dev/bulkhead/internal/regfile"
 )
@@ -116,36 +116,37 @@ func isSpec(p string) bool {
 
 // scanInputFromSpec resolves and assembles the spec as build does.
 func scanInputFromSpec(ctx context.Context, in *scan.Input, specs []string, f buildFlags, epoch int64, stderr io.Writer) error {
-	spec, text, err := loadSpecs(specs, f.limits)
+	platform, err := v1.ParsePlatform("linux/" + f.arch)
+	if err != nil {
+		return fmt.Errorf("%w: --arch %q: %v", errUsage, f.arch, err)
+	}
+	b, err := build.New(specs, build.WithName(f.name), build.WithPlatform(*platform), build.WithStore(f.store),
+		build.WithLocked(f.locked), build.WithOffline(f.offline), build.WithSpecOptions(f.limits.options()...), build.WithEpoch(epoch))
 	if err != nil {
 		return err
 	}
-	images, _, err := resolveSpec(ctx, spec, specRefs(spec), specs[0], f, stderr)
+	l, err := b.Load()
 	if err != nil {
 		return err
 	}
-	host, err := rootfs.Assemble(ctx, spec, images, assembleOptions(spec, specs[0], epoch)...)
+	res, err := b.ResolveSpec(ctx, l)
+	if err != nil {
+		return explain(err, stderr)
+	}
+	host, err := b.Assemble(ctx, l, res)
 	if err != nil {
 		return err // rootfs names the step: "assembling root: …"
 	}
+	spec := l.Spec
 	in.Tree, in.Cmdline, in.Policy, in.Outside = host.Tree, host.Cmdline, spec.Policy, host.Outside
-	in.Spec, in.SpecName = text, filepath.Base(specs[0])
-	in.Images = sortedImages(images)
+	in.Spec, in.SpecName = l.Text, filepath.Base(specs[0])
+	in.Images = build.SortedImages(res.Images)
 	if spec.Kernel.Image != "" {
-		if in.Kernel, err = scan.KernelInfo(host.Kernel, images[spec.Kernel.Image]); err != nil {
+		if in.Kernel, err = scan.KernelInfo(host.Kernel, res.Images[spec.Kernel.Image]); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func sortedImages(m map[string]*resolve.Image) []*resolve.Image {
-	out := make([]*resolve.Image, 0, len(m))
-	for _, img := range m {
-		out = append(out, img)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Ref < out[j].Ref })
-	return out
 }
 
 // scanInputFromArtifact reads a tar, an initrd, a raw-efi disk or an iso-efi

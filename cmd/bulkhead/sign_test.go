@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/bulkhead-dev/bulkhead/builder/build"
 	"github.com/bulkhead-dev/bulkhead/builder/config"
 	"github.com/bulkhead-dev/bulkhead/builder/resolve"
 	"github.com/bulkhead-dev/bulkhead/builder/sign"
@@ -54,17 +55,9 @@ func TestKeygenBuildSignVerify(t *testing.T) {
 	if code := run(context.Background(), []string{"lock", "--store", store, spec}, new(bytes.Buffer), new(bytes.Buffer)); code != 0 {
 		t.Fatal("lock failed")
 	}
-	key, err := loadSignKey(keys + ".key")
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := t.TempDir()
-	f := buildFlags{out: out, name: "host", formats: "kernel+initrd", arch: "amd64", store: store, compression: "zstd", locked: true}
-	sum, err := build(context.Background(), []string{spec}, f, 0, new(bytes.Buffer), func(string, ...any) {})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := signBuild(context.Background(), key, out, []string{spec}, sum, v1.Platform{OS: "linux", Architecture: "amd64"}); err != nil {
+	f := buildFlags{out: out, name: "host", formats: "kernel+initrd", arch: "amd64", store: store, compression: "zstd", locked: true, signKey: keys + ".key"}
+	if _, err := buildHost(context.Background(), []string{spec}, f, 0, new(bytes.Buffer), func(string, ...any) {}); err != nil {
 		t.Fatal(err)
 	}
 	code, so, se := cli(t, verifyCommand(), "--key", keys+".pub", out)
@@ -211,13 +204,13 @@ func TestCheckTrust(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	refs := specRefs(s)
-	imgs, err := r.ResolveAll(ctx, refStrings(refs))
+	refs := build.Refs(s)
+	imgs, err := r.ResolveAll(ctx, build.RefStrings(refs))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := v1.Platform{OS: "linux", Architecture: "amd64"}
-	_, err = checkTrust(ctx, s, refs, imgs, nil, p, store, false, false)
+	_, err = build.CheckTrust(ctx, s, refs, imgs, nil, p, store, false, false)
 	if err == nil {
 		t.Fatal("unsigned images passed")
 	}
@@ -238,7 +231,7 @@ func TestCheckTrust(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ids, err := checkTrust(ctx, s, refs, imgs, nil, p, store, false, false)
+	ids, err := build.CheckTrust(ctx, s, refs, imgs, nil, p, store, false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,10 +246,10 @@ func TestCheckTrust(t *testing.T) {
 		}
 	}
 	// Pinned by the lock, the images pass under a pinned policy, offline.
-	if _, err := checkTrust(ctx, s, refs, imgs, lock, p, store, true, true); err != nil {
+	if _, err := build.CheckTrust(ctx, s, refs, imgs, lock, p, store, true, true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := checkTrust(ctx, s, refs, imgs, nil, p, store, true, true); err == nil || !strings.Contains(err.Error(), "not pinned by digest") {
+	if _, err := build.CheckTrust(ctx, s, refs, imgs, nil, p, store, true, true); err == nil || !strings.Contains(err.Error(), "not pinned by digest") {
 		t.Fatalf("unpinned under --locked: %v", err)
 	}
 }

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/qemu"
-	"github.com/bulkhead-dev/bulkhead/internal/qemu/qemutest"
-	"github.com/bulkhead-dev/bulkhead/internal/testkernel"
+	"github.com/bulkhead-dev/bulkhead/internal/test/qemutest"
+	"github.com/bulkhead-dev/bulkhead/internal/test/testkernel"
 )
 
 // bootTimeout bounds every boot; a healthy one takes a few seconds of TCG.

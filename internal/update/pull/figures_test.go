@@ -23,7 +23,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/builder/publish"
 	"github.com/bulkhead-dev/bulkhead/internal/bootentry"
-	"github.com/bulkhead-dev/bulkhead/internal/init/apply"
+	"github.com/bulkhead-dev/bulkhead/internal/host/apply"
 	"github.com/bulkhead-dev/bulkhead/internal/update"
 	"github.com/bulkhead-dev/bulkhead/internal/update/chunk"
 	"github.com/bulkhead-dev/bulkhead/internal/update/pull"

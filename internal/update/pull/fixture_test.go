@@ -24,7 +24,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
 	"github.com/bulkhead-dev/bulkhead/builder/rootimg"
 	"github.com/bulkhead-dev/bulkhead/builder/sign"
-	"github.com/bulkhead-dev/bulkhead/internal/init/apply"
+	"github.com/bulkhead-dev/bulkhead/internal/host/apply"
 	"github.com/bulkhead-dev/bulkhead/internal/update"
 	"github.com/bulkhead-dev/bulkhead/internal/update/chunk"
 	"github.com/bulkhead-dev/bulkhead/internal/update/pull"

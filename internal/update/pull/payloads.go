@@ -14,7 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/bulkhead-dev/bulkhead/internal/init/apply"
+	"github.com/bulkhead-dev/bulkhead/internal/host/apply"
 	"github.com/bulkhead-dev/bulkhead/internal/update"
 	"github.com/bulkhead-dev/bulkhead/internal/update/chunk"
 	"github.com/bulkhead-dev/bulkhead/internal/verity"

@@ -9,7 +9,7 @@
 // without fetching a verified chunk twice. Each fetched chunk is checked
 // against its digest before it is kept; the root is assembled in the
 // inactive slot, its verity tree recomputed (never downloaded) and checked
-// against the signed root hash, and the commit is internal/init/apply's.
+// against the signed root hash, and the commit is internal/host/apply's.
 package pull
 
 import (

@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/bulkhead-dev/bulkhead/internal/bootentry"
-	"github.com/bulkhead-dev/bulkhead/internal/init/apply"
+	"github.com/bulkhead-dev/bulkhead/internal/host/apply"
 	"github.com/bulkhead-dev/bulkhead/internal/update/chunk"
 	"github.com/bulkhead-dev/bulkhead/internal/verity"
 )

@@ -419,3 +419,4 @@ func check(s *Spec, errs *errorList) {
 		}
 	}
 }
+

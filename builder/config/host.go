@@ -198,6 +198,7 @@ func decodePolicy(d *decoder, n *yaml.Node, s *Spec) {
 		}
 	}
 	d.checkLimits(set["limits"])
+	d.checkPolicyValues(&v, set)
 	s.Policy = &v
 }
 

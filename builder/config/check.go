@@ -419,4 +419,3 @@ func check(s *Spec, errs *errorList) {
 		}
 	}
 }
-

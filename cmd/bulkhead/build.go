@@ -309,7 +309,7 @@ func resolveSpec(ctx context.Context, spec *config.Spec, refs []specRef, first s
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: --arch %q: %v", errUsage, f.arch, err)
 	}
-	lock, err := resolve.LoadLockIfExists(resolve.LockPath(first))
+	lock, err := resolve.LoadSpecLock(first, f.locked)
 	if err != nil {
 		return nil, nil, err
 	}

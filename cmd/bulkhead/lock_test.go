@@ -145,7 +145,8 @@ services:
 	srv.Close()
 	stderr.Reset()
 	run(context.Background(), []string{"lock", "--store", filepath.Join(dir, "store2"), spec}, &stdout, &stderr)
-	if got := stderr.String(); !strings.Contains(got, fmt.Sprintf("%s:2:5: resolving image %q: registry %s is unreachable", spec, host+"/init:v1", host)) {
+	if got := stderr.String(); !strings.Contains(got, fmt.Sprintf("%s:2:5: resolving image %q: not in the image store", spec, host+"/init:v1")) ||
+		!strings.Contains(got, fmt.Sprintf("registry %s is unreachable", host)) {
 		t.Fatalf("stderr %q", got)
 	}
 }

@@ -17,7 +17,7 @@ deps:
 	@scripts/install-deps
 
 build:
-	$(GO) build -trimpath -o $(BIN) ./cmd/bulkhead
+	$(GO) build -trimpath -ldflags "-X main.commit=$$(git rev-parse HEAD 2>/dev/null)" -o $(BIN) ./cmd/bulkhead
 
 # Component images (init, runc, kernels, systemd-boot, example services) into
 # the local store. Cached: an unchanged recipe is not rebuilt. With

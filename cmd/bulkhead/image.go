@@ -18,23 +18,7 @@ import (
 )
 
 func imageCommand() command {
-	return command{
-		name:    "image",
-		summary: "build component images from recipes (image build), list the store (image ls)",
-		run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-			if len(args) == 0 {
-				fmt.Fprintf(stderr, "Usage: bulkhead image build [flags] images/<name>...\n       bulkhead image ls [flags]\n")
-				return fmt.Errorf("%w: missing subcommand", errUsage)
-			}
-			switch args[0] {
-			case "build":
-				return runImageBuild(ctx, args[1:], stdout, stderr)
-			case "ls":
-				return runImageLs(ctx, args[1:], stdout, stderr)
-			}
-			return fmt.Errorf("%w: unknown subcommand %q (want build or ls)", errUsage, args[0])
-		},
-	}
+	return groupCommand("image", "build component images from recipes, and manage the image store (image build, ls, rm, prune, save, load, push, pull)", imageSubcommands())
 }
 
 // storeFlag adds --store to fs, defaulting to resolve.DefaultStoreDir.
@@ -57,7 +41,7 @@ func runImageBuild(ctx context.Context, args []string, stdout, stderr io.Writer)
 	var forSpecs stringList
 	fs.Var(&forSpecs, "for", "build only the recipes whose images `SPEC` uses (repeatable: the specs merged); the boot loader too with --format")
 	formats := fs.String("format", "kernel+initrd", "with --for: the output `formats` the spec will be built in (raw-efi and iso-efi need the boot loader)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
@@ -167,7 +151,7 @@ func sourceDateEpoch() (int64, error) {
 func runImageLs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("image ls", "[flags]", stderr)
 	storeDir := storeFlag(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {

@@ -31,7 +31,7 @@ func runLock(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlags("lock", "[--arch amd64] [--store DIR] SPEC...", stderr)
 	arch := fs.String("arch", "amd64", "architecture to pin images for (os linux), e.g. amd64, arm64, arm64/v8")
 	storeDir := fs.String("store", "", "image store directory (default $BULKHEAD_STORE, else $XDG_CACHE_HOME/bulkhead/store)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	specs := fs.Args()

@@ -136,18 +136,10 @@ func parseRunArgs(args []string, stderr io.Writer) (runOptions, error) {
 // parseInterspersed parses flags anywhere among the arguments and returns
 // the positional ones.
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var rest []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return rest, nil
-		}
-		rest = append(rest, args[0])
-		args = args[1:]
+	if err := parseArgs(fs, args); err != nil {
+		return nil, err
 	}
+	return fs.Args(), nil
 }
 
 // resolveFiles fills the kernel, initrd and command line from PREFIX where

@@ -119,9 +119,9 @@ func TestRunUsage(t *testing.T) {
 			t.Errorf("%q: exit %d, want 2; stderr:\n%s", args, code, stderr.String())
 		}
 	}
-	var stderr bytes.Buffer
-	if code := run(context.Background(), []string{"run", "--help"}, io.Discard, &stderr); code != 0 || !strings.Contains(stderr.String(), "124  --timeout ran out") {
-		t.Errorf("--help: exit %d, stderr:\n%s", code, stderr.String())
+	var stdout bytes.Buffer
+	if code := run(context.Background(), []string{"run", "--help"}, &stdout, io.Discard); code != 0 || !strings.Contains(stdout.String(), "124  --timeout ran out") {
+		t.Errorf("--help: exit %d, stdout:\n%s", code, stdout.String())
 	}
 }
 

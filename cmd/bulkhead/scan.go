@@ -49,7 +49,7 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	f.maxDecompressed = scan.DefaultMaxDecompressed
 	fs.Var(&f.maxDecompressed, "max-decompressed", "largest an artifact's initrd may be once decompressed, a `SIZE` such as 4G (artifact only)")
 	fs.Int64Var(&f.maxRatio, "max-ratio", scan.DefaultMaxRatio, fmt.Sprintf("largest compression ratio of an artifact's initrd beyond the first %s (artifact only)", regfile.Size(scan.RatioFloor)))
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	paths := fs.Args()

@@ -34,7 +34,7 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	asJSON := fs.Bool("json", false, "print problems as a JSON array on stdout")
 	var limits specLimits
 	addSpecLimitFlags(fs, &limits)
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	files := fs.Args()

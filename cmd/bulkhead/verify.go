@@ -19,7 +19,7 @@ func verifyCommand() command {
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("verify", "--key PUB DIR", stderr)
 	keyPath := fs.String("key", "", "public key (PEM) the outputs must be signed with")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if *keyPath == "" || fs.NArg() != 1 {

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/bulkhead-dev/bulkhead/docs"
 )
 
 // TestFlagsAfterArguments: every verb takes its flags before or after its
@@ -79,5 +84,36 @@ func TestVersion(t *testing.T) {
 	var info binaryInfo
 	if err := json.Unmarshal([]byte(out), &info); code != 0 || err != nil || info.Go != runtime.Version() || info.Version == "" || info.Platform != runtime.GOOS+"/"+runtime.GOARCH {
 		t.Errorf("version --json: exit %d, %q, %v", code, out, err)
+	}
+}
+
+// TestInit: init writes a spec that validates, with the schema beside it
+// for editors, and never replaces a file unasked.
+func TestInit(t *testing.T) {
+	dir := t.TempDir()
+	spec := filepath.Join(dir, "edge.yml")
+	out, errOut, code := runCLI("init", spec, "--example", "services")
+	if code != 0 || !strings.Contains(out, "wrote "+spec+" (from the services example)") {
+		t.Fatalf("init: exit %d, %q %q", code, out, errOut)
+	}
+	data, err := os.ReadFile(spec)
+	if err != nil || !strings.HasPrefix(string(data), "# yaml-language-server: $schema=bulkhead.schema.json\n") {
+		t.Fatalf("spec: %v %q", err, data)
+	}
+	schema, err := os.ReadFile(filepath.Join(dir, "bulkhead.schema.json"))
+	if err != nil || !bytes.Equal(schema, docs.Schema) {
+		t.Errorf("schema beside the spec: %v", err)
+	}
+	if out, errOut, code := runCLI("validate", spec); code != 0 {
+		t.Errorf("validate of the spec init wrote: exit %d, %s%s", code, out, errOut)
+	}
+	if _, errOut, code := runCLI("init", spec); code != 1 || !strings.Contains(errOut, "exists") {
+		t.Errorf("init over a file: exit %d, %q", code, errOut)
+	}
+	if _, errOut, code := runCLI("init", "--example", "nope", filepath.Join(dir, "x.yml")); code != 2 || !strings.Contains(errOut, "want hardened, minimal, services") {
+		t.Errorf("init --example nope: exit %d, %q", code, errOut)
+	}
+	if out, _, code := runCLI("schema"); code != 0 || out != string(docs.Schema) {
+		t.Errorf("schema: exit %d", code)
 	}
 }

@@ -31,6 +31,7 @@ func runLock(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlags("lock", "[--arch amd64] [--store DIR] SPEC...", stderr)
 	arch := fs.String("arch", "amd64", "architecture to pin images for (os linux), e.g. amd64, arm64, arm64/v8")
 	storeDir := fs.String("store", "", "image store directory (default $BULKHEAD_STORE, else $XDG_CACHE_HOME/bulkhead/store)")
+	asJSON := fs.Bool("json", false, "print the pins as a JSON array")
 	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
@@ -72,10 +73,26 @@ func runLock(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := writeLock(path, refs, imgs, ids, *platform); err != nil {
 		return err
 	}
+	if *asJSON {
+		pins := make([]lockPin, len(refs))
+		for i, ref := range refs {
+			pins[i] = lockPin{Ref: ref.ref, Name: imgs[i].Name, Digest: imgs[i].Digest.String(), Platform: platform.String(), Lock: path}
+		}
+		return writeJSON(stdout, pins)
+	}
 	for i, ref := range refs {
 		fmt.Fprintf(stdout, "%s %s\n", ref.ref, imgs[i].Digest)
 	}
 	return nil
+}
+
+// lockPin is one reference of lock's --json array.
+type lockPin struct {
+	Ref      string `json:"ref"`  // as the spec writes it
+	Name     string `json:"name"` // expanded
+	Digest   string `json:"digest"`
+	Platform string `json:"platform"`
+	Lock     string `json:"lock"` // the lock file written
 }
 
 func openStore(storeDir string) (*resolve.Store, error) {

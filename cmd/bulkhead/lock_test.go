@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log"
@@ -98,6 +99,17 @@ volumes:
 		if stdout.String() != wantOut {
 			t.Errorf("stdout:\n%s\nwant:\n%s", stdout.String(), wantOut)
 		}
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"lock", spec, "--json", "--store", store}, &stdout, &stderr); code != 0 {
+		t.Fatalf("lock --json: exit %d: %s", code, stderr.String())
+	}
+	var pins []lockPin
+	if err := json.Unmarshal(stdout.Bytes(), &pins); err != nil || len(pins) != 5 {
+		t.Fatalf("lock --json: %v: %s", err, stdout.String())
+	}
+	if p := pins[0]; p.Ref != host+"/kernel:6.6" || p.Digest != want[p.Ref]["amd64"].String() || p.Platform != "linux/amd64" || p.Lock != filepath.Join(dir, "host.lock") {
+		t.Errorf("lock --json: first pin %+v", p)
 	}
 	lock, err := resolve.LoadLock(filepath.Join(dir, "host.lock"))
 	if err != nil {

@@ -41,6 +41,7 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code)
 
 func commands() []command {
 	return []command{
+		initCommand(),
 		buildCommand(),
 		validateCommand(),
 		lockCommand(),
@@ -54,6 +55,7 @@ func commands() []command {
 		updateCommand(),
 		caCommand(),
 		hostCommand(),
+		schemaCommand(),
 		versionCommand(),
 	}
 }

@@ -18,18 +18,14 @@ import (
 )
 
 func imageCommand() command {
-	return groupCommand("image", "build component images from recipes, and manage the image store (image build, ls, rm, prune, save, load, push, pull)", imageSubcommands())
+	return groupCommand("image", "build component images from recipes (image build) and list the store (image ls)", imageSubcommands())
 }
 
 // storeFlag adds --store to fs, defaulting to resolve.DefaultStoreDir.
 func storeFlag(fs interface {
 	String(name, value, usage string) *string
 }) *string {
-	def, err := resolve.DefaultStoreDir()
-	if err != nil {
-		def = ""
-	}
-	return fs.String("store", def, "image store directory ($BULKHEAD_STORE)")
+	return fs.String("store", "", "image store `DIR`ectory (default $BULKHEAD_STORE, else $XDG_CACHE_HOME/bulkhead/store, else ~/.cache/bulkhead/store)")
 }
 
 func runImageBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -72,7 +68,7 @@ func runImageBuild(ctx context.Context, args []string, stdout, stderr io.Writer)
 			return err
 		}
 	}
-	store, err := resolve.OpenStore(*storeDir)
+	store, err := openStore(*storeDir)
 	if err != nil {
 		return err
 	}

@@ -56,6 +56,8 @@ func commands() []command {
 		caCommand(),
 		hostCommand(),
 		schemaCommand(),
+		completionCommand(),
+		manCommand(),
 		versionCommand(),
 	}
 }

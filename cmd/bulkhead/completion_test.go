@@ -30,7 +30,7 @@ func TestBashCompletion(t *testing.T) {
 		want  string
 	}{
 		{"bulkhead ima", "image"},
-		{"bulkhead image ''", "build ls"},
+		{"bulkhead image ''", "build ls rm prune save load push pull"},
 		{"bulkhead build --fo", "--format"},
 		{"bulkhead validate --js", "--json"},
 		{"bulkhead image ls --st", "--store"},

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"text/tabwriter"
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/builder/recipe"
@@ -18,7 +17,7 @@ import (
 )
 
 func imageCommand() command {
-	return groupCommand("image", "build component images from recipes (image build) and list the store (image ls)", imageSubcommands())
+	return groupCommand("image", "build component images from recipes, and manage the image store (image build, ls, rm, prune, save, load, push, pull)", imageSubcommands())
 }
 
 // storeFlag adds --store to fs, defaulting to resolve.DefaultStoreDir.
@@ -142,33 +141,4 @@ func sourceDateEpoch() (int64, error) {
 		return 0, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a number of seconds", s)
 	}
 	return n, nil
-}
-
-func runImageLs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("image ls", "[flags]", stderr)
-	storeDir := storeFlag(fs)
-	if err := parseArgs(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 0 {
-		return fmt.Errorf("%w: image ls takes no arguments", errUsage)
-	}
-	store, err := resolve.OpenStore(*storeDir)
-	if err != nil {
-		return err
-	}
-	idx, err := store.Layout().ImageIndex()
-	if err != nil {
-		return fmt.Errorf("reading the store: %w", err)
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		return fmt.Errorf("reading the store: %w", err)
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tDIGEST\tSOURCE")
-	for _, d := range im.Manifests {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", d.Annotations[resolve.AnnotationRefName], d.Digest, d.Annotations[resolve.AnnotationSource])
-	}
-	return tw.Flush()
 }

@@ -142,7 +142,7 @@ func TestRunExitCodes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			prefix := writePrefix(t, tc.cmdline)
 			log := filepath.Join(t.TempDir(), "console.log")
-			args := append([]string{"run", "qemu", "--console-log", log}, tc.flags...)
+			args := append([]string{"run", "--console-log", log}, tc.flags...) // qemu is the default backend
 			var stdout, stderr bytes.Buffer
 			code := run(context.Background(), append(args, prefix), &stdout, &stderr)
 			if code != tc.want {
@@ -159,6 +159,10 @@ func TestRunExitCodes(t *testing.T) {
 				t.Errorf("stdout has no console:\n%s", stdout.String())
 			}
 			wantAccelLine(t, stderr.String())
+			if !strings.Contains(stderr.String(), "bulkhead run: booting "+prefix+"-kernel under ") ||
+				!strings.Contains(stderr.String(), "bulkhead run: Ctrl-C powers the guest off; a second Ctrl-C kills it\n") {
+				t.Errorf("no banner on stderr:\n%s", stderr.String())
+			}
 		})
 	}
 }

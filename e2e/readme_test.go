@@ -176,7 +176,7 @@ func expectFor(cmd string) (expectation, bool) {
 		{"bin/bulkhead lock", expectation{ok0, false, m(`\A(\S+ ` + hexDigest + `\n){5}\z`)}},
 		{"bin/bulkhead build --format update", expectation{ok0, false, m(`(?m)^out/host\.bundle\t\d+ bytes\t`+hexDigest+`$`, `(?m)^root 1\.1\.0\t`)}},
 		{"bin/bulkhead build --format raw-efi,iso-efi", expectation{ok0, false, m(`(?m)^out/minimal\.img\t\d+ bytes\t`+hexDigest+`$`, `(?m)^out/minimal\.iso\t`)}},
-		{"bin/bulkhead build", expectation{ok0, false, m(`(?m)\A(out/\S+\t\d+ bytes\t`+hexDigest+`\n)+root [0-9a-f]{12}\t\d+ bytes\troot hash [0-9a-f]{64}\n\z`)}},
+		{"bin/bulkhead build", expectation{ok0, false, m(`(?m)\A(out/\S+\t\d+ bytes\t` + hexDigest + `\n)+root [0-9a-f]{12}\t\d+ bytes\troot hash [0-9a-f]{64}\n\z`)}},
 		{"bin/bulkhead run qemu", expectation{map[int]bool{124: true}, true, m(
 			`(?m)^bulkhead run: booting out/minimal\S* .*under (kvm|tcg)$`,
 			`(?m)^bulkhead run: published 127\.0\.0\.1:PORT -> guest port 8080/tcp$`,

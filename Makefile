@@ -86,7 +86,7 @@ fuzz:
 	done
 
 lint:
-	@out=$$(gofmt -l cmd builder images internal kernel e2e 2>/dev/null); \
+	@out=$$(gofmt -l cmd builder images internal kernel e2e docs examples 2>/dev/null); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 

@@ -13,8 +13,12 @@ import (
 // valid YAML until that line is reached.
 
 // maxPosProbes bounds the prefix parses one error costs (a binary search
-// over the lines after the reported one).
-const maxPosProbes = 32
+// over the lines after the reported one), and maxPosSearch the size of a
+// file searched at all: past it, yaml.v3's line stands.
+const (
+	maxPosProbes = 32
+	maxPosSearch = 1 << 20
+)
 
 // syntaxPos returns where err (from parsing data) really is: the line of
 // the offending token, and its column.
@@ -27,7 +31,7 @@ func syntaxPos(name string, data []byte, err error) Pos {
 		return e != nil && yamlErrorMsg(e) == msg
 	}
 	lo, hi := min(p.Line-1, len(lines)), len(lines) // fails(hi) holds: it is the whole file
-	if lo < 0 || hi == 0 || fails(lo) {
+	if len(data) > maxPosSearch || lo < 0 || hi == 0 || fails(lo) {
 		return p
 	}
 	for probes := 0; hi-lo > 1 && probes < maxPosProbes; probes++ {

@@ -69,7 +69,7 @@ func (b *Builder) ResolveSpec(ctx context.Context, l *Loaded) (*Resolved, error)
 
 func (b *Builder) resolveRefs(ctx context.Context, spec *config.Spec, refs []Ref) (*Resolved, error) {
 	first := b.specs[0]
-	lock, err := resolve.LoadLockIfExists(resolve.LockPath(first))
+	lock, err := resolve.LoadSpecLock(first, b.o.locked)
 	if err != nil {
 		return nil, err
 	}

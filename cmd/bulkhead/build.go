@@ -50,7 +50,7 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&f.signKey, "sign-key", "", "sign the outputs with this private key (a PEM file, or env://NAME)")
 	fs.StringVar(&f.expires, "expires", "", "update bundle expiry: a time, a date, a duration from SOURCE_DATE_EPOCH, or now+DURATION (default: the spec's update.expires)")
 	addSpecLimitFlags(fs, &f.limits)
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	specs := fs.Args()

@@ -13,7 +13,7 @@ import (
 // prints each pin, old and new.
 func runImageBump(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("image bump", "images/<name>...", stderr)
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {

@@ -24,24 +24,9 @@ import (
 )
 
 func kernelCommand() command {
-	return command{
-		name:    "kernel",
-		summary: "check a kernel against the hardening and container-host policy (kernel check)",
-		run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-			if len(args) == 0 {
-				fmt.Fprintf(stderr, "Usage: bulkhead kernel check [flags] CONFIG|KERNEL-IMAGE|SPEC.yml\n")
-				return fmt.Errorf("%w: missing subcommand", errUsage)
-			}
-			switch args[0] {
-			case "check":
-				return runKernelCheck(ctx, args[1:], stdout, stderr)
-			case "-h", "--help", "help":
-				fmt.Fprintf(stdout, "Usage: bulkhead kernel check [flags] CONFIG|KERNEL-IMAGE|SPEC.yml\n")
-				return nil
-			}
-			return fmt.Errorf("%w: unknown subcommand %q (want check)", errUsage, args[0])
-		},
-	}
+	return groupCommand("kernel", "check a kernel against the hardening and container-host policy (kernel check)", []subcommand{
+		{"check", "score a kernel config, kernel image or a spec's kernel against bulkhead's rules", runKernelCheck},
+	})
 }
 
 // defaultKernelPolicy applies when neither the spec nor the flags give one.
@@ -77,7 +62,7 @@ func runKernelCheck(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.StringVar(&f.store, "store", "", "image store directory (default $BULKHEAD_STORE, else $XDG_CACHE_HOME/bulkhead/store)")
 	fs.StringVar(&f.arch, "arch", "amd64", "architecture of the kernel image (os linux)")
 	fs.BoolVar(&f.offline, "offline", false, "never contact a registry; use the local store only")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {

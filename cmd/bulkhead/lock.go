@@ -25,7 +25,8 @@ func runLock(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlags("lock", "[--arch amd64] [--store DIR] SPEC...", stderr)
 	arch := fs.String("arch", "amd64", "architecture to pin images for (os linux), e.g. amd64, arm64, arm64/v8")
 	storeDir := fs.String("store", "", "image store directory (default $BULKHEAD_STORE, else $XDG_CACHE_HOME/bulkhead/store)")
-	if err := fs.Parse(args); err != nil {
+	asJSON := fs.Bool("json", false, "print the pins as a JSON array")
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	specs := fs.Args()
@@ -66,10 +67,26 @@ func runLock(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := writeLock(path, refs, imgs, ids, *platform); err != nil {
 		return err
 	}
+	if *asJSON {
+		pins := make([]lockPin, len(refs))
+		for i, ref := range refs {
+			pins[i] = lockPin{Ref: ref.Ref, Name: imgs[i].Name, Digest: imgs[i].Digest.String(), Platform: platform.String(), Lock: path}
+		}
+		return writeJSON(stdout, pins)
+	}
 	for i, ref := range refs {
 		fmt.Fprintf(stdout, "%s %s\n", ref.Ref, imgs[i].Digest)
 	}
 	return nil
+}
+
+// lockPin is one reference of lock's --json array.
+type lockPin struct {
+	Ref      string `json:"ref"`  // as the spec writes it
+	Name     string `json:"name"` // expanded
+	Digest   string `json:"digest"`
+	Platform string `json:"platform"`
+	Lock     string `json:"lock"` // the lock file written
 }
 
 func newLockResolver(storeDir string, platform v1.Platform, specDir string, limits resolve.Limits) (*resolve.Resolver, error) {

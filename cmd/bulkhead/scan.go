@@ -29,6 +29,7 @@ type scanFlags struct {
 	build           buildFlags
 	vulndb, policy  string
 	asJSON          bool
+	html            string
 	maxDecompressed sizeValue
 	maxRatio        int64
 }
@@ -45,11 +46,12 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.BoolVar(&f.build.locked, "locked", false, "refuse any image reference the lock file does not pin (spec only)")
 	fs.BoolVar(&f.build.offline, "offline", false, "never contact a registry; use the local store only (spec only)")
 	fs.BoolVar(&f.asJSON, "json", false, "print scan.json instead of the summary")
+	fs.StringVar(&f.html, "html", "", "also write the report as one self-contained HTML `FILE`: a size treemap by component and file, the packages, the gates")
 	addSpecLimitFlags(fs, &f.build.limits)
 	f.maxDecompressed = scan.DefaultMaxDecompressed
 	fs.Var(&f.maxDecompressed, "max-decompressed", "largest an artifact's initrd may be once decompressed, a `SIZE` such as 4G (artifact only)")
 	fs.Int64Var(&f.maxRatio, "max-ratio", scan.DefaultMaxRatio, fmt.Sprintf("largest compression ratio of an artifact's initrd beyond the first %s (artifact only)", regfile.Size(scan.RatioFloor)))
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	paths := fs.Args()
@@ -89,6 +91,11 @@ func reportScan(r *scan.Report, f scanFlags, stdout io.Writer) error {
 			return err
 		}
 		if err := r.WriteFiles(f.build.out); err != nil {
+			return err
+		}
+	}
+	if f.html != "" {
+		if err := writeHTMLReport(f.html, r); err != nil {
 			return err
 		}
 	}

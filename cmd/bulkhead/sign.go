@@ -40,7 +40,7 @@ func runSign(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	arch := fs.String("arch", "amd64", "architecture whose lock file pins the provenance names")
 	var specs specList
 	fs.Var(&specs, "spec", "spec file the outputs were built from (repeat, in merge order); its lock file names the inputs")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() < 1 {

@@ -27,7 +27,7 @@ func registryOptions(ctx context.Context) []remote.Option {
 func runUpdatePush(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("update push", "NAME.bundle REF", stderr)
 	asJSON := fs.Bool("json", false, "print what was pushed as JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 2 {
@@ -67,7 +67,7 @@ func runUpdatePlan(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs := newFlags("update plan", "--from OLD.bundle|REF NEW.bundle|REF", stderr)
 	from := fs.String("from", "", "the version the host runs: a bundle or a reference")
 	asJSON := fs.Bool("json", false, "print the plan as JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 || *from == "" {

@@ -33,6 +33,8 @@ var (
 	NetModules = []string{"virtio_pci", "virtio_net"}
 	// PowerButtonModules turn the ACPI power button into an input event.
 	PowerButtonModules = []string{"button", "evdev"}
+	// DiskModules drive qemu's virtio disk (/dev/vda).
+	DiskModules = []string{"virtio_pci", "virtio_blk"}
 	// PanicModules report a kernel panic to qemu's pvpanic device.
 	PanicModules = []string{"pvpanic_mmio"}
 )

@@ -8,6 +8,7 @@
 //	bulkhead.guest=reboot    reboot at once
 //	bulkhead.guest=panic     exit, which panics the kernel
 //	bulkhead.listen=PORT     serve HTTP on PORT ("hello over http")
+//	bulkhead.write=DEV       write "written by the guest" at the start of DEV, sync ("wrote DEV")
 //
 // It reports its firmware ("firmware: efi" or "firmware: bios").
 // It uses only the standard library so that it builds outside any module.
@@ -41,6 +42,9 @@ func main() {
 	loadModules()
 	if port := args["bulkhead.listen"]; port != "" {
 		serve(port)
+	}
+	if dev := args["bulkhead.write"]; dev != "" {
+		writeDisk(dev)
 	}
 	switch mode := args["bulkhead.guest"]; mode {
 	case "poweroff":
@@ -205,4 +209,30 @@ func ifup(name string, ip net.IP, mask net.IPMask) {
 	set(syscall.SIOCSIFFLAGS, func(r *ifreq) {
 		binary.LittleEndian.PutUint16(r.data[0:], syscall.IFF_UP|syscall.IFF_RUNNING)
 	})
+}
+
+// writeDisk writes a marker at the start of dev and syncs it, waiting a
+// little for the device to appear.
+func writeDisk(dev string) {
+	for i := 0; i < 50; i++ {
+		if _, err := os.Stat(dev); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	f, err := os.OpenFile(dev, os.O_WRONLY, 0)
+	if err != nil {
+		fmt.Printf("write %s: %v\n", dev, err)
+		return
+	}
+	defer f.Close()
+	if _, err := f.WriteAt([]byte("written by the guest\n"), 0); err != nil {
+		fmt.Printf("write %s: %v\n", dev, err)
+		return
+	}
+	if err := f.Sync(); err != nil {
+		fmt.Printf("sync %s: %v\n", dev, err)
+		return
+	}
+	fmt.Printf("wrote %s\n", dev)
 }

@@ -1,6 +1,7 @@
 package publish
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/bulkhead-dev/bulkhead/internal/update"
 	"github.com/bulkhead-dev/bulkhead/internal/update/chunk"
 )
 
@@ -21,6 +23,9 @@ type Published struct {
 	// its envelope (with a reference: the signature artifact) and the
 	// index.
 	Meta int64
+	// RootHash is the update's root's verity root hash (hex): deltas
+	// made against it apply to a host running it.
+	RootHash string
 }
 
 // Load reads an update from a bundle file (cut into chunks in dir) or,
@@ -35,7 +40,7 @@ func Load(ctx context.Context, src, dir string, opts ...remote.Option) (*Publish
 		if err != nil {
 			return nil, err
 		}
-		return &Published{Index: a.Index, Meta: int64(len(ib) + len(a.ManifestJSON) + len(a.Envelope))}, nil
+		return &Published{Index: a.Index, Meta: int64(len(ib) + len(a.ManifestJSON) + len(a.Envelope)), RootHash: a.Manifest.RootHash()}, nil
 	}
 	ref, err := name.ParseReference(src)
 	if err != nil {
@@ -61,11 +66,16 @@ func loadRemote(ref name.Reference, opts []remote.Option) (*Published, error) {
 	if err != nil {
 		return nil, err
 	}
-	meta := int64(len(b))
-	if n, err := layers[0].Size(); err == nil {
-		meta += n
+	mb, err := readLayer(layers[0])
+	if err != nil {
+		return nil, fmt.Errorf("reading manifest of %s: %w", ref, err)
 	}
-	return &Published{Index: x, Meta: meta + signatureSize(ref, img, opts)}, nil
+	m, err := update.ParseManifest(mb)
+	if err != nil {
+		return nil, fmt.Errorf("reading manifest of %s: %w", ref, err)
+	}
+	meta := int64(len(b) + len(mb))
+	return &Published{Index: x, Meta: meta + signatureSize(ref, img, opts), RootHash: m.RootHash()}, nil
 }
 
 // signatureSize is what a host fetches of the artifact's signature: its
@@ -123,11 +133,20 @@ type Plan struct {
 }
 
 // MakePlan compares two updates by chunk: a host on from has every chunk
-// of from (in its running slot, kernel and initrd).
+// of from (in its running slot, kernel and initrd), and fetches the
+// delta of a chunk it lacks when to has one against from's root.
 func MakePlan(from, to *Published) Plan {
 	have := map[string]bool{}
 	for _, s := range digests(from.Index) {
 		have[s.SHA256] = true
+	}
+	delta := map[string]int64{}
+	if d := to.Index.Deltas; d != nil && d.From == from.RootHash {
+		for _, p := range d.Packs {
+			for _, c := range p.Chunks {
+				delta[c.SHA256] = c.Stored
+			}
+		}
 	}
 	p := Plan{Meta: to.Meta, Whole: to.Meta, Fetch: to.Meta}
 	for _, pk := range to.Index.Packs {
@@ -146,7 +165,7 @@ func MakePlan(from, to *Published) Plan {
 			cp.Stored += ch.Stored
 			if !have[ch.SHA256] {
 				cp.Fetch++
-				cp.FetchBytes += ch.Stored
+				cp.FetchBytes += cmp.Or(delta[ch.SHA256], ch.Stored)
 			}
 		}
 		p.Fetch += cp.FetchBytes

@@ -2,6 +2,7 @@ package boot
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -71,8 +72,8 @@ func (a agent) Pull(ctx context.Context, ref string) (hostapi.UpdateResult, erro
 		a.h.logf("update: removing the chunk cache: %v", err)
 	}
 	st := u.Stats()
-	a.h.logf("update: installed %s from %s into slot %s: fetched %d bytes (%d chunks), %d chunks found on the host",
-		m.Version, ref, t.SlotGUID, st.Fetched, st.ChunksFetched, st.ChunksLocal)
+	a.h.logf("update: installed %s from %s into slot %s: fetched %d bytes (%d chunks, %d of them as deltas), %d chunks found on the host",
+		m.Version, ref, t.SlotGUID, st.Fetched, st.ChunksFetched, st.Deltas, st.ChunksLocal)
 	return hostapi.UpdateResult{Version: m.Version, Entry: res.Entry, KeyID: keyID, Fetched: st.Fetched}, nil
 }
 
@@ -82,7 +83,7 @@ func (a agent) Pull(ctx context.Context, ref string) (hostapi.UpdateResult, erro
 func runningSeeds(h apply.Host, esp string) ([]pull.Seed, func()) {
 	var seeds []pull.Seed
 	var files []*os.File
-	add := func(name, path string, size int64) {
+	add := func(name, path string, size int64, rootHash string) {
 		f, err := os.Open(path)
 		if err != nil {
 			return
@@ -93,16 +94,16 @@ func runningSeeds(h apply.Host, esp string) ([]pull.Seed, func()) {
 			}
 		}
 		files = append(files, f)
-		seeds = append(seeds, pull.Seed{Name: name, R: f, Size: max(size, 0)})
+		seeds = append(seeds, pull.Seed{Name: name, R: f, Size: max(size, 0), RootHash: rootHash})
 	}
 	if dev, ok := runningRootDev(h.RootGUID); ok {
 		if p, found, err := verity.FromCmdline(cmdline()); found && err == nil {
-			add("running root", dev, int64(p.DataBlocks)*verity.BlockSize)
+			add("running root", dev, int64(p.DataBlocks)*verity.BlockSize, hex.EncodeToString(p.RootHash))
 		}
 	}
 	e := bootentry.Entry{Version: h.Version, Initrd: true}
 	for _, f := range e.Files() {
-		add("running "+f.Payload, filepath.Join(esp, f.Path), -1)
+		add("running "+f.Payload, filepath.Join(esp, f.Path), -1, "")
 	}
 	return seeds, func() {
 		for _, f := range files {

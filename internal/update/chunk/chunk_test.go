@@ -2,6 +2,7 @@ package chunk
 
 import (
 	"bytes"
+	"encoding/json"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -101,5 +102,41 @@ func TestIndexCheck(t *testing.T) {
 	}
 	if _, err := ParseIndex(append(b[:len(b)-1], []byte(`,"x":1}`)...)); err == nil {
 		t.Error("an unknown field accepted")
+	}
+}
+
+// TestIndexDeltasCheck: a delta must have a bounded base, make a chunk
+// the index stores, and only deltas may have a base.
+func TestIndexDeltasCheck(t *testing.T) {
+	d, sum := "sha256:"+strings.Repeat("a", 64), strings.Repeat("b", 64)
+	good := Index{Format: IndexFormat, Params: Default, Encoding: EncodingZstd,
+		Packs:      []Pack{{Digest: d, Size: 10, Chunks: []Chunk{{SHA256: sum, Size: 100, Offset: 0, Stored: 10}}}},
+		Components: []Component{{Name: "root", Size: 100, Chunks: []int{0}}},
+		Deltas: &Deltas{From: strings.Repeat("c", 64), Packs: []Pack{{Digest: "sha256:" + strings.Repeat("d", 64), Size: 3,
+			Chunks: []Chunk{{SHA256: sum, Size: 100, Offset: 0, Stored: 3, Base: &Base{Offset: 4096, Size: 1 << 20}}}}}}}
+	b, err := good.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseIndex(b); err != nil {
+		t.Fatal(err)
+	}
+	for name, edit := range map[string]func(x *Index){
+		"a delta without a base":        func(x *Index) { x.Deltas.Packs[0].Chunks[0].Base = nil },
+		"a base over MaxBase":           func(x *Index) { x.Deltas.Packs[0].Chunks[0].Base.Size = MaxBase + 1 },
+		"a negative base offset":        func(x *Index) { x.Deltas.Packs[0].Chunks[0].Base.Offset = -1 },
+		"a delta of a chunk not stored": func(x *Index) { x.Deltas.Packs[0].Chunks[0].SHA256 = strings.Repeat("e", 64) },
+		"a stored chunk with a base":    func(x *Index) { x.Packs[0].Chunks[0].Base = &Base{Size: 1} },
+		"a bad root hash":               func(x *Index) { x.Deltas.From = "c" },
+		"a delta pack with a gap":       func(x *Index) { x.Deltas.Packs[0].Size = 4 },
+	} {
+		var x Index
+		if err := json.Unmarshal(b, &x); err != nil {
+			t.Fatal(err)
+		}
+		edit(&x)
+		if x.Check() == nil {
+			t.Errorf("%s accepted", name)
+		}
 	}
 }

@@ -40,7 +40,28 @@ type Index struct {
 	Components []Component `json:"components"`
 	// Packs are the blobs the chunks are stored in.
 	Packs []Pack `json:"packs"`
+	// Deltas, when present, store some chunks a second time, smaller,
+	// for hosts running one earlier version (see Deltas).
+	Deltas *Deltas `json:"deltas,omitempty"`
 }
+
+// Deltas are chunks each compressed against bytes a host running an
+// earlier version already has: a range of that version's root file
+// system, given to zstd as a raw dictionary. A changed binary relinks
+// throughout, so few of its chunks survive content-defined chunking,
+// but most of each new chunk's bytes are in the old binary near the
+// same place. A host whose running root is From fetches a chunk's delta
+// instead of the chunk; any other host ignores them.
+type Deltas struct {
+	// From is the verity root hash (hex) of the earlier root.
+	From string `json:"from"`
+	// Packs hold the deltas back to back; each Chunk has a Base.
+	Packs []Pack `json:"packs"`
+}
+
+// MaxBase bounds a delta's dictionary (what a host reads and holds to
+// decode it).
+const MaxBase = 4 << 20
 
 // Component is one payload as a list of chunks, in order.
 type Component struct {
@@ -65,6 +86,14 @@ type Chunk struct {
 	// Offset and Stored locate its compressed bytes in the pack.
 	Offset int64 `json:"offset"`
 	Stored int64 `json:"stored"`
+	// Base, for a delta only, is the dictionary it was compressed with.
+	Base *Base `json:"base,omitempty"`
+}
+
+// Base is a range of the earlier root's file system.
+type Base struct {
+	Offset int64 `json:"offset"`
+	Size   int64 `json:"size"`
 }
 
 // Ref names a stored chunk: a pack and a chunk within it.
@@ -141,8 +170,11 @@ func (x *Index) check() error {
 	if err := x.Params.Check(); err != nil {
 		return err
 	}
-	n, err := x.checkPacks()
+	n, err := checkPacks(x.Packs, false)
 	if err != nil {
+		return err
+	}
+	if err := x.checkDeltas(); err != nil {
 		return err
 	}
 	refs := x.Refs()
@@ -162,10 +194,50 @@ func (x *Index) check() error {
 	return nil
 }
 
-// checkPacks checks every stored chunk's place and returns their number.
-func (x *Index) checkPacks() (int, error) {
-	n := 0
+// checkDeltas checks the deltas' places and bases; each must make a
+// chunk the index stores.
+func (x *Index) checkDeltas() error {
+	d := x.Deltas
+	if d == nil {
+		return nil
+	}
+	if !isHex(d.From) || len(d.Packs) > maxPacks {
+		return fmt.Errorf("deltas: bad root hash %q or too many packs", d.From)
+	}
+	if _, err := checkPacks(d.Packs, true); err != nil {
+		return fmt.Errorf("deltas: %w", err)
+	}
+	stored := map[string]int64{}
 	for _, p := range x.Packs {
+		for _, c := range p.Chunks {
+			stored[c.SHA256] = c.Size
+		}
+	}
+	for _, p := range d.Packs {
+		for _, c := range p.Chunks {
+			if size, ok := stored[c.SHA256]; !ok || size != c.Size {
+				return fmt.Errorf("deltas: chunk %s is not one the index stores", c.SHA256)
+			}
+		}
+	}
+	return nil
+}
+
+// checkBase checks a chunk's Base: present exactly for a delta.
+func checkBase(c Chunk, delta bool) error {
+	switch {
+	case !delta && c.Base != nil:
+		return fmt.Errorf("chunk %s: a base outside the deltas", c.SHA256)
+	case delta && (c.Base == nil || c.Base.Offset < 0 || c.Base.Size <= 0 || c.Base.Size > MaxBase):
+		return fmt.Errorf("delta %s: no base, or one of more than %d bytes", c.SHA256, MaxBase)
+	}
+	return nil
+}
+
+// checkPacks checks every stored chunk's place and returns their number.
+func checkPacks(packs []Pack, deltas bool) (int, error) {
+	n := 0
+	for _, p := range packs {
 		if !isDigest(p.Digest) || p.Size <= 0 {
 			return 0, fmt.Errorf("pack %q: bad digest or size", p.Digest)
 		}
@@ -176,6 +248,9 @@ func (x *Index) checkPacks() (int, error) {
 				return 0, fmt.Errorf("pack %s: chunk %q: bad digest or size", p.Digest, c.SHA256)
 			case c.Offset != end || c.Stored <= 0 || c.Stored > 2*MaxChunk:
 				return 0, fmt.Errorf("pack %s: chunk %s: not packed back to back", p.Digest, c.SHA256)
+			}
+			if err := checkBase(c, deltas); err != nil {
+				return 0, fmt.Errorf("pack %s: %w", p.Digest, err)
 			}
 			end += c.Stored
 		}

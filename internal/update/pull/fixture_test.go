@@ -2,6 +2,7 @@ package pull_test
 
 import (
 	"bytes"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log"
@@ -73,8 +74,13 @@ func files(v string, changed int) map[string][]byte {
 
 func buildVersion(t testing.TB, dir, v string) version {
 	t.Helper()
+	return buildVersionFiles(t, dir, v, files(v, 17))
+}
+
+func buildVersionFiles(t testing.TB, dir, v string, fs map[string][]byte) version {
+	t.Helper()
 	tr := rootfs.New()
-	for p, data := range files(v, 17) {
+	for p, data := range fs {
 		tr.Put(&rootfs.Entry{Path: p, Kind: rootfs.KindFile, Mode: 0o644, Size: int64(len(data)), ModTime: epoch, Content: rootfs.Content{Data: data}})
 	}
 	root := filepath.Join(dir, v+".root")
@@ -159,6 +165,12 @@ func newFixture(t testing.TB) *fixture {
 
 // push publishes v signed with key at tag v.name and returns its ref.
 func (f *fixture) push(t testing.TB, v version, key *sign.PrivateKey) (string, *publish.Artifact) {
+	return f.pushDeltas(t, v, key, nil)
+}
+
+// pushDeltas publishes v, with deltas against the root of from when it
+// is not nil.
+func (f *fixture) pushDeltas(t testing.TB, v version, key *sign.PrivateKey, from *version) (string, *publish.Artifact) {
 	t.Helper()
 	dir := t.TempDir()
 	p := filepath.Join(dir, v.name+".bundle")
@@ -168,6 +180,15 @@ func (f *fixture) push(t testing.TB, v version, key *sign.PrivateKey) (string, *
 	a, err := publish.Chunk(t.Context(), p, dir, chunk.Default)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if from != nil {
+		old := filepath.Join(dir, "from.bundle")
+		if _, err := bundler.Write(t.Context(), old, from.input(), key); err != nil {
+			t.Fatal(err)
+		}
+		if err := publish.AddDeltas(t.Context(), a, old, dir); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ref := strings.TrimPrefix(f.srv.URL, "http://") + "/hosts/test:" + v.name
 	r, err := name.ParseReference(ref)
@@ -202,7 +223,7 @@ func (f *fixture) pull(t testing.TB, ref string, opts ...pull.Option) (*pull.Upd
 		t.Fatal(err)
 	}
 	defer running.Close()
-	seed := pull.Seed{Name: "running slot", R: running, Size: int64(f.old.img.Verity.DataBlocks) * 4096}
+	seed := pull.Seed{Name: "running slot", R: running, Size: int64(f.old.img.Verity.DataBlocks) * 4096, RootHash: hex.EncodeToString(f.old.img.Verity.RootHash)}
 	opts = append([]pull.Option{pull.WithCache(filepath.Join(f.dir, "var", "chunks")), pull.WithSeed(seed),
 		pull.WithSeed(pull.Seed{Name: "kernel", R: bytes.NewReader(f.old.kernel), Size: int64(len(f.old.kernel))}),
 		pull.WithSeed(pull.Seed{Name: "initrd", R: bytes.NewReader(f.old.initrd), Size: int64(len(f.old.initrd))})}, opts...)

@@ -23,6 +23,11 @@ type Seed struct {
 	// written): chunks found only there are copied to the cache before
 	// anything is written.
 	Volatile bool
+	// RootHash, for the root file system the host runs, is its verity
+	// root hash in hex: an index's deltas made against that root apply
+	// to it (a delta decoded from other bytes fails its chunk's digest,
+	// and the chunk is fetched whole).
+	RootHash string
 }
 
 // location is where the host has a chunk: in a seed, or in the cache

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -153,14 +154,28 @@ func (w *blobWriter) Flush() {
 	}
 }
 
+// deltasServed counts the deltas of x served whole.
+func (r *servedRegistry) deltasServed(x *chunk.Index) int {
+	n := 0
+	for _, k := range r.intact(&chunk.Index{Packs: x.Deltas.Packs}) {
+		n += k
+	}
+	return n
+}
+
 // intact counts, for each chunk of x, the responses that carried all of
-// its stored bytes unaltered: what a host can have verified.
+// its stored bytes, or of its delta's, unaltered: what a host can have
+// verified.
 func (r *servedRegistry) intact(x *chunk.Index) map[string]int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	counts := map[string]int{}
+	packs := x.Packs
+	if x.Deltas != nil {
+		packs = append(slices.Clone(packs), x.Deltas.Packs...)
+	}
 	for _, s := range r.log {
-		for _, p := range x.Packs {
+		for _, p := range packs {
 			if p.Digest != s.blob {
 				continue
 			}
@@ -203,16 +218,16 @@ func (r *servedRegistry) guestForward(t *testing.T) qemu.GuestForward {
 func TestUpdateFromRegistry(t *testing.T) {
 	u := newUpdateHost(t)
 	reg := newServedRegistry(t)
+	v1 := u.spec("1.0.0", nil, "")
 	v2 := u.bundle(u.spec("2.0.0", u.withPayload("2.0.0", 3<<20), ""), "release")
 	bad := u.bundle(u.spec("2.0.1", nil, ""), "stranger")
-	cli(t, "update", "push", v2, reg.host()+"/hosts/minimal:2.0.0")
+	cli(t, "update", "push", "--from", u.bundle(v1, "release"), v2, reg.host()+"/hosts/minimal:2.0.0")
 	cli(t, "update", "push", bad, reg.host()+"/hosts/minimal:stranger")
 	pub, err := publish.Load(t.Context(), reg.host()+"/hosts/minimal:2.0.0", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	v1 := u.spec("1.0.0", nil, "")
 	cli(t, "build", "--format", "raw-efi", "-o", u.dir+"/out1", v1)
 	u.dev = copyImage(t, u.dir+"/out1/host.img")
 	cfg := qemu.Config{Disk: u.dev, UEFI: true, MemoryMB: 1024, CPUs: 1, Network: true, AllowReboot: true,
@@ -259,6 +274,12 @@ func TestUpdateFromRegistry(t *testing.T) {
 		if n > 1 {
 			t.Errorf("chunk %s was served whole %d times", c, n)
 		}
+	}
+	// 2.0.0's directory and inode blocks differ from 1.0.0's by a file:
+	// the host fetched them as deltas against its running root (pushed
+	// --from 1.0.0's bundle)
+	if pub.Index.Deltas == nil || reg.deltasServed(pub.Index) == 0 {
+		t.Errorf("the registry served no delta (the index has deltas: %t)", pub.Index.Deltas != nil)
 	}
 	waitFor(t, u.vm, "boot: blessed entry bulkhead-2.0.0.conf", 10*time.Minute)
 	if st := u.status(); st.Version != "2.0.0" || len(st.Entries) != 2 {

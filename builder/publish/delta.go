@@ -37,19 +37,22 @@ func AddDeltas(ctx context.Context, a *Artifact, from, dir string) error {
 }
 
 func addDeltas(ctx context.Context, a *Artifact, from, dir string) error {
-	oldRoot, oldHash, err := extractRoot(from, filepath.Join(dir, "old-root"))
+	oldRoot, err := extractRoot(from, filepath.Join(dir, "old-root"))
 	if err != nil {
 		return err
 	}
 	defer oldRoot.Close()
-	newRoot, _, err := extractRoot(a.bundle, filepath.Join(dir, "new-root"))
+	newRoot, err := extractRoot(a.bundle, filepath.Join(dir, "new-root"))
 	if err != nil {
 		return err
 	}
 	defer newRoot.Close()
 	old := map[string]int64{} // chunk digest -> its offset in the old root
+	list := chunk.NewListDigest()
 	err = chunk.Split(io.NewSectionReader(oldRoot, 0, size(oldRoot)), a.Index.Params, func(off int64, b []byte) error {
-		old[chunk.Sum(b)] = off
+		sum := chunk.Sum(b)
+		old[sum] = off
+		list.Add(sum)
 		return ctx.Err()
 	})
 	if err != nil {
@@ -73,48 +76,48 @@ func addDeltas(ctx context.Context, a *Artifact, from, dir string) error {
 		return err
 	}
 	if len(dw.packs) > 0 {
-		a.Index.Deltas = &chunk.Deltas{From: oldHash, Packs: dw.packs}
+		a.Index.Deltas = &chunk.Deltas{From: list.Sum(), Packs: dw.packs}
 		a.DeltaPacks = dw.files
 	}
 	return a.Index.Check()
 }
 
 // extractRoot writes a bundle's root file system (not its verity tree)
-// to path and returns it open, with the root's verity root hash.
-func extractRoot(bundle, path string) (*os.File, string, error) {
+// to path and returns it open.
+func extractRoot(bundle, path string) (*os.File, error) {
 	f, err := os.Open(bundle)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	defer f.Close()
 	r, _, err := update.InspectReader(f)
 	if err != nil {
-		return nil, "", fmt.Errorf("reading %s: %w", bundle, err)
+		return nil, fmt.Errorf("reading %s: %w", bundle, err)
 	}
 	p, err := r.Manifest().Params()
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	for {
 		pl, pr, err := r.Next()
 		if errors.Is(err, io.EOF) {
-			return nil, "", fmt.Errorf("%s holds no root image", bundle)
+			return nil, fmt.Errorf("%s holds no root image", bundle)
 		}
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
 		if pl.Name != update.PayloadRoot {
 			continue
 		}
 		out, err := os.Create(path)
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
 		if _, err := io.Copy(out, io.LimitReader(pr, int64(p.DataBlocks)*verity.BlockSize)); err != nil {
 			out.Close()
-			return nil, "", fmt.Errorf("reading %s: %w", bundle, err)
+			return nil, fmt.Errorf("reading %s: %w", bundle, err)
 		}
-		return out, r.Manifest().RootHash(), nil
+		return out, nil
 	}
 }
 

@@ -23,9 +23,6 @@ type Published struct {
 	// its envelope (with a reference: the signature artifact) and the
 	// index.
 	Meta int64
-	// RootHash is the update's root's verity root hash (hex): deltas
-	// made against it apply to a host running it.
-	RootHash string
 }
 
 // Load reads an update from a bundle file (cut into chunks in dir) or,
@@ -40,7 +37,7 @@ func Load(ctx context.Context, src, dir string, opts ...remote.Option) (*Publish
 		if err != nil {
 			return nil, err
 		}
-		return &Published{Index: a.Index, Meta: int64(len(ib) + len(a.ManifestJSON) + len(a.Envelope)), RootHash: a.Manifest.RootHash()}, nil
+		return &Published{Index: a.Index, Meta: int64(len(ib) + len(a.ManifestJSON) + len(a.Envelope))}, nil
 	}
 	ref, err := name.ParseReference(src)
 	if err != nil {
@@ -66,16 +63,11 @@ func loadRemote(ref name.Reference, opts []remote.Option) (*Published, error) {
 	if err != nil {
 		return nil, err
 	}
-	mb, err := readLayer(layers[0])
-	if err != nil {
-		return nil, fmt.Errorf("reading manifest of %s: %w", ref, err)
+	meta := int64(len(b))
+	if n, err := layers[0].Size(); err == nil {
+		meta += n
 	}
-	m, err := update.ParseManifest(mb)
-	if err != nil {
-		return nil, fmt.Errorf("reading manifest of %s: %w", ref, err)
-	}
-	meta := int64(len(b) + len(mb))
-	return &Published{Index: x, Meta: meta + signatureSize(ref, img, opts), RootHash: m.RootHash()}, nil
+	return &Published{Index: x, Meta: meta + signatureSize(ref, img, opts)}, nil
 }
 
 // signatureSize is what a host fetches of the artifact's signature: its
@@ -141,7 +133,7 @@ func MakePlan(from, to *Published) Plan {
 		have[s.SHA256] = true
 	}
 	delta := map[string]int64{}
-	if d := to.Index.Deltas; d != nil && d.From == from.RootHash {
+	if d := to.Index.Deltas; d != nil && d.From == from.Index.ComponentList(update.PayloadRoot) {
 		for _, p := range d.Packs {
 			for _, c := range p.Chunks {
 				delta[c.SHA256] = c.Stored

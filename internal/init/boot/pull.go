@@ -2,7 +2,6 @@ package boot
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -83,7 +82,7 @@ func (a agent) Pull(ctx context.Context, ref string) (hostapi.UpdateResult, erro
 func runningSeeds(h apply.Host, esp string) ([]pull.Seed, func()) {
 	var seeds []pull.Seed
 	var files []*os.File
-	add := func(name, path string, size int64, rootHash string) {
+	add := func(name, path string, size int64) {
 		f, err := os.Open(path)
 		if err != nil {
 			return
@@ -94,16 +93,16 @@ func runningSeeds(h apply.Host, esp string) ([]pull.Seed, func()) {
 			}
 		}
 		files = append(files, f)
-		seeds = append(seeds, pull.Seed{Name: name, R: f, Size: max(size, 0), RootHash: rootHash})
+		seeds = append(seeds, pull.Seed{Name: name, R: f, Size: max(size, 0)})
 	}
 	if dev, ok := runningRootDev(h.RootGUID); ok {
 		if p, found, err := verity.FromCmdline(cmdline()); found && err == nil {
-			add("running root", dev, int64(p.DataBlocks)*verity.BlockSize, hex.EncodeToString(p.RootHash))
+			add("running root", dev, int64(p.DataBlocks)*verity.BlockSize)
 		}
 	}
 	e := bootentry.Entry{Version: h.Version, Initrd: true}
 	for _, f := range e.Files() {
-		add("running "+f.Payload, filepath.Join(esp, f.Path), -1, "")
+		add("running "+f.Payload, filepath.Join(esp, f.Path), -1)
 	}
 	return seeds, func() {
 		for _, f := range files {

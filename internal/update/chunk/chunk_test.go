@@ -127,7 +127,7 @@ func TestIndexDeltasCheck(t *testing.T) {
 		"a negative base offset":        func(x *Index) { x.Deltas.Packs[0].Chunks[0].Base.Offset = -1 },
 		"a delta of a chunk not stored": func(x *Index) { x.Deltas.Packs[0].Chunks[0].SHA256 = strings.Repeat("e", 64) },
 		"a stored chunk with a base":    func(x *Index) { x.Packs[0].Chunks[0].Base = &Base{Size: 1} },
-		"a bad root hash":               func(x *Index) { x.Deltas.From = "c" },
+		"a bad list digest":             func(x *Index) { x.Deltas.From = "c" },
 		"a delta pack with a gap":       func(x *Index) { x.Deltas.Packs[0].Size = 4 },
 	} {
 		var x Index

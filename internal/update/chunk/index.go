@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 )
 
 // IndexMediaType is the media type of an encoded Index.
@@ -53,7 +54,8 @@ type Index struct {
 // same place. A host whose running root is From fetches a chunk's delta
 // instead of the chunk; any other host ignores them.
 type Deltas struct {
-	// From is the verity root hash (hex) of the earlier root.
+	// From names the earlier root's file system by its chunk list
+	// (ListDigest): its bytes, whatever its verity salt.
 	From string `json:"from"`
 	// Packs hold the deltas back to back; each Chunk has a Base.
 	Packs []Pack `json:"packs"`
@@ -202,7 +204,7 @@ func (x *Index) checkDeltas() error {
 		return nil
 	}
 	if !isHex(d.From) || len(d.Packs) > maxPacks {
-		return fmt.Errorf("deltas: bad root hash %q or too many packs", d.From)
+		return fmt.Errorf("deltas: bad base list digest %q or too many packs", d.From)
 	}
 	if _, err := checkPacks(d.Packs, true); err != nil {
 		return fmt.Errorf("deltas: %w", err)
@@ -262,6 +264,35 @@ func checkPacks(packs []Pack, deltas bool) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// ListDigest names content by how it is cut: the SHA-256 of its chunks'
+// hex digests, in order. Two roots with the same bytes have the same
+// list digest even when their verity salts (and root hashes) differ.
+type ListDigest struct{ h hash.Hash }
+
+// NewListDigest starts an empty list.
+func NewListDigest() *ListDigest { return &ListDigest{h: sha256.New()} }
+
+// Add appends a chunk's hex digest.
+func (l *ListDigest) Add(sum string) { l.h.Write([]byte(sum)) }
+
+// Sum is the list's digest, in hex.
+func (l *ListDigest) Sum() string { return hex.EncodeToString(l.h.Sum(nil)) }
+
+// ComponentList is the list digest of a component of x.
+func (x *Index) ComponentList(name string) string {
+	c, ok := x.Component(name)
+	if !ok {
+		return ""
+	}
+	refs, l := x.Refs(), NewListDigest()
+	for _, i := range c.Chunks {
+		if i >= 0 && i < len(refs) {
+			l.Add(x.Packs[refs[i].Pack].Chunks[refs[i].Chunk].SHA256)
+		}
+	}
+	return l.Sum()
 }
 
 // Sum is the hex SHA-256 that names a chunk.

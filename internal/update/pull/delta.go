@@ -15,15 +15,16 @@ import (
 // dictionary (at most chunk.MaxBase) and the chunk.
 const deltaWindow = 8 << 20
 
-// deltaSeed is the seed the index's deltas apply to: the running root
-// whose verity root hash they were made against, or -1.
+// deltaSeed is the seed the index's deltas apply to: one (not about to
+// be overwritten) whose bytes cut into the chunk list they were made
+// against, or -1.
 func (u *Update) deltaSeed() int {
 	d := u.index.Deltas
 	if d == nil {
 		return -1
 	}
 	for i, s := range u.o.seeds {
-		if s.RootHash != "" && s.RootHash == d.From {
+		if !s.Volatile && i < len(u.lists) && u.lists[i] == d.From {
 			return i
 		}
 	}

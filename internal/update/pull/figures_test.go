@@ -261,8 +261,8 @@ func craneBlob(t *testing.T, crane, blob string) time.Duration {
 
 // childParams are what the child pull is given.
 type childParams struct {
-	Ref, SlotA, SlotB, ESP, Cache, Keys, Kernel, Initrd, RootHash string
-	DataSize                                                      int64
+	Ref, SlotA, SlotB, ESP, Cache, Keys, Kernel, Initrd string
+	DataSize                                            int64
 }
 
 type childResult struct {
@@ -291,7 +291,7 @@ func peakRSS() int64 {
 func (h *benchHost) child(t *testing.T, ref, slotB, esp, cache string) (pull.Stats, time.Duration, int64, error) {
 	p, _ := h.m.Params()
 	in, _ := json.Marshal(childParams{Ref: ref, SlotA: h.slotA, SlotB: slotB, ESP: esp, Cache: cache, Keys: h.keys,
-		Kernel: strings.Replace(h.kernel, h.esp, esp, 1), Initrd: strings.Replace(h.initrd, h.esp, esp, 1), DataSize: int64(p.DataBlocks) * 4096, RootHash: h.m.RootHash()})
+		Kernel: strings.Replace(h.kernel, h.esp, esp, 1), Initrd: strings.Replace(h.initrd, h.esp, esp, 1), DataSize: int64(p.DataBlocks) * 4096})
 	cmd := exec.Command(os.Args[0], "-test.run=^TestPullChild$")
 	if prof := os.Getenv("BULKHEAD_PULL_PROFILE"); prof != "" {
 		cmd.Args = append(cmd.Args, "-test.memprofile="+prof, "-test.memprofilerate=65536")
@@ -347,8 +347,7 @@ func childPull(t *testing.T, p childParams) (pull.Stats, error) {
 	for _, s := range []struct {
 		name, path string
 		size       int64
-		rootHash   string
-	}{{"running root", p.SlotA, p.DataSize, p.RootHash}, {"kernel", p.Kernel, -1, ""}, {"initrd", p.Initrd, -1, ""}} {
+	}{{"running root", p.SlotA, p.DataSize}, {"kernel", p.Kernel, -1}, {"initrd", p.Initrd, -1}} {
 		f, err := os.Open(s.path)
 		if err != nil {
 			return pull.Stats{}, err
@@ -358,7 +357,7 @@ func childPull(t *testing.T, p childParams) (pull.Stats, error) {
 			fi, _ := f.Stat()
 			s.size = fi.Size()
 		}
-		opts = append(opts, pull.WithSeed(pull.Seed{Name: s.name, R: f, Size: s.size, RootHash: s.rootHash}))
+		opts = append(opts, pull.WithSeed(pull.Seed{Name: s.name, R: f, Size: s.size}))
 	}
 	u, err := pull.New(p.Ref, append(opts, pull.WithCache(p.Cache), pull.WithTries(2))...)
 	if err != nil {

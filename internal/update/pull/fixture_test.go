@@ -2,7 +2,6 @@ package pull_test
 
 import (
 	"bytes"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log"
@@ -223,7 +222,7 @@ func (f *fixture) pull(t testing.TB, ref string, opts ...pull.Option) (*pull.Upd
 		t.Fatal(err)
 	}
 	defer running.Close()
-	seed := pull.Seed{Name: "running slot", R: running, Size: int64(f.old.img.Verity.DataBlocks) * 4096, RootHash: hex.EncodeToString(f.old.img.Verity.RootHash)}
+	seed := pull.Seed{Name: "running slot", R: running, Size: int64(f.old.img.Verity.DataBlocks) * 4096}
 	opts = append([]pull.Option{pull.WithCache(filepath.Join(f.dir, "var", "chunks")), pull.WithSeed(seed),
 		pull.WithSeed(pull.Seed{Name: "kernel", R: bytes.NewReader(f.old.kernel), Size: int64(len(f.old.kernel))}),
 		pull.WithSeed(pull.Seed{Name: "initrd", R: bytes.NewReader(f.old.initrd), Size: int64(len(f.old.initrd))})}, opts...)

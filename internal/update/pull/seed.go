@@ -23,11 +23,6 @@ type Seed struct {
 	// written): chunks found only there are copied to the cache before
 	// anything is written.
 	Volatile bool
-	// RootHash, for the root file system the host runs, is its verity
-	// root hash in hex: an index's deltas made against that root apply
-	// to it (a delta decoded from other bytes fails its chunk's digest,
-	// and the chunk is fetched whole).
-	RootHash string
 }
 
 // location is where the host has a chunk: in a seed, or in the cache
@@ -66,12 +61,15 @@ func (u *Update) scanCache(need map[string]int64) error {
 // scanSeeds cuts every seed as the index was cut and notes the needed
 // chunks found, preferring a stable seed over a volatile one.
 func (u *Update) scanSeeds(ctx context.Context, need map[string]int64) error {
+	u.lists = make([]string, len(u.o.seeds))
 	for i, s := range u.o.seeds {
+		list := chunk.NewListDigest()
 		err := chunk.Split(io.NewSectionReader(s.R, 0, s.Size), u.index.Params, func(off int64, b []byte) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 			sum := chunk.Sum(b)
+			list.Add(sum)
 			if _, ok := need[sum]; !ok {
 				return nil
 			}
@@ -83,6 +81,7 @@ func (u *Update) scanSeeds(ctx context.Context, need map[string]int64) error {
 		if err != nil {
 			return fmt.Errorf("looking for chunks in %s: %w", s.Name, err)
 		}
+		u.lists[i] = list.Sum()
 	}
 	return nil
 }

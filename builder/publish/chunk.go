@@ -5,7 +5,9 @@
 // chunk index, the signed manifest (in the artifact) and its DSSE
 // envelope (as a cosign-style signature: a `sha256-<digest>.sig` tag whose
 // manifest names the artifact as its subject, so a registry with the
-// referrers API lists it too). The host's side is internal/update/pull.
+// referrers API lists it too). AddDeltas adds, for hosts running one
+// earlier version, deltas of the changed root chunks against that
+// version's root. The host's side is internal/update/pull.
 package publish
 
 import (

@@ -48,17 +48,17 @@ func addDeltas(ctx context.Context, a *Artifact, from, dir string) error {
 	}
 	defer newRoot.Close()
 	old := map[string]int64{} // chunk digest -> its offset in the old root
-	list := chunk.NewListDigest()
+	cuts := &chunk.Cuts{}
 	err = chunk.Split(io.NewSectionReader(oldRoot, 0, size(oldRoot)), a.Index.Params, func(off int64, b []byte) error {
 		sum := chunk.Sum(b)
 		old[sum] = off
-		list.Add(sum)
+		cuts.Add(off, int64(len(b)), sum)
 		return ctx.Err()
 	})
 	if err != nil {
 		return err
 	}
-	dw := &deltaWriter{dir: dir, old: oldRoot, oldSize: size(oldRoot), plain: storedSizes(a.Index), done: map[string]bool{}}
+	dw := &deltaWriter{dir: dir, old: oldRoot, cuts: cuts, oldSize: size(oldRoot), plain: storedSizes(a.Index), done: map[string]bool{}}
 	defer dw.close()
 	var shift int64
 	err = chunk.Split(io.NewSectionReader(newRoot, 0, size(newRoot)), a.Index.Params, func(off int64, b []byte) error {
@@ -76,7 +76,7 @@ func addDeltas(ctx context.Context, a *Artifact, from, dir string) error {
 		return err
 	}
 	if len(dw.packs) > 0 {
-		a.Index.Deltas = &chunk.Deltas{From: list.Sum(), Packs: dw.packs}
+		a.Index.Deltas = &chunk.Deltas{Packs: dw.packs}
 		a.DeltaPacks = dw.files
 	}
 	return a.Index.Check()
@@ -144,6 +144,7 @@ func storedSizes(x *chunk.Index) map[string]int64 {
 type deltaWriter struct {
 	dir     string
 	old     io.ReaderAt
+	cuts    *chunk.Cuts
 	oldSize int64
 	plain   map[string]int64
 	done    map[string]bool
@@ -160,9 +161,9 @@ func (dw *deltaWriter) add(sum string, b []byte, at int64) error {
 		return nil
 	}
 	dw.done[sum] = true
-	base := chunk.Base{Offset: max(min(at, dw.oldSize)-DeltaReach, 0)}
-	base.Size = min(at+int64(len(b))+DeltaReach, dw.oldSize) - base.Offset
-	if base.Size <= 0 {
+	lo := max(min(at, dw.oldSize)-DeltaReach, 0)
+	base := dw.cuts.Base(lo, min(at+int64(len(b))+DeltaReach, dw.oldSize))
+	if base.Size <= 0 || base.Size > chunk.MaxBase {
 		return nil
 	}
 	d, err := encodeDelta(dw.old, base, b, &dw.dict)

@@ -133,10 +133,13 @@ func MakePlan(from, to *Published) Plan {
 		have[s.SHA256] = true
 	}
 	delta := map[string]int64{}
-	if d := to.Index.Deltas; d != nil && d.From == from.Index.ComponentList(update.PayloadRoot) {
+	if d := to.Index.Deltas; d != nil {
+		cuts := from.Index.ComponentCuts(update.PayloadRoot)
 		for _, p := range d.Packs {
 			for _, c := range p.Chunks {
-				delta[c.SHA256] = c.Stored
+				if cuts.Has(*c.Base) {
+					delta[c.SHA256] = c.Stored
+				}
 			}
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"sort"
 )
 
 // IndexMediaType is the media type of an encoded Index.
@@ -51,12 +52,9 @@ type Index struct {
 // system, given to zstd as a raw dictionary. A changed binary relinks
 // throughout, so few of its chunks survive content-defined chunking,
 // but most of each new chunk's bytes are in the old binary near the
-// same place. A host whose running root is From fetches a chunk's delta
-// instead of the chunk; any other host ignores them.
+// same place. A host whose running root holds a delta's base fetches
+// the delta instead of the chunk; any other host ignores it.
 type Deltas struct {
-	// From names the earlier root's file system by its chunk list
-	// (ListDigest): its bytes, whatever its verity salt.
-	From string `json:"from"`
 	// Packs hold the deltas back to back; each Chunk has a Base.
 	Packs []Pack `json:"packs"`
 }
@@ -92,10 +90,15 @@ type Chunk struct {
 	Base *Base `json:"base,omitempty"`
 }
 
-// Base is a range of the earlier root's file system.
+// Base is a range of the earlier root's file system, whole chunks of
+// it, named by their list digest (ListDigest): a host has the base when
+// its running root, cut as the index says, has chunks from Offset to
+// Offset+Size with that list digest (whatever its verity salt, and
+// whatever else differs elsewhere in it).
 type Base struct {
-	Offset int64 `json:"offset"`
-	Size   int64 `json:"size"`
+	Offset int64  `json:"offset"`
+	Size   int64  `json:"size"`
+	List   string `json:"list"`
 }
 
 // Ref names a stored chunk: a pack and a chunk within it.
@@ -203,8 +206,8 @@ func (x *Index) checkDeltas() error {
 	if d == nil {
 		return nil
 	}
-	if !isHex(d.From) || len(d.Packs) > maxPacks {
-		return fmt.Errorf("deltas: bad base list digest %q or too many packs", d.From)
+	if len(d.Packs) > maxPacks {
+		return errors.New("deltas: too many packs")
 	}
 	if _, err := checkPacks(d.Packs, true); err != nil {
 		return fmt.Errorf("deltas: %w", err)
@@ -230,7 +233,7 @@ func checkBase(c Chunk, delta bool) error {
 	switch {
 	case !delta && c.Base != nil:
 		return fmt.Errorf("chunk %s: a base outside the deltas", c.SHA256)
-	case delta && (c.Base == nil || c.Base.Offset < 0 || c.Base.Size <= 0 || c.Base.Size > MaxBase):
+	case delta && (c.Base == nil || c.Base.Offset < 0 || c.Base.Size <= 0 || c.Base.Size > MaxBase || !isHex(c.Base.List)):
 		return fmt.Errorf("delta %s: no base, or one of more than %d bytes", c.SHA256, MaxBase)
 	}
 	return nil
@@ -280,19 +283,72 @@ func (l *ListDigest) Add(sum string) { l.h.Write([]byte(sum)) }
 // Sum is the list's digest, in hex.
 func (l *ListDigest) Sum() string { return hex.EncodeToString(l.h.Sum(nil)) }
 
-// ComponentList is the list digest of a component of x.
-func (x *Index) ComponentList(name string) string {
+// Cuts is content as its chunks: each one's offset, size and digest, in
+// order (what a host learns cutting its running root).
+type Cuts struct {
+	offs, sizes []int64
+	sums        []string
+	at          map[int64]int
+}
+
+// Add appends the next chunk.
+func (c *Cuts) Add(off, size int64, sum string) {
+	if c.at == nil {
+		c.at = map[int64]int{}
+	}
+	c.at[off] = len(c.offs)
+	c.offs, c.sizes, c.sums = append(c.offs, off), append(c.sizes, size), append(c.sums, sum)
+}
+
+// Has says whether the content holds b: chunks from b.Offset to
+// b.Offset+b.Size whose list digest is b.List.
+func (c *Cuts) Has(b Base) bool {
+	i, ok := c.at[b.Offset]
+	if !ok {
+		return false
+	}
+	l, end := NewListDigest(), b.Offset
+	for ; i < len(c.offs) && end < b.Offset+b.Size; i++ {
+		l.Add(c.sums[i])
+		end = c.offs[i] + c.sizes[i]
+	}
+	return end == b.Offset+b.Size && l.Sum() == b.List
+}
+
+// Base is the base covering at least [lo, hi): the chunks overlapping
+// it, and their list digest.
+func (c *Cuts) Base(lo, hi int64) Base {
+	i := max(sort.Search(len(c.offs), func(i int) bool { return c.offs[i]+c.sizes[i] > lo }), 0)
+	b, l := Base{Offset: lo}, NewListDigest()
+	if i < len(c.offs) {
+		b.Offset = c.offs[i]
+	}
+	end := b.Offset
+	for ; i < len(c.offs) && end < hi; i++ {
+		l.Add(c.sums[i])
+		end = c.offs[i] + c.sizes[i]
+	}
+	b.Size, b.List = end-b.Offset, l.Sum()
+	return b
+}
+
+// ComponentCuts is a component of x as Cuts.
+func (x *Index) ComponentCuts(name string) *Cuts {
+	cuts := &Cuts{}
 	c, ok := x.Component(name)
 	if !ok {
-		return ""
+		return cuts
 	}
-	refs, l := x.Refs(), NewListDigest()
+	refs := x.Refs()
+	var off int64
 	for _, i := range c.Chunks {
 		if i >= 0 && i < len(refs) {
-			l.Add(x.Packs[refs[i].Pack].Chunks[refs[i].Chunk].SHA256)
+			ch := x.Packs[refs[i].Pack].Chunks[refs[i].Chunk]
+			cuts.Add(off, ch.Size, ch.SHA256)
+			off += ch.Size
 		}
 	}
-	return l.Sum()
+	return cuts
 }
 
 // Sum is the hex SHA-256 that names a chunk.

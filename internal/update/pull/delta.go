@@ -15,16 +15,11 @@ import (
 // dictionary (at most chunk.MaxBase) and the chunk.
 const deltaWindow = 8 << 20
 
-// deltaSeed is the seed the index's deltas apply to: one (not about to
-// be overwritten) whose bytes cut into the chunk list they were made
-// against, or -1.
-func (u *Update) deltaSeed() int {
-	d := u.index.Deltas
-	if d == nil {
-		return -1
-	}
-	for i, s := range u.o.seeds {
-		if !s.Volatile && i < len(u.lists) && u.lists[i] == d.From {
+// baseSeed is the seed holding a delta's base (one not about to be
+// overwritten), or -1.
+func (u *Update) baseSeed(b chunk.Base) int {
+	for i, c := range u.cuts {
+		if c != nil && c.Has(b) {
 			return i
 		}
 	}
@@ -37,8 +32,7 @@ func (u *Update) deltaSeed() int {
 // bad bytes, a base that does not decode it) is asked for again, up to
 // the tries allowed; what is still missing then is fetched whole.
 func (u *Update) fetchDeltas(ctx context.Context) error {
-	seed := u.deltaSeed()
-	if seed < 0 {
+	if u.index.Deltas == nil {
 		return nil
 	}
 	for range u.o.tries {
@@ -47,7 +41,7 @@ func (u *Update) fetchDeltas(ctx context.Context) error {
 			return nil
 		}
 		for _, s := range spans {
-			if err := u.fetchDeltaSpan(ctx, seed, s); ctx.Err() != nil {
+			if err := u.fetchDeltaSpan(ctx, s); ctx.Err() != nil {
 				return err
 			}
 		}
@@ -55,8 +49,9 @@ func (u *Update) fetchDeltas(ctx context.Context) error {
 	return nil
 }
 
-// missingDeltaSpans groups the deltas of needed chunks the host lacks
-// into runs of neighbours, as missingSpans does for chunks.
+// missingDeltaSpans groups the deltas of needed chunks the host lacks,
+// whose bases it has, into runs of neighbours, as missingSpans does for
+// chunks.
 func (u *Update) missingDeltaSpans() []span {
 	var out []span
 	queued := map[string]bool{}
@@ -65,7 +60,7 @@ func (u *Update) missingDeltaSpans() []span {
 		for _, c := range pk.Chunks {
 			_, have := u.where[c.SHA256]
 			_, needed := u.need[c.SHA256]
-			if have || !needed || queued[c.SHA256] {
+			if have || !needed || queued[c.SHA256] || u.baseSeed(*c.Base) < 0 {
 				cur = nil
 				continue
 			}
@@ -82,7 +77,7 @@ func (u *Update) missingDeltaSpans() []span {
 
 // fetchDeltaSpan fetches one span of deltas with a range request and
 // keeps each chunk its delta makes correctly.
-func (u *Update) fetchDeltaSpan(ctx context.Context, seed int, s span) error {
+func (u *Update) fetchDeltaSpan(ctx context.Context, s span) error {
 	pack := u.index.Deltas.Packs[s.pack]
 	rc, err := u.c.BlobRange(ctx, pack.Digest, s.chunks[0].Offset, rangeSize(s.chunks))
 	if err != nil {
@@ -97,7 +92,7 @@ func (u *Update) fetchDeltaSpan(ctx context.Context, seed int, s span) error {
 			return fmt.Errorf("fetching delta pack %s: %w", pack.Digest, err)
 		}
 		u.stats.DeltaBytes += c.Stored
-		b, err := u.decodeDelta(seed, c, stored, &dict)
+		b, err := u.decodeDelta(u.baseSeed(*c.Base), c, stored, &dict)
 		if err != nil {
 			u.stats.Refetched++
 			continue
@@ -116,6 +111,9 @@ func (u *Update) fetchDeltaSpan(ctx context.Context, seed int, s span) error {
 // decodeDelta decodes a delta with its base, read from the seed, as the
 // dictionary, and checks the chunk against its digest.
 func (u *Update) decodeDelta(seed int, c chunk.Chunk, stored []byte, dict *[]byte) ([]byte, error) {
+	if seed < 0 {
+		return nil, errors.New("no seed holds the base")
+	}
 	s := u.o.seeds[seed]
 	if c.Base.Offset+c.Base.Size > s.Size {
 		return nil, errors.New("base beyond the running root")

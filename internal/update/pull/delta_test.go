@@ -27,7 +27,7 @@ func relinked(t *testing.T, dir string) version {
 
 // TestPullWithDeltas: an update pushed with deltas against the running
 // root installs the same slot as one without, fetching far fewer chunk
-// bytes; a host running another root ignores the deltas.
+// bytes; a host whose root lacks the deltas' bases ignores them.
 func TestPullWithDeltas(t *testing.T) {
 	f := newFixture(t)
 	v := relinked(t, f.dir)
@@ -57,17 +57,25 @@ func TestPullWithDeltas(t *testing.T) {
 		t.Error("slot b differs from the new root image")
 	}
 
-	// a host whose running root is another fetches whole chunks
+	// deltas against a root with other bytes: the host lacks their bases
+	// and fetches whole chunks
 	f = newFixture(t)
-	other := buildVersion(t, t.TempDir(), "0.9.0")
+	fs := files("0.9.0", -1)
+	for p, b := range fs {
+		fs[p] = bytes.Repeat([]byte{byte(len(p))}, len(b)) // nothing in common
+	}
+	other := buildVersionFiles(t, t.TempDir(), "0.9.0", fs)
 	v = relinked(t, f.dir)
-	ref, _ = f.pushDeltas(t, v, f.key, &other)
+	ref, a = f.pushDeltas(t, v, f.key, &other)
+	if a.Deltas() == 0 {
+		t.Fatal("no deltas against the other root")
+	}
 	u, _, err = f.pull(t, ref)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st := u.Stats(); st.Deltas != 0 || st.DeltaBytes != 0 {
-		t.Errorf("a host on another root fetched %d deltas (%d bytes)", st.Deltas, st.DeltaBytes)
+		t.Errorf("a host lacking the bases fetched %d deltas (%d bytes)", st.Deltas, st.DeltaBytes)
 	}
 }
 

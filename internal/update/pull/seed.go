@@ -61,15 +61,20 @@ func (u *Update) scanCache(need map[string]int64) error {
 // scanSeeds cuts every seed as the index was cut and notes the needed
 // chunks found, preferring a stable seed over a volatile one.
 func (u *Update) scanSeeds(ctx context.Context, need map[string]int64) error {
-	u.lists = make([]string, len(u.o.seeds))
+	u.cuts = make([]*chunk.Cuts, len(u.o.seeds))
 	for i, s := range u.o.seeds {
-		list := chunk.NewListDigest()
+		cuts := &chunk.Cuts{}
+		if !s.Volatile && u.index.Deltas != nil {
+			u.cuts[i] = cuts
+		}
 		err := chunk.Split(io.NewSectionReader(s.R, 0, s.Size), u.index.Params, func(off int64, b []byte) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 			sum := chunk.Sum(b)
-			list.Add(sum)
+			if u.cuts[i] != nil {
+				cuts.Add(off, int64(len(b)), sum)
+			}
 			if _, ok := need[sum]; !ok {
 				return nil
 			}
@@ -81,7 +86,6 @@ func (u *Update) scanSeeds(ctx context.Context, need map[string]int64) error {
 		if err != nil {
 			return fmt.Errorf("looking for chunks in %s: %w", s.Name, err)
 		}
-		u.lists[i] = list.Sum()
 	}
 	return nil
 }

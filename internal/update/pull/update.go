@@ -30,7 +30,7 @@ type Update struct {
 	index  *chunk.Index
 	need   map[string]int64    // chunk digest -> size, for every component
 	where  map[string]location // chunk digest -> where the host has it
-	lists  []string            // each seed's chunk list digest (chunk.ListDigest)
+	cuts   []*chunk.Cuts       // the stable seeds' chunks, when there are deltas
 	stats  Stats
 }
 

@@ -18,7 +18,8 @@ const updateUsage = `Usage:
   bulkhead build --format update --sign-key KEY [flags] SPEC...   write NAME.bundle
   bulkhead update inspect [--json] NAME.bundle                      show what a bundle claims (signature not checked)
   bulkhead update verify --key PUB NAME.bundle                      check its signature, every payload, its expiry
-  bulkhead update push NAME.bundle REF                              publish it to an OCI registry, chunked (a host fetches what it lacks)
+  bulkhead update push [--from OLD.bundle] NAME.bundle REF          publish it to an OCI registry, chunked (a host fetches what it lacks;
+                                                                    with --from, hosts on OLD fetch deltas of changed chunks)
   bulkhead update plan --from OLD.bundle|REF NEW.bundle|REF         bytes a host on OLD fetches for NEW, by component
 
 A bundle needs boot.version in the spec and an expiry (update.expires, or

@@ -71,8 +71,8 @@ func (a agent) Pull(ctx context.Context, ref string) (hostapi.UpdateResult, erro
 		a.h.logf("update: removing the chunk cache: %v", err)
 	}
 	st := u.Stats()
-	a.h.logf("update: installed %s from %s into slot %s: fetched %d bytes (%d chunks), %d chunks found on the host",
-		m.Version, ref, t.SlotGUID, st.Fetched, st.ChunksFetched, st.ChunksLocal)
+	a.h.logf("update: installed %s from %s into slot %s: fetched %d bytes (%d chunks, %d of them as deltas), %d chunks found on the host",
+		m.Version, ref, t.SlotGUID, st.Fetched, st.ChunksFetched, st.Deltas, st.ChunksLocal)
 	return hostapi.UpdateResult{Version: m.Version, Entry: res.Entry, KeyID: keyID, Fetched: st.Fetched}, nil
 }
 

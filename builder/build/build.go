@@ -259,7 +259,7 @@ func (b *Builder) write(ctx context.Context, stage *output.Stage, l *Loaded, res
 	}
 	// The SBOMs and reports are artifacts too: listed, and signed with the
 	// rest.
-	reports, err := gates.write(stage)
+	reports, err := gates.write(stage, b.o.name)
 	if err != nil {
 		return nil, err
 	}

@@ -201,7 +201,7 @@ func TestBuildReportsThroughProgress(t *testing.T) {
 		}
 		names = append(names, filepath.Base(o.Path))
 	}
-	for _, want := range []string{"host-kernel", "host-initrd.img", "host-cmdline", "host.tar", scan.SPDXFile} {
+	for _, want := range []string{"host-kernel", "host-initrd.img", "host-cmdline", "host.tar", "host-sbom.spdx.json", "host-scan.json"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("outputs %q lack %s", names, want)
 		}
@@ -210,7 +210,7 @@ func TestBuildReportsThroughProgress(t *testing.T) {
 	// failure, and no report.
 	if !slices.ContainsFunc(ev, func(e Event) bool {
 		return e.Warning && e.Stage == "gates" && strings.Contains(e.Message, "kernel check skipped")
-	}) || slices.Contains(names, KernelReportName) {
+	}) || slices.Contains(names, "host-kernel-check.txt") {
 		t.Errorf("kernel check: events %+v, outputs %q", ev, names)
 	}
 	if r.Root != nil {
@@ -321,5 +321,35 @@ func TestKernelCheckGetsTheInitsSysctls(t *testing.T) {
 	}
 	if c := sysctlCategory(Sysctls(BulkheadInit)); !c.Checked || c.Score == 0 {
 		t.Errorf("bulkhead's init's sysctls: %+v", c)
+	}
+}
+
+// TestTwoHostsKeepTheirReports: two hosts built into one directory each
+// keep their SBOM and scan report, named after the host.
+func TestTwoHostsKeepTheirReports(t *testing.T) {
+	out := t.TempDir()
+	spec := fixture(t, "")
+	for _, name := range []string{"edge", "core"} {
+		b, err := New([]string{spec}, WithStore(t.TempDir()), WithOutput(out), WithName(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Build(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"edge", "core"} {
+		for _, f := range []string{scan.SPDXFile, scan.CycloneDXFile, scan.JSONFile, scan.TextFile} {
+			data, err := os.ReadFile(filepath.Join(out, name+"-"+f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f == scan.SPDXFile && !bytes.Contains(data, []byte(`"name": "`+name+`"`)) {
+				t.Errorf("%s-%s does not name its host:\n%.300s", name, f, data)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, scan.SPDXFile)); !os.IsNotExist(err) {
+		t.Errorf("an unnamed %s was written: %v", scan.SPDXFile, err)
 	}
 }

@@ -16,8 +16,12 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/host/sysctl"
 )
 
-// KernelReportName is the kernel check's report beside the outputs.
+// KernelReportName is the kernel check's report beside the outputs,
+// after the host's name: NAME-kernel-check.txt (KernelReport).
 const KernelReportName = "kernel-check.txt"
+
+// KernelReport is the kernel check's report file of host name.
+func KernelReport(name string) string { return name + "-" + KernelReportName }
 
 // DefaultKernelPolicy applies when the spec has no policy.kernel.
 func DefaultKernelPolicy() config.KernelPolicy {
@@ -127,7 +131,7 @@ func (b *Builder) checkKernel(g *Gates, spec *config.Spec, host *rootfs.Host, im
 			Err: fmt.Errorf("%s: the kernel fails policy.kernel (score %d%%, min %d%%); nothing was written", spec.Policy.Pos, rep.Score, v.MinScore)}
 	}
 	b.warn("gates", config.Pos{}, "kernel %s scores %d%% and fails the kernel policy (min %d%%, %d rules failed); see %s",
-		spec.Kernel.Image, rep.Score, v.MinScore, rep.Failed, KernelReportName)
+		spec.Kernel.Image, rep.Score, v.MinScore, rep.Failed, KernelReport(b.o.name))
 	return nil
 }
 
@@ -141,23 +145,22 @@ func (g *Gates) Apply(host *rootfs.Host) *rootfs.Host {
 	return &h
 }
 
-// write puts the reports beside the outputs and returns their paths and
-// formats: sbom.spdx.json, sbom.cdx.json, scan.json, scan.txt and
-// kernel-check.txt.
-func (g *Gates) write(stage *output.Stage) ([][2]string, error) {
+// write puts the reports of host name beside the outputs and returns
+// their paths and formats: NAME-sbom.spdx.json, NAME-sbom.cdx.json,
+// NAME-scan.json, NAME-scan.txt and NAME-kernel-check.txt.
+func (g *Gates) write(stage *output.Stage, name string) ([][2]string, error) {
 	dir := stage.Dir()
-	if err := g.Scan.WriteFiles(dir); err != nil {
+	paths, err := g.Scan.WriteFiles(dir)
+	if err != nil {
 		return nil, err
 	}
-	out := [][2]string{
-		{filepath.Join(dir, scan.SPDXFile), "spdx"},
-		{filepath.Join(dir, scan.CycloneDXFile), "cyclonedx"},
-		{filepath.Join(dir, scan.JSONFile), "scan-json"},
-		{filepath.Join(dir, scan.TextFile), "scan-text"},
+	var out [][2]string
+	for i, format := range []string{"spdx", "cyclonedx", "scan-json", "scan-text"} {
+		out = append(out, [2]string{paths[i], format})
 	}
-	p := filepath.Join(dir, KernelReportName)
+	p := filepath.Join(dir, KernelReport(name))
 	if g.KernelReport == nil {
-		stage.Obsolete(KernelReportName) // a stale one would mislead
+		stage.Obsolete(KernelReport(name)) // a stale one would mislead
 		return out, nil
 	}
 	if err := output.WriteFile(p, g.KernelReport); err != nil {

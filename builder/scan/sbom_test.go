@@ -71,15 +71,17 @@ func TestWriteFilesAndEmbed(t *testing.T) {
 	in := testHost(t, hostOpts{debVersion: "1"})
 	r := run(t, in)
 	dir := t.TempDir()
-	if err := r.WriteFiles(dir); err != nil {
+	paths, err := r.WriteFiles(dir)
+	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{SPDXFile, CycloneDXFile, JSONFile, TextFile} {
-		if fi, err := os.Stat(filepath.Join(dir, name)); err != nil || fi.Size() == 0 {
-			t.Errorf("%s: %v", name, err)
+	for i, name := range []string{"host-sbom.spdx.json", "host-sbom.cdx.json", "host-scan.json", "host-scan.txt"} {
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err != nil || fi.Size() == 0 || paths[i] != p {
+			t.Errorf("%s: %v (returned %q)", name, err, paths)
 		}
 	}
-	txt := readFile(t, filepath.Join(dir, TextFile))
+	txt := readFile(t, filepath.Join(dir, "host-scan.txt"))
 	if !bytes.Contains(txt, []byte("result: FAIL")) || !bytes.Contains(txt, []byte("etc/app/token:1")) {
 		t.Errorf("summary:\n%s", txt)
 	}

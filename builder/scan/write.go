@@ -13,13 +13,19 @@ import (
 	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
 )
 
-// Report file names, as WriteFiles writes them beside the outputs.
+// Report file names, as WriteFiles writes them beside the outputs, each
+// after the host's name and a dash (FileName): two hosts built into one
+// directory keep their own reports.
 const (
 	SPDXFile      = "sbom.spdx.json"
 	CycloneDXFile = "sbom.cdx.json"
 	JSONFile      = "scan.json"
 	TextFile      = "scan.txt"
 )
+
+// FileName is the report file of host name: NAME-file ("host-" when the
+// name is empty).
+func FileName(name, file string) string { return nameOr(name) + "-" + file }
 
 // EmbedPath is where a host carries its own SBOM (SPDX).
 const EmbedPath = "usr/share/bulkhead/sbom.spdx.json"
@@ -41,25 +47,28 @@ func (r *Report) JSON() ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// WriteFiles writes sbom.spdx.json, sbom.cdx.json, scan.json and
-// scan.txt into dir, each atomically.
-func (r *Report) WriteFiles(dir string) error {
+// WriteFiles writes NAME-sbom.spdx.json, NAME-sbom.cdx.json,
+// NAME-scan.json and NAME-scan.txt into dir, each atomically, and returns
+// their paths in that order.
+func (r *Report) WriteFiles(dir string) ([]string, error) {
 	js, err := r.JSON()
 	if err != nil {
-		return fmt.Errorf("writing scan report: %w", err)
+		return nil, fmt.Errorf("writing scan report: %w", err)
 	}
 	var txt bytes.Buffer
 	r.Summary(&txt)
+	var paths []string
 	for _, f := range []struct {
 		name string
 		data []byte
 	}{{SPDXFile, r.SPDX}, {CycloneDXFile, r.CycloneDX}, {JSONFile, js}, {TextFile, txt.Bytes()}} {
-		name, data := f.name, f.data
-		if err := output.WriteFile(filepath.Join(dir, name), data); err != nil {
-			return fmt.Errorf("writing scan report: %w", err)
+		p := filepath.Join(dir, FileName(r.Name, f.name))
+		if err := output.WriteFile(p, f.data); err != nil {
+			return nil, fmt.Errorf("writing scan report: %w", err)
 		}
+		paths = append(paths, p)
 	}
-	return nil
+	return paths, nil
 }
 
 // Entry is the SPDX SBOM as a file of the root to add at EmbedPath, owned

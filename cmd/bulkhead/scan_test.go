@@ -45,7 +45,7 @@ func TestScanArtifact(t *testing.T) {
 	if !strings.Contains(stdout.String(), "secret aws-access-key-id at root/.aws/credentials:1") {
 		t.Errorf("summary:\n%s", stdout.String())
 	}
-	for _, name := range []string{"sbom.spdx.json", "sbom.cdx.json", "scan.json", "scan.txt"} {
+	for _, name := range []string{"host-sbom.spdx.json", "host-sbom.cdx.json", "host-scan.json", "host-scan.txt"} {
 		if _, err := os.Stat(filepath.Join(out, name)); err != nil {
 			t.Error(err)
 		}
@@ -83,7 +83,7 @@ func TestScanSpec(t *testing.T) {
 	if code := run(context.Background(), []string{"scan", "--store", store, "-o", out, spec}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d; stdout %s; stderr %s", code, stdout.String(), stderr.String())
 	}
-	cdx, err := os.ReadFile(filepath.Join(out, "sbom.cdx.json"))
+	cdx, err := os.ReadFile(filepath.Join(out, "host-sbom.cdx.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

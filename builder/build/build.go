@@ -168,6 +168,8 @@ type Result struct {
 	Root *Root
 	// Scan is the gates' report.
 	Scan *scan.Report
+	// Kernel is the kernel check's verdict, nil when it did not run.
+	Kernel *KernelVerdict
 }
 
 // Root describes the verified root image: what a boot entry or an update
@@ -246,7 +248,7 @@ func (b *Builder) write(ctx context.Context, stage *output.Stage, l *Loaded, res
 		return nil, err
 	}
 	host = gates.Apply(host)
-	r := &Result{Images: res.List, Outputs: []Output{}, Scan: gates.Scan}
+	r := &Result{Images: res.List, Outputs: []Output{}, Scan: gates.Scan, Kernel: gates.Kernel}
 	arts := &artifacts{b: b, dir: dir, spec: l.Spec, host: host, images: res.Images, hostInit: hostInit}
 	defer arts.close()
 	outs, err := arts.write(ctx)

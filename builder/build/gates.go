@@ -34,8 +34,24 @@ type Gates struct {
 	Scan *scan.Report
 	// KernelReport is the kernel check's report, nil without a kernel.
 	KernelReport []byte
+	// Kernel is the kernel check's verdict, nil when it did not run.
+	Kernel *KernelVerdict
 	// SBOM is the SPDX SBOM as a file of the root (scan.EmbedPath).
 	SBOM *rootfs.Entry
+}
+
+// KernelVerdict is the kernel check's outcome against policy.kernel.
+type KernelVerdict struct {
+	Image    string
+	Score    int
+	MinScore int
+	// Failed counts the rules that failed; Reasons say why the policy
+	// failed, one line each.
+	Failed  int
+	Reasons []string
+	Pass    bool
+	// Enforce is whether a failure fails the build (policy.kernel.enforce).
+	Enforce bool
 }
 
 // GateError is a build stopped by a gate the policy enforces; Report
@@ -51,8 +67,9 @@ func (e *GateError) Error() string {
 // KernelPolicyError is a kernel that fails an enforced policy.kernel;
 // Report is the kernel check's report.
 type KernelPolicyError struct {
-	Report []byte
-	Err    error
+	Report  []byte
+	Verdict *KernelVerdict
+	Err     error
 }
 
 func (e *KernelPolicyError) Error() string { return e.Err.Error() }
@@ -123,11 +140,13 @@ func (b *Builder) checkKernel(g *Gates, spec *config.Spec, host *rootfs.Host, im
 		return err
 	}
 	g.KernelReport = buf.Bytes()
+	g.Kernel = &KernelVerdict{Image: spec.Kernel.Image, Score: rep.Score, MinScore: v.MinScore, Failed: rep.Failed,
+		Reasons: v.Reasons, Pass: v.Pass, Enforce: v.Enforce}
 	if v.Pass {
 		return nil
 	}
 	if v.Enforce {
-		return &KernelPolicyError{Report: g.KernelReport,
+		return &KernelPolicyError{Report: g.KernelReport, Verdict: g.Kernel,
 			Err: fmt.Errorf("%s: the kernel fails policy.kernel (score %d%%, min %d%%); nothing was written", spec.Policy.Pos, rep.Score, v.MinScore)}
 	}
 	b.warn("gates", config.Pos{}, "kernel %s scores %d%% and fails the kernel policy (min %d%%, %d rules failed); see %s",

@@ -4,7 +4,8 @@
 //
 //	Load      specs -> *Loaded        builder/config       parse, merge, validate (Check: the spec-level checks alone)
 //	Resolve         -> *Resolved      builder/resolve      digest-pinned images; builder/trust checks signatures
-//	Assemble        -> *rootfs.Host   builder/rootfs       the root tree in memory
+//	Assemble        -> *rootfs.Host   builder/rootfs       the root tree in memory (CheckContainers: what
+//	                                                       each container needs of its image)
 //	Gates           -> *Gates         builder/kernelcheck, builder/scan: kernel policy, SBOM, vulnerabilities,
 //	                                                       secrets, minimality; the SBOM entry to add
 //	RootImage       -> *RootImage     builder/rootimg      the verified root image (dm-verity)
@@ -213,6 +214,9 @@ func (b *Builder) Build(ctx context.Context) (*Result, error) {
 	b.step("assemble", "assembling the root")
 	host, err := b.Assemble(ctx, l, res)
 	if err != nil {
+		return nil, err
+	}
+	if err := CheckContainers(l.Spec, host.Tree); err != nil {
 		return nil, err
 	}
 	stage, err := output.NewStage(b.o.out)

@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"github.com/bulkhead-dev/bulkhead/builder/config"
 	"github.com/bulkhead-dev/bulkhead/builder/kernelcheck"
 	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
 	"github.com/bulkhead-dev/bulkhead/builder/scan"
@@ -351,5 +352,98 @@ func TestTwoHostsKeepTheirReports(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(out, scan.SPDXFile)); !os.IsNotExist(err) {
 		t.Errorf("an unnamed %s was written: %v", scan.SPDXFile, err)
+	}
+}
+
+// TestContainerChecks: a bind target missing from a read-only image and a
+// command missing from an image fail the build and validation, each at
+// its container's entry; a command reached through a symbolic link
+// (bin -> usr/bin) is found. Validation checks nothing of the images while
+// the store lacks them, and never creates the store.
+func TestContainerChecks(t *testing.T) {
+	spec := fixture(t, `    readonly: true
+    binds: ["/var/lib/web:/etc/nginx", "/var/lib/web:/web"]
+  - name: bad
+    image: HOST/test/web:1
+    command: ["/nope"]
+  - name: linked
+    image: HOST/test/web:1
+    command: ["/bin/web"]
+  - name: onpath
+    image: HOST/test/web:1
+    command: ["web"]
+    env: ["PATH=/bin"]
+`)
+	data, _ := os.ReadFile(spec)
+	host := strings.TrimPrefix(strings.Split(string(data), "\n")[1], "  image: ")
+	host = strings.TrimSuffix(host, "/test/kernel:1")
+	pushImage(t, host, "test/web:1", []string{"/web"}, tarFile{"web", "web binary", 0o755}, tarFile{"usr/bin/web", "web binary", 0o755})
+	// bin -> usr/bin as a symbolic link: pushImage writes regular files, so
+	// add the link with a second layer.
+	addSymlink(t, host+"/test/web:1", "bin", "usr/bin")
+
+	missingStore := filepath.Join(t.TempDir(), "store")
+	b, err := New([]string{spec}, WithStore(missingStore))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := b.Validate(context.Background())
+	if err != nil || len(v.Problems) != 0 || len(v.Unchecked) != 3 {
+		t.Fatalf("without a store: %+v, %v", v, err)
+	}
+	if _, err := os.Stat(missingStore); !os.IsNotExist(err) {
+		t.Errorf("validate made the store: %v", err)
+	}
+
+	store := t.TempDir()
+	b, err = New([]string{spec}, WithStore(store), WithOutput(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.Build(context.Background())
+	want := []Problem{
+		{config.Pos{File: spec, Line: 7, Col: 5}, `services "web": mount target /etc/nginx is not in image ` + host + `/test/web:1 and the root is read-only (readonly: true), so runc cannot make it at boot: add it to the image or drop readonly`},
+		{config.Pos{File: spec, Line: 11, Col: 5}, `services "bad": command "/nope" is not in image ` + host + `/test/web:1`},
+	}
+	if got := Problems(err); !slices.Equal(got, want) {
+		t.Fatalf("build: %v\ngot  %q\nwant %q", err, got, want)
+	}
+	// Now the store holds the images: validation checks them, offline.
+	b, err = New([]string{spec}, WithStore(store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err = b.Validate(context.Background())
+	if err != nil || len(v.Unchecked) != 0 || !slices.Equal(v.Problems, want) {
+		t.Fatalf("validate: %v\ngot  %+v\nwant %q", err, v, want)
+	}
+}
+
+// addSymlink adds a layer holding the symbolic link name -> target to the
+// image at ref.
+func addSymlink(t *testing.T, ref, link, target string) {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: link, Linkname: target, Typeflag: tar.TypeSymlink, Mode: 0o777})
+	tw.Close()
+	data := buf.Bytes()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img, err = mutate.AppendLayers(img, layer); err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(n, img); err != nil {
+		t.Fatal(err)
 	}
 }

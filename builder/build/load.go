@@ -48,11 +48,17 @@ func (b *Builder) Load() (*Loaded, error) {
 // what the formats asked for need of the spec. Build runs it before
 // resolving anything.
 func (b *Builder) Check(l *Loaded) error {
+	if slices.Contains(b.o.formats, "update") && b.o.key == nil && b.o.keyRef == "" {
+		return errors.New("an update bundle must be signed: give a signing key")
+	}
+	return b.checkSpec(l)
+}
+
+// checkSpec is Check but for the options: what the formats need of the
+// spec alone.
+func (b *Builder) checkSpec(l *Loaded) error {
 	if !slices.Contains(b.o.formats, "update") {
 		return nil
-	}
-	if b.o.key == nil && b.o.keyRef == "" {
-		return errors.New("an update bundle must be signed: give a signing key")
 	}
 	spec := l.Spec
 	if spec.Boot == nil || spec.Boot.Version == "" {

@@ -15,15 +15,6 @@ type Problem struct {
 	Msg string
 }
 
-// PosError is an error about what a spec writes at Pos.
-type PosError struct {
-	Pos config.Pos
-	Err error
-}
-
-func (e *PosError) Error() string { return e.Pos.String() + ": " + e.Err.Error() }
-func (e *PosError) Unwrap() error { return e.Err }
-
 // Problems lists what err reports, one problem per spec error, image error
 // or trust failure (the errors err joins, when it joins some), each with its position when it has one.
 func Problems(err error) []Problem {
@@ -32,7 +23,7 @@ func Problems(err error) []Problem {
 	}
 	var out []Problem
 	var ce *config.Error
-	var pe *PosError
+	var pe *config.PosError
 	var te *trust.Error
 	var errs config.Errors
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
@@ -58,7 +49,9 @@ func Problems(err error) []Problem {
 	return out
 }
 
-// unprefixed is err's message without a leading "file:line:col: ".
+// unprefixed is err's message without pos ("file:line:col: "), which the
+// problem carries apart; the context around it stays ("assembling root:
+// services "web": uid: ...").
 func unprefixed(pos config.Pos, err error) string {
-	return strings.TrimPrefix(err.Error(), pos.String()+": ")
+	return strings.Replace(err.Error(), pos.String()+": ", "", 1)
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/dustin/go-humanize"
+
 	"github.com/bulkhead-dev/bulkhead/builder/output"
 	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
 )
@@ -84,7 +86,7 @@ func (r *Report) Entry(epoch int64) *rootfs.Entry {
 // tables, and the verdict.
 func (r *Report) Summary(w io.Writer) {
 	m := r.Minimality
-	fmt.Fprintf(w, "%s: %d packages, %d files, %d bytes\n", nameOr(r.Name), len(r.Packages), len(m.Files), m.TotalSize)
+	fmt.Fprintf(w, "%s: %d packages, %d files, %s\n", nameOr(r.Name), len(r.Packages), len(m.Files), humanize.Bytes(uint64(m.TotalSize)))
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
 	if !r.VulnDB {
 		fmt.Fprintln(w, "\nvulnerabilities: not checked (no vulnerability database)")
@@ -113,7 +115,7 @@ func (r *Report) Summary(w io.Writer) {
 	fmt.Fprintf(w, "\nminimality: %d flagged, %d vestigial\n", len(m.Flagged)+countFlagged(r), len(m.Vestigial))
 	fmt.Fprintln(tw, "SIZE\tFILES\tCOMPONENT")
 	for _, c := range m.Components {
-		fmt.Fprintf(tw, "%d\t%d\t%s\n", c.Size, c.Files, c.Origin)
+		fmt.Fprintf(tw, "%s\t%d\t%s\n", humanize.Bytes(uint64(c.Size)), c.Files, ShortDigests(c.Origin))
 	}
 	tw.Flush()
 	for _, f := range m.Files {
@@ -140,6 +142,35 @@ func (r *Report) Summary(w io.Writer) {
 		fmt.Fprintln(w, "  "+f)
 	}
 }
+
+// ShortDigests shortens every sha256 digest in s to its first 12 hex
+// digits and an ellipsis ("img@sha256:fd6bd79076d4…"), so that report
+// lines stay narrow; the JSON reports keep them whole.
+func ShortDigests(s string) string {
+	const prefix, keep, full = "sha256:", 12, 64
+	var b strings.Builder
+	for {
+		i := strings.Index(s, prefix)
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		j := i + len(prefix)
+		n := 0
+		for n < full && j+n < len(s) && isHex(s[j+n]) {
+			n++
+		}
+		if n == full {
+			b.WriteString(s[:j+keep])
+			b.WriteString("…")
+		} else {
+			b.WriteString(s[:j+n])
+		}
+		s = s[j+n:]
+	}
+}
+
+func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' }
 
 func countFlagged(r *Report) int {
 	n := 0

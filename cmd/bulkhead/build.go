@@ -9,13 +9,17 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"text/tabwriter"
 	"unicode/utf8"
+
+	"github.com/dustin/go-humanize"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/bulkhead-dev/bulkhead/builder/build"
 	"github.com/bulkhead-dev/bulkhead/builder/config"
 	"github.com/bulkhead-dev/bulkhead/builder/output"
+	"github.com/bulkhead-dev/bulkhead/builder/scan"
 )
 
 func buildCommand() command {
@@ -80,13 +84,16 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	// Human sizes and short digests keep the lines narrow; --json has
+	// both whole.
+	tw := tabwriter.NewWriter(stdout, 2, 8, 1, ' ', 0)
 	for _, o := range sum.Outputs {
-		fmt.Fprintf(stdout, "%s\t%d bytes\t%s\n", o.Path, o.Size, o.Digest)
+		fmt.Fprintf(tw, "%s\t%8s  %s\n", o.Path, humanize.Bytes(uint64(o.Size)), scan.ShortDigests(o.Digest))
 	}
 	if r := sum.Root; r != nil {
-		fmt.Fprintf(stdout, "root %s\t%d bytes\troot hash %s\n", r.Version, r.Size, r.RootHash)
+		fmt.Fprintf(tw, "root %s\t%8s  root hash %s…\n", r.Version, humanize.Bytes(uint64(r.Size)), short(r.RootHash))
 	}
-	return nil
+	return tw.Flush()
 }
 
 type buildSummary struct {

@@ -15,6 +15,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
+
+	"github.com/dustin/go-humanize"
 
 	"github.com/bulkhead-dev/bulkhead/builder/scan"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -294,5 +297,38 @@ func TestBuildJSON(t *testing.T) {
 	}
 	if !strings.Contains(got.Gates.Scan.Failed[0], "etc/deploy.env") {
 		t.Errorf("failed gates %q", got.Gates.Scan.Failed)
+	}
+}
+
+// TestBuildLinesAreNarrow: the lines build prints give sizes for people
+// and shortened digests, under 100 columns; --json keeps whole digests
+// and byte counts.
+func TestBuildLinesAreNarrow(t *testing.T) {
+	spec := fixture(t)
+	store := t.TempDir()
+	out := t.TempDir()
+	var so, se bytes.Buffer
+	if code := run(context.Background(), []string{"build", "--store", store, "-o", out, spec}, &so, &se); code != 0 {
+		t.Fatalf("exit %d: %s", code, se.String())
+	}
+	lines := strings.Split(strings.TrimSuffix(so.String(), "\n"), "\n")
+	if len(lines) < 5 {
+		t.Fatalf("stdout:\n%s", so.String())
+	}
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if n := utf8.RuneCountInString(l); n >= 100 || len(f) != 4 || !strings.HasPrefix(f[3], "sha256:") ||
+			utf8.RuneCountInString(f[3]) != len("sha256:")+12+1 || !strings.HasSuffix(f[3], "…") {
+			t.Errorf("line %q (%d columns)", l, n)
+		}
+		if info, err := os.Stat(f[0]); err != nil || humanize.Bytes(uint64(info.Size())) != f[1]+" "+f[2] {
+			t.Errorf("line %q: size of %s is not %s (%v)", l, f[0], f[1]+" "+f[2], err)
+		}
+	}
+	got, _ := buildJSONOnce(t, store, spec)
+	for _, o := range got.Outputs {
+		if len(o.Digest) != len("sha256:")+64 || o.Size == 0 {
+			t.Errorf("--json output %+v", o)
+		}
 	}
 }

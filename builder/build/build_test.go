@@ -447,3 +447,24 @@ func addSymlink(t *testing.T, ref, link, target string) {
 		t.Fatal(err)
 	}
 }
+
+// TestStage0IsNotVestigial: the scan counts bulkhead's stage 0 in the
+// root as what the host runs (it is the stage-0 initrd's /init), where
+// the same program elsewhere is vestigial.
+func TestStage0IsNotVestigial(t *testing.T) {
+	elf, err := os.ReadFile("/bin/true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := rootfs.New()
+	for _, p := range []string{Stage0Binary, "usr/lib/bulkhead/unused"} {
+		tr.Put(&rootfs.Entry{Path: p, Kind: rootfs.KindFile, Mode: 0o755, Size: int64(len(elf)), Content: rootfs.Content{Data: elf}})
+	}
+	r, err := scan.Run(context.Background(), scan.Input{Name: "host", Tree: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := r.Minimality.Vestigial; slices.Contains(v, Stage0Binary) || !slices.Contains(v, "usr/lib/bulkhead/unused") {
+		t.Errorf("vestigial %q", v)
+	}
+}

@@ -1,6 +1,7 @@
 package scan
 
 import (
+	"fmt"
 	"io"
 	"path"
 	"sort"
@@ -35,6 +36,15 @@ func inventory(in Input, files *treeFiles) ([]sbom.Package, error) {
 			Repository: repoOf(img.Name), Locations: []string{"image:" + img.Ref},
 		})
 	}
+	if len(in.Images) == 0 {
+		// A built artifact: the images it was built from are gone from its
+		// files, but the SBOM it carries lists them.
+		imgs, err := embeddedImages(in.Tree)
+		if err != nil {
+			return nil, err
+		}
+		pkgs = append(pkgs, imgs...)
+	}
 	pkgs = append(pkgs, files.goPkgs...)
 	dbs, err := packageDBs(files)
 	if err != nil {
@@ -42,6 +52,27 @@ func inventory(in Input, files *treeFiles) ([]sbom.Package, error) {
 	}
 	pkgs = append(pkgs, dbs...)
 	return sbom.Normalize(pkgs), nil
+}
+
+// embeddedImages are the images the SBOM at EmbedPath lists; none when
+// the tree carries no SBOM.
+func embeddedImages(t *rootfs.Tree) ([]sbom.Package, error) {
+	e := t.Get(EmbedPath)
+	if e == nil || e.Kind != rootfs.KindFile {
+		return nil, nil
+	}
+	if e.Size > sbom.MaxSPDX {
+		return nil, fmt.Errorf("/%s: %d bytes, larger than the limit of %d", EmbedPath, e.Size, sbom.MaxSPDX)
+	}
+	data, err := readEntry(e)
+	if err != nil {
+		return nil, fmt.Errorf("reading /%s: %w", EmbedPath, err)
+	}
+	imgs, err := sbom.SPDXImages(data)
+	if err != nil {
+		return nil, fmt.Errorf("/%s: %w", EmbedPath, err)
+	}
+	return imgs, nil
 }
 
 // repoOf and tagOf split an expanded reference "registry/name:tag".

@@ -152,6 +152,21 @@ func TestScanArtifacts(t *testing.T) {
 		if !reflect.DeepEqual(r.Packages, wantPkgs) {
 			t.Errorf("%s: packages\n%+v\nwant\n%+v", filepath.Base(p), r.Packages, wantPkgs)
 		}
+		// The component column: the app's container root is the app
+		// image's, named as the spec's scan names it.
+		var app string
+		for _, c := range want.Minimality.Components {
+			if strings.HasPrefix(c.Origin, "example.org/app:1@sha256:") {
+				app = c.Origin
+			}
+		}
+		found := false
+		for _, c := range r.Minimality.Components {
+			found = found || c.Origin == app && c.Files > 0
+		}
+		if app == "" || !found {
+			t.Errorf("%s: components %+v lack the app image %q", filepath.Base(p), r.Minimality.Components, app)
+		}
 	}
 	disk := filepath.Join(dir, "disk.img")
 	img := make([]byte, 4096)

@@ -16,7 +16,8 @@ type Problem struct {
 }
 
 // Problems lists what err reports, one problem per spec error, image error
-// or trust failure (the errors err joins, when it joins some), each with its position when it has one.
+// or trust failure (the errors err joins, when it joins some), each with
+// its position when it has one.
 func Problems(err error) []Problem {
 	if err == nil {
 		return nil

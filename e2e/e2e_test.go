@@ -43,13 +43,20 @@ func TestMain(m *testing.M) {
 // buildSpec runs `bulkhead build` on spec into dir and returns the output prefix.
 func buildSpec(t *testing.T, spec, dir string) string {
 	t.Helper()
+	prefix, _ := buildSpecStderr(t, spec, dir)
+	return prefix
+}
+
+// buildSpecStderr is buildSpec, and what the build said on stderr.
+func buildSpecStderr(t *testing.T, spec, dir string) (string, string) {
+	t.Helper()
 	cmd := exec.Command(bulkhead, "build", "-o", dir, spec)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("bulkhead build %s: %v\n%s\n(the component images come from `make images`)", spec, err, stderr.String())
 	}
-	return filepath.Join(dir, strings.TrimSuffix(filepath.Base(spec), ".yml"))
+	return filepath.Join(dir, strings.TrimSuffix(filepath.Base(spec), ".yml")), stderr.String()
 }
 
 // boot starts the built host with the given guest ports forwarded to free
@@ -126,7 +133,11 @@ func get(t *testing.T, port int, timeout time.Duration) string {
 }
 
 func TestMinimalBootsAndServes(t *testing.T) {
-	prefix := buildSpec(t, "../examples/minimal.yml", t.TempDir())
+	prefix, stderr := buildSpecStderr(t, "../examples/minimal.yml", t.TempDir())
+	// The README's first example builds without a warning.
+	if strings.Contains(stderr, "warning") {
+		t.Errorf("building examples/minimal.yml warned:\n%s", stderr)
+	}
 	vm, ports := boot(t, prefix, 8080)
 
 	waitFor(t, vm, "bulkhead-init: started", 90*time.Second)

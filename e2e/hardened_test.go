@@ -30,12 +30,12 @@ func TestHardenedHostServes(t *testing.T) {
 	if strings.Contains(stderr.String(), "warning: kernel") {
 		t.Errorf("the build warned about the kernel:\n%s", stderr.String())
 	}
-	report, err := os.ReadFile(filepath.Join(out, "kernel-check.txt"))
+	report, err := os.ReadFile(filepath.Join(out, "hardened-kernel-check.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(string(report), "(passes: min 95%)") {
-		t.Errorf("kernel-check.txt does not pass:\n%s", report)
+		t.Errorf("hardened-kernel-check.txt does not pass:\n%s", report)
 	}
 
 	prefix := filepath.Join(out, "hardened")

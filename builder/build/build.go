@@ -4,7 +4,8 @@
 //
 //	Load      specs -> *Loaded        builder/config       parse, merge, validate (Check: the spec-level checks alone)
 //	Resolve         -> *Resolved      builder/resolve      digest-pinned images; builder/trust checks signatures
-//	Assemble        -> *rootfs.Host   builder/rootfs       the root tree in memory
+//	Assemble        -> *rootfs.Host   builder/rootfs       the root tree in memory (CheckContainers: what
+//	                                                       each container needs of its image)
 //	Gates           -> *Gates         builder/kernelcheck, builder/scan: kernel policy, SBOM, vulnerabilities,
 //	                                                       secrets, minimality; the SBOM entry to add
 //	RootImage       -> *RootImage     builder/rootimg      the verified root image (dm-verity)
@@ -168,6 +169,8 @@ type Result struct {
 	Root *Root
 	// Scan is the gates' report.
 	Scan *scan.Report
+	// Kernel is the kernel check's verdict, nil when it did not run.
+	Kernel *KernelVerdict
 }
 
 // Root describes the verified root image: what a boot entry or an update
@@ -213,6 +216,9 @@ func (b *Builder) Build(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := CheckContainers(l.Spec, host.Tree); err != nil {
+		return nil, err
+	}
 	stage, err := output.NewStage(b.o.out)
 	if err != nil {
 		return nil, err
@@ -246,7 +252,7 @@ func (b *Builder) write(ctx context.Context, stage *output.Stage, l *Loaded, res
 		return nil, err
 	}
 	host = gates.Apply(host)
-	r := &Result{Images: res.List, Outputs: []Output{}, Scan: gates.Scan}
+	r := &Result{Images: res.List, Outputs: []Output{}, Scan: gates.Scan, Kernel: gates.Kernel}
 	arts := &artifacts{b: b, dir: dir, spec: l.Spec, host: host, images: res.Images, hostInit: hostInit}
 	defer arts.close()
 	outs, err := arts.write(ctx)
@@ -259,7 +265,7 @@ func (b *Builder) write(ctx context.Context, stage *output.Stage, l *Loaded, res
 	}
 	// The SBOMs and reports are artifacts too: listed, and signed with the
 	// rest.
-	reports, err := gates.write(stage)
+	reports, err := gates.write(stage, b.o.name)
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"github.com/bulkhead-dev/bulkhead/builder/config"
 	"github.com/bulkhead-dev/bulkhead/builder/kernelcheck"
 	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
 	"github.com/bulkhead-dev/bulkhead/builder/scan"
@@ -201,7 +202,7 @@ func TestBuildReportsThroughProgress(t *testing.T) {
 		}
 		names = append(names, filepath.Base(o.Path))
 	}
-	for _, want := range []string{"host-kernel", "host-initrd.img", "host-cmdline", "host.tar", scan.SPDXFile} {
+	for _, want := range []string{"host-kernel", "host-initrd.img", "host-cmdline", "host.tar", "host-sbom.spdx.json", "host-scan.json"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("outputs %q lack %s", names, want)
 		}
@@ -210,7 +211,7 @@ func TestBuildReportsThroughProgress(t *testing.T) {
 	// failure, and no report.
 	if !slices.ContainsFunc(ev, func(e Event) bool {
 		return e.Warning && e.Stage == "gates" && strings.Contains(e.Message, "kernel check skipped")
-	}) || slices.Contains(names, KernelReportName) {
+	}) || slices.Contains(names, "host-kernel-check.txt") {
 		t.Errorf("kernel check: events %+v, outputs %q", ev, names)
 	}
 	if r.Root != nil {
@@ -321,5 +322,149 @@ func TestKernelCheckGetsTheInitsSysctls(t *testing.T) {
 	}
 	if c := sysctlCategory(Sysctls(BulkheadInit)); !c.Checked || c.Score == 0 {
 		t.Errorf("bulkhead's init's sysctls: %+v", c)
+	}
+}
+
+// TestTwoHostsKeepTheirReports: two hosts built into one directory each
+// keep their SBOM and scan report, named after the host.
+func TestTwoHostsKeepTheirReports(t *testing.T) {
+	out := t.TempDir()
+	spec := fixture(t, "")
+	for _, name := range []string{"edge", "core"} {
+		b, err := New([]string{spec}, WithStore(t.TempDir()), WithOutput(out), WithName(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Build(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"edge", "core"} {
+		for _, f := range []string{scan.SPDXFile, scan.CycloneDXFile, scan.JSONFile, scan.TextFile} {
+			data, err := os.ReadFile(filepath.Join(out, name+"-"+f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f == scan.SPDXFile && !bytes.Contains(data, []byte(`"name": "`+name+`"`)) {
+				t.Errorf("%s-%s does not name its host:\n%.300s", name, f, data)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, scan.SPDXFile)); !os.IsNotExist(err) {
+		t.Errorf("an unnamed %s was written: %v", scan.SPDXFile, err)
+	}
+}
+
+// TestContainerChecks: a bind target missing from a read-only image and a
+// command missing from an image fail the build and validation, each at
+// its container's entry; a command reached through a symbolic link
+// (bin -> usr/bin) is found. Validation checks nothing of the images while
+// the store lacks them, and never creates the store.
+func TestContainerChecks(t *testing.T) {
+	spec := fixture(t, `    readonly: true
+    binds: ["/var/lib/web:/etc/nginx", "/var/lib/web:/web"]
+  - name: bad
+    image: HOST/test/web:1
+    command: ["/nope"]
+  - name: linked
+    image: HOST/test/web:1
+    command: ["/bin/web"]
+  - name: onpath
+    image: HOST/test/web:1
+    command: ["web"]
+    env: ["PATH=/bin"]
+`)
+	data, _ := os.ReadFile(spec)
+	host := strings.TrimPrefix(strings.Split(string(data), "\n")[1], "  image: ")
+	host = strings.TrimSuffix(host, "/test/kernel:1")
+	pushImage(t, host, "test/web:1", []string{"/web"}, tarFile{"web", "web binary", 0o755}, tarFile{"usr/bin/web", "web binary", 0o755})
+	// bin -> usr/bin as a symbolic link: pushImage writes regular files, so
+	// add the link with a second layer.
+	addSymlink(t, host+"/test/web:1", "bin", "usr/bin")
+
+	missingStore := filepath.Join(t.TempDir(), "store")
+	b, err := New([]string{spec}, WithStore(missingStore))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := b.Validate(context.Background())
+	if err != nil || len(v.Problems) != 0 || len(v.Unchecked) != 3 {
+		t.Fatalf("without a store: %+v, %v", v, err)
+	}
+	if _, err := os.Stat(missingStore); !os.IsNotExist(err) {
+		t.Errorf("validate made the store: %v", err)
+	}
+
+	store := t.TempDir()
+	b, err = New([]string{spec}, WithStore(store), WithOutput(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.Build(context.Background())
+	want := []Problem{
+		{config.Pos{File: spec, Line: 7, Col: 5}, `services "web": mount target /etc/nginx is not in image ` + host + `/test/web:1 and the root is read-only (readonly: true), so runc cannot make it at boot: add it to the image or drop readonly`},
+		{config.Pos{File: spec, Line: 11, Col: 5}, `services "bad": command "/nope" is not in image ` + host + `/test/web:1`},
+	}
+	if got := Problems(err); !slices.Equal(got, want) {
+		t.Fatalf("build: %v\ngot  %q\nwant %q", err, got, want)
+	}
+	// Now the store holds the images: validation checks them, offline.
+	b, err = New([]string{spec}, WithStore(store))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err = b.Validate(context.Background())
+	if err != nil || len(v.Unchecked) != 0 || !slices.Equal(v.Problems, want) {
+		t.Fatalf("validate: %v\ngot  %+v\nwant %q", err, v, want)
+	}
+}
+
+// addSymlink adds a layer holding the symbolic link name -> target to the
+// image at ref.
+func addSymlink(t *testing.T, ref, link, target string) {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: link, Linkname: target, Typeflag: tar.TypeSymlink, Mode: 0o777})
+	tw.Close()
+	data := buf.Bytes()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img, err = mutate.AppendLayers(img, layer); err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(n, img); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStage0IsNotVestigial: the scan counts bulkhead's stage 0 in the
+// root as what the host runs (it is the stage-0 initrd's /init), where
+// the same program elsewhere is vestigial.
+func TestStage0IsNotVestigial(t *testing.T) {
+	elf, err := os.ReadFile("/bin/true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := rootfs.New()
+	for _, p := range []string{Stage0Binary, "usr/lib/bulkhead/unused"} {
+		tr.Put(&rootfs.Entry{Path: p, Kind: rootfs.KindFile, Mode: 0o755, Size: int64(len(elf)), Content: rootfs.Content{Data: elf}})
+	}
+	r, err := scan.Run(context.Background(), scan.Input{Name: "host", Tree: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := r.Minimality.Vestigial; slices.Contains(v, Stage0Binary) || !slices.Contains(v, "usr/lib/bulkhead/unused") {
+		t.Errorf("vestigial %q", v)
 	}
 }

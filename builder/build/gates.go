@@ -16,8 +16,12 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/host/sysctl"
 )
 
-// KernelReportName is the kernel check's report beside the outputs.
+// KernelReportName is the kernel check's report beside the outputs,
+// after the host's name: NAME-kernel-check.txt (KernelReport).
 const KernelReportName = "kernel-check.txt"
+
+// KernelReport is the kernel check's report file of host name.
+func KernelReport(name string) string { return name + "-" + KernelReportName }
 
 // DefaultKernelPolicy applies when the spec has no policy.kernel.
 func DefaultKernelPolicy() config.KernelPolicy {
@@ -30,8 +34,24 @@ type Gates struct {
 	Scan *scan.Report
 	// KernelReport is the kernel check's report, nil without a kernel.
 	KernelReport []byte
+	// Kernel is the kernel check's verdict, nil when it did not run.
+	Kernel *KernelVerdict
 	// SBOM is the SPDX SBOM as a file of the root (scan.EmbedPath).
 	SBOM *rootfs.Entry
+}
+
+// KernelVerdict is the kernel check's outcome against policy.kernel.
+type KernelVerdict struct {
+	Image    string
+	Score    int
+	MinScore int
+	// Failed counts the rules that failed; Reasons say why the policy
+	// failed, one line each.
+	Failed  int
+	Reasons []string
+	Pass    bool
+	// Enforce is whether a failure fails the build (policy.kernel.enforce).
+	Enforce bool
 }
 
 // GateError is a build stopped by a gate the policy enforces; Report
@@ -47,8 +67,9 @@ func (e *GateError) Error() string {
 // KernelPolicyError is a kernel that fails an enforced policy.kernel;
 // Report is the kernel check's report.
 type KernelPolicyError struct {
-	Report []byte
-	Err    error
+	Report  []byte
+	Verdict *KernelVerdict
+	Err     error
 }
 
 func (e *KernelPolicyError) Error() string { return e.Err.Error() }
@@ -119,15 +140,17 @@ func (b *Builder) checkKernel(g *Gates, spec *config.Spec, host *rootfs.Host, im
 		return err
 	}
 	g.KernelReport = buf.Bytes()
+	g.Kernel = &KernelVerdict{Image: spec.Kernel.Image, Score: rep.Score, MinScore: v.MinScore, Failed: rep.Failed,
+		Reasons: v.Reasons, Pass: v.Pass, Enforce: v.Enforce}
 	if v.Pass {
 		return nil
 	}
 	if v.Enforce {
-		return &KernelPolicyError{Report: g.KernelReport,
+		return &KernelPolicyError{Report: g.KernelReport, Verdict: g.Kernel,
 			Err: fmt.Errorf("%s: the kernel fails policy.kernel (score %d%%, min %d%%); nothing was written", spec.Policy.Pos, rep.Score, v.MinScore)}
 	}
 	b.warn("gates", config.Pos{}, "kernel %s scores %d%% and fails the kernel policy (min %d%%, %d rules failed); see %s",
-		spec.Kernel.Image, rep.Score, v.MinScore, rep.Failed, KernelReportName)
+		spec.Kernel.Image, rep.Score, v.MinScore, rep.Failed, KernelReport(b.o.name))
 	return nil
 }
 
@@ -141,23 +164,22 @@ func (g *Gates) Apply(host *rootfs.Host) *rootfs.Host {
 	return &h
 }
 
-// write puts the reports beside the outputs and returns their paths and
-// formats: sbom.spdx.json, sbom.cdx.json, scan.json, scan.txt and
-// kernel-check.txt.
-func (g *Gates) write(stage *output.Stage) ([][2]string, error) {
+// write puts the reports of host name beside the outputs and returns
+// their paths and formats: NAME-sbom.spdx.json, NAME-sbom.cdx.json,
+// NAME-scan.json, NAME-scan.txt and NAME-kernel-check.txt.
+func (g *Gates) write(stage *output.Stage, name string) ([][2]string, error) {
 	dir := stage.Dir()
-	if err := g.Scan.WriteFiles(dir); err != nil {
+	paths, err := g.Scan.WriteFiles(dir)
+	if err != nil {
 		return nil, err
 	}
-	out := [][2]string{
-		{filepath.Join(dir, scan.SPDXFile), "spdx"},
-		{filepath.Join(dir, scan.CycloneDXFile), "cyclonedx"},
-		{filepath.Join(dir, scan.JSONFile), "scan-json"},
-		{filepath.Join(dir, scan.TextFile), "scan-text"},
+	var out [][2]string
+	for i, format := range []string{"spdx", "cyclonedx", "scan-json", "scan-text"} {
+		out = append(out, [2]string{paths[i], format})
 	}
-	p := filepath.Join(dir, KernelReportName)
+	p := filepath.Join(dir, KernelReport(name))
 	if g.KernelReport == nil {
-		stage.Obsolete(KernelReportName) // a stale one would mislead
+		stage.Obsolete(KernelReport(name)) // a stale one would mislead
 		return out, nil
 	}
 	if err := output.WriteFile(p, g.KernelReport); err != nil {

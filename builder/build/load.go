@@ -3,6 +3,7 @@ package build
 import (
 	"bytes"
 	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -48,11 +49,22 @@ func (b *Builder) Load() (*Loaded, error) {
 // what the formats asked for need of the spec. Build runs it before
 // resolving anything.
 func (b *Builder) Check(l *Loaded) error {
+	if slices.Contains(b.o.formats, "update") && b.o.key == nil && b.o.keyRef == "" {
+		return errors.New("an update bundle must be signed: give a signing key")
+	}
+	return b.checkSpec(l)
+}
+
+// checkSpec is Check but for the options: what the formats need of the
+// spec alone, and what makes a well-formed spec unable to boot or build
+// (config.CheckHost: no init, a missing files source).
+func (b *Builder) checkSpec(l *Loaded) error {
+	home, _ := os.UserHomeDir()
+	if err := config.CheckHost(l.Spec, home); err != nil {
+		return err
+	}
 	if !slices.Contains(b.o.formats, "update") {
 		return nil
-	}
-	if b.o.key == nil && b.o.keyRef == "" {
-		return errors.New("an update bundle must be signed: give a signing key")
 	}
 	spec := l.Spec
 	if spec.Boot == nil || spec.Boot.Version == "" {

@@ -3,7 +3,6 @@ package build
 import (
 	"context"
 	"errors"
-	"fmt"
 	"path/filepath"
 	"strings"
 
@@ -132,7 +131,7 @@ func Positioned(err error, refs []Ref) []error {
 	for i, e := range errs {
 		var re *resolve.Error
 		if errors.As(e, &re) && pos[re.Ref] != (config.Pos{}) {
-			e = fmt.Errorf("%s: %w", pos[re.Ref], e)
+			e = &config.PosError{Pos: pos[re.Ref], Err: e}
 		}
 		out[i] = e
 	}

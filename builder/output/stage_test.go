@@ -26,7 +26,7 @@ func TestStageCommitMovesEverything(t *testing.T) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(out, "kernel-check.txt"), []byte("stale"), 0o644)
+	os.WriteFile(filepath.Join(out, "host-kernel-check.txt"), []byte("stale"), 0o644)
 	os.WriteFile(filepath.Join(out, "host.tar"), []byte("old"), 0o644)
 	s, err := NewStage(out)
 	if err != nil {
@@ -41,7 +41,7 @@ func TestStageCommitMovesEverything(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(s.Dir(), ".scratch"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	s.Obsolete("kernel-check.txt")
+	s.Obsolete("host-kernel-check.txt")
 	if got := s.Final(filepath.Join(s.Dir(), "host.img")); got != filepath.Join(out, "host.img") {
 		t.Errorf("Final = %s", got)
 	}

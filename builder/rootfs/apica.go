@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/bulkhead-dev/bulkhead/builder/config"
 	"github.com/bulkhead-dev/bulkhead/internal/hostapi"
 	"github.com/bulkhead-dev/bulkhead/internal/regfile"
 )
@@ -26,7 +27,7 @@ func (a *assembler) apiCA() error {
 	}
 	b, err := a.readCA(api.CA, api.CAPos.File)
 	if err != nil {
-		return fmt.Errorf("%s: api ca %s: %w", api.CAPos, api.CA, err)
+		return config.Errorf(api.CAPos, "api ca %s: %w", api.CA, err)
 	}
 	a.putBaked(strings.TrimPrefix(hostapi.CAPath, "/"), b)
 	if api.Listen != "" {

@@ -49,7 +49,7 @@ func (a *assembler) containers() error {
 // earlier container is not unpacked again: runtime.json mounts that root.
 func (a *assembler) bundle(section, dir string, c *config.Image) error {
 	if !validName(c.Name) {
-		return fmt.Errorf("%s: invalid container name %q", c.Pos, c.Name)
+		return config.Errorf(c.Pos, "invalid container name %q", c.Name)
 	}
 	ft, img, err := a.flatten(c.Image, c.ImagePos, fixContainer)
 	if err != nil {
@@ -63,7 +63,7 @@ func (a *assembler) bundle(section, dir string, c *config.Image) error {
 		LookupGroup: groupLookup(ft),
 	})
 	if err != nil {
-		return fmt.Errorf("%s: %w", c.Pos, err)
+		return config.Errorf(c.Pos, "%w", err)
 	}
 	prefix := path.Join(section, dir)
 	a.mkdir(prefix)
@@ -85,12 +85,12 @@ func (a *assembler) bundle(section, dir string, c *config.Image) error {
 		return err
 	}
 	if err := a.bundleFiles(prefix, root, res); err != nil {
-		return fmt.Errorf("%s: %w", c.Pos, err)
+		return config.Errorf(c.Pos, "%w", err)
 	}
 	if c.Healthcheck != nil {
 		b, err := healthcheck.Marshal(*c.Healthcheck)
 		if err != nil {
-			return fmt.Errorf("%s: %w", c.Pos, err)
+			return config.Errorf(c.Pos, "%w", err)
 		}
 		a.putData(path.Join(prefix, healthcheck.FileName), b, 0o644, OriginBulkhead)
 	}
@@ -133,7 +133,7 @@ func validName(n string) bool {
 func (a *assembler) volumes() error {
 	for _, v := range a.spec.Volumes {
 		if !validName(v.Name) {
-			return fmt.Errorf("%s: invalid volume name %q", v.Pos, v.Name)
+			return config.Errorf(v.Pos, "invalid volume name %q", v.Name)
 		}
 		base := path.Join(volumesDir, v.Name)
 		for _, d := range []string{"lower", "tmp", "merged"} {
@@ -144,7 +144,7 @@ func (a *assembler) volumes() error {
 		}
 		ft, _, err := a.flatten(v.Image, v.ImagePos, fixNone)
 		if err != nil {
-			return fmt.Errorf("%s: volume %q: %w", v.Pos, v.Name, err)
+			return config.Errorf(v.Pos, "volume %q: %w", v.Name, err)
 		}
 		graft(a.t, path.Join(base, "lower"), ft)
 	}

@@ -23,7 +23,7 @@ func (a *assembler) files() error {
 	for i := range a.spec.Files {
 		f := &a.spec.Files[i]
 		if err := a.file(f); err != nil {
-			return fmt.Errorf("%s: files %q: %w", f.Pos, f.Path, err)
+			return config.Errorf(f.Pos, "files %q: %w", f.Path, err)
 		}
 	}
 	return nil

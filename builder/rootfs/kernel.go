@@ -30,11 +30,11 @@ func (a *assembler) kernel() error {
 		bin = defaultKernelBinary
 	}
 	if a.host.Kernel, err = imageFile(kt, bin); err != nil {
-		return fmt.Errorf("%s: kernel image %q: %w", k.Pos, k.Image, err)
+		return config.Errorf(k.Pos, "kernel image %q: %w", k.Image, err)
 	}
 	if k.UCode != "" {
 		if a.host.Ucode, err = imageFile(kt, k.UCode); err != nil {
-			return fmt.Errorf("%s: kernel image %q: ucode: %w", k.Pos, k.Image, err)
+			return config.Errorf(k.Pos, "kernel image %q: ucode: %w", k.Image, err)
 		}
 	}
 	name := kernelTarName(k)
@@ -43,10 +43,10 @@ func (a *assembler) kernel() error {
 	}
 	tf, err := imageFile(kt, name)
 	if err != nil {
-		return fmt.Errorf("%s: kernel image %q: %w", k.Pos, k.Image, err)
+		return config.Errorf(k.Pos, "kernel image %q: %w", k.Image, err)
 	}
 	if err := a.extractNested(tf, origin); err != nil {
-		return fmt.Errorf("%s: kernel image %q: %w", k.Pos, k.Image, err)
+		return config.Errorf(k.Pos, "kernel image %q: %w", k.Image, err)
 	}
 	return nil
 }

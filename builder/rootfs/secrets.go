@@ -43,7 +43,7 @@ func (a *assembler) serviceSecrets(prefix, root string, c *config.Image, res *oc
 	for i, s := range c.Secrets {
 		u, err := a.secretUse(s, res.Spec.Process.User, ft)
 		if err != nil {
-			return fmt.Errorf("%s: secret %q: %w", s.Pos, s.Name, err)
+			return config.Errorf(s.Pos, "secret %q: %w", s.Name, err)
 		}
 		uses[i] = u
 	}

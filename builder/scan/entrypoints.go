@@ -10,10 +10,13 @@ import (
 )
 
 // hostPrograms are the host's own entrypoints, when present: the init,
-// containerd, its runc shim and runc.
+// bulkhead's stage 0 (the /init of the initrd that verifies and mounts
+// the root image: builder/build.Stage0Binary), containerd, its runc shim
+// and runc.
 var hostPrograms = []struct{ name, path string }{
 	{"init", "/init"},
 	{"init", "/sbin/init"},
+	{"stage0", "/usr/lib/bulkhead/stage0"},
 	{"containerd", "/usr/bin/containerd"},
 	{"shim", "/usr/bin/containerd-shim-runc-v2"},
 	{"runc", "/usr/bin/runc"},

@@ -87,7 +87,20 @@ func (r *Report) secrets(in Input, files *treeFiles) error {
 		if name == "" {
 			name = "spec"
 		}
-		found = append(found, secrets.Scan("spec "+name, in.Spec, true)...)
+		// A secret a files entry writes from the spec is found twice: in
+		// the host's file and in the spec's text. It is one secret:
+		// reported once, where the host carries it.
+		fromSpec := map[string]bool{}
+		for _, f := range files.secrets {
+			if e := in.Tree.Get(f.Where); e != nil && strings.HasPrefix(e.Origin, "spec:") {
+				fromSpec[f.Fingerprint] = true
+			}
+		}
+		for _, f := range secrets.Scan("spec "+name, in.Spec, true) {
+			if !fromSpec[f.Fingerprint] {
+				found = append(found, f)
+			}
+		}
 	}
 	if in.Cmdline != "" {
 		found = append(found, secrets.ScanString("kernel command line", in.Cmdline)...)

@@ -126,6 +126,9 @@ func Run(ctx context.Context, in Input) (*Report, error) {
 	if err := r.secrets(in, files); err != nil {
 		return nil, fmt.Errorf("scanning: %w", err)
 	}
+	if len(in.Images) == 0 {
+		attributeRoots(files.entries, r.Packages)
+	}
 	r.Minimality = minimal.Analyze(files.entries, entrypoints(in.Tree))
 	r.Violations = violations(r, forbid, maxSize, in.Policy)
 	return r, nil

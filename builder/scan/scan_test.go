@@ -86,6 +86,23 @@ func TestGatesFail(t *testing.T) {
 			t.Errorf("a failure line leaks a secret: %s", l)
 		}
 	}
+	// The token a files entry writes from the spec is one secret,
+	// reported once, where the host carries it; not again in the spec.
+	fp := ""
+	for _, sec := range r.Secrets {
+		if sec.Where == "etc/app/token" {
+			fp = sec.Fingerprint
+		}
+	}
+	var token []string
+	for _, sec := range r.Secrets {
+		if sec.Fingerprint == fp {
+			token = append(token, sec.Where)
+		}
+	}
+	if !slices.Equal(token, []string{"etc/app/token"}) {
+		t.Errorf("the spec's file token is reported at %q, want once at etc/app/token", token)
+	}
 	m := r.Minimality
 	if !slices.Contains(m.Vestigial, "containers/services/app/lower/usr/lib/x86_64-linux-gnu/libunused.so.1") {
 		t.Errorf("unused library not vestigial: %v", m.Vestigial)

@@ -9,17 +9,25 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/dustin/go-humanize"
+
 	"github.com/bulkhead-dev/bulkhead/builder/output"
 	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
 )
 
-// Report file names, as WriteFiles writes them beside the outputs.
+// Report file names, as WriteFiles writes them beside the outputs, each
+// after the host's name and a dash (FileName): two hosts built into one
+// directory keep their own reports.
 const (
 	SPDXFile      = "sbom.spdx.json"
 	CycloneDXFile = "sbom.cdx.json"
 	JSONFile      = "scan.json"
 	TextFile      = "scan.txt"
 )
+
+// FileName is the report file of host name: NAME-file ("host-" when the
+// name is empty).
+func FileName(name, file string) string { return nameOr(name) + "-" + file }
 
 // EmbedPath is where a host carries its own SBOM (SPDX).
 const EmbedPath = "usr/share/bulkhead/sbom.spdx.json"
@@ -41,25 +49,28 @@ func (r *Report) JSON() ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// WriteFiles writes sbom.spdx.json, sbom.cdx.json, scan.json and
-// scan.txt into dir, each atomically.
-func (r *Report) WriteFiles(dir string) error {
+// WriteFiles writes NAME-sbom.spdx.json, NAME-sbom.cdx.json,
+// NAME-scan.json and NAME-scan.txt into dir, each atomically, and returns
+// their paths in that order.
+func (r *Report) WriteFiles(dir string) ([]string, error) {
 	js, err := r.JSON()
 	if err != nil {
-		return fmt.Errorf("writing scan report: %w", err)
+		return nil, fmt.Errorf("writing scan report: %w", err)
 	}
 	var txt bytes.Buffer
 	r.Summary(&txt)
+	var paths []string
 	for _, f := range []struct {
 		name string
 		data []byte
 	}{{SPDXFile, r.SPDX}, {CycloneDXFile, r.CycloneDX}, {JSONFile, js}, {TextFile, txt.Bytes()}} {
-		name, data := f.name, f.data
-		if err := output.WriteFile(filepath.Join(dir, name), data); err != nil {
-			return fmt.Errorf("writing scan report: %w", err)
+		p := filepath.Join(dir, FileName(r.Name, f.name))
+		if err := output.WriteFile(p, f.data); err != nil {
+			return nil, fmt.Errorf("writing scan report: %w", err)
 		}
+		paths = append(paths, p)
 	}
-	return nil
+	return paths, nil
 }
 
 // Entry is the SPDX SBOM as a file of the root to add at EmbedPath, owned
@@ -75,7 +86,7 @@ func (r *Report) Entry(epoch int64) *rootfs.Entry {
 // tables, and the verdict.
 func (r *Report) Summary(w io.Writer) {
 	m := r.Minimality
-	fmt.Fprintf(w, "%s: %d packages, %d files, %d bytes\n", nameOr(r.Name), len(r.Packages), len(m.Files), m.TotalSize)
+	fmt.Fprintf(w, "%s: %d packages, %d files, %s\n", nameOr(r.Name), len(r.Packages), len(m.Files), humanize.Bytes(uint64(m.TotalSize)))
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
 	if !r.VulnDB {
 		fmt.Fprintln(w, "\nvulnerabilities: not checked (no vulnerability database)")
@@ -104,7 +115,7 @@ func (r *Report) Summary(w io.Writer) {
 	fmt.Fprintf(w, "\nminimality: %d flagged, %d vestigial\n", len(m.Flagged)+countFlagged(r), len(m.Vestigial))
 	fmt.Fprintln(tw, "SIZE\tFILES\tCOMPONENT")
 	for _, c := range m.Components {
-		fmt.Fprintf(tw, "%d\t%d\t%s\n", c.Size, c.Files, c.Origin)
+		fmt.Fprintf(tw, "%s\t%d\t%s\n", humanize.Bytes(uint64(c.Size)), c.Files, ShortDigests(c.Origin))
 	}
 	tw.Flush()
 	for _, f := range m.Files {
@@ -131,6 +142,35 @@ func (r *Report) Summary(w io.Writer) {
 		fmt.Fprintln(w, "  "+f)
 	}
 }
+
+// ShortDigests shortens every sha256 digest in s to its first 12 hex
+// digits and an ellipsis ("img@sha256:fd6bd79076d4…"), so that report
+// lines stay narrow; the JSON reports keep them whole.
+func ShortDigests(s string) string {
+	const prefix, keep, full = "sha256:", 12, 64
+	var b strings.Builder
+	for {
+		i := strings.Index(s, prefix)
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		j := i + len(prefix)
+		n := 0
+		for n < full && j+n < len(s) && isHex(s[j+n]) {
+			n++
+		}
+		if n == full {
+			b.WriteString(s[:j+keep])
+			b.WriteString("…")
+		} else {
+			b.WriteString(s[:j+n])
+		}
+		s = s[j+n:]
+	}
+}
+
+func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' }
 
 func countFlagged(r *Report) int {
 	n := 0

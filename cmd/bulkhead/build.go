@@ -9,13 +9,17 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"text/tabwriter"
 	"unicode/utf8"
+
+	"github.com/dustin/go-humanize"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/bulkhead-dev/bulkhead/builder/build"
 	"github.com/bulkhead-dev/bulkhead/builder/config"
 	"github.com/bulkhead-dev/bulkhead/builder/output"
+	"github.com/bulkhead-dev/bulkhead/builder/scan"
 )
 
 func buildCommand() command {
@@ -45,7 +49,7 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&f.compression, "compression", "zstd", "initrd compression: zstd, gzip, none")
 	fs.BoolVar(&f.locked, "locked", false, "refuse any image reference the lock file does not pin")
 	fs.BoolVar(&f.offline, "offline", false, "never contact a registry; use the local store only")
-	fs.BoolVar(&f.asJSON, "json", false, "print a machine-readable summary (outputs, digests, sizes)")
+	fs.BoolVar(&f.asJSON, "json", false, "print a machine-readable result, on failure too: outputs, digests, sizes, warnings, gate verdicts, errors with positions")
 	fs.StringVar(&f.vulndb, "vulndb", "", "OSV database (a directory or zip of OSV JSON records) for the vulnerability gate")
 	fs.StringVar(&f.signKey, "sign-key", "", "sign the outputs with this private key (a PEM file, or env://NAME)")
 	fs.StringVar(&f.expires, "expires", "", "update bundle expiry: a time, a date, a duration from SOURCE_DATE_EPOCH, or now+DURATION (default: the spec's update.expires)")
@@ -69,26 +73,37 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	sum, err := buildHost(ctx, specs, f, epoch, stderr, newProgress(stderr))
-	if err != nil {
-		return err
-	}
 	if f.asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(sum)
+		if jerr := enc.Encode(sum); jerr != nil && err == nil {
+			return jerr
+		}
+		return err
 	}
+	if err != nil {
+		return err
+	}
+	// Human sizes and short digests keep the lines narrow; --json has
+	// both whole.
+	tw := tabwriter.NewWriter(stdout, 2, 8, 1, ' ', 0)
 	for _, o := range sum.Outputs {
-		fmt.Fprintf(stdout, "%s\t%d bytes\t%s\n", o.Path, o.Size, o.Digest)
+		fmt.Fprintf(tw, "%s\t%8s  %s\n", o.Path, humanize.Bytes(uint64(o.Size)), scan.ShortDigests(o.Digest))
 	}
 	if r := sum.Root; r != nil {
-		fmt.Fprintf(stdout, "root %s\t%d bytes\troot hash %s\n", r.Version, r.Size, r.RootHash)
+		fmt.Fprintf(tw, "root %s\t%8s  root hash %s…\n", r.Version, humanize.Bytes(uint64(r.Size)), short(r.RootHash))
 	}
-	return nil
+	return tw.Flush()
 }
 
 type buildSummary struct {
-	Images  []imageSummary  `json:"images"`
-	Outputs []outputSummary `json:"outputs"`
+	// OK is whether the build wrote its outputs; Errors say why not.
+	OK       bool              `json:"ok"`
+	Errors   []validateProblem `json:"errors"`
+	Warnings []validateProblem `json:"warnings"`
+	Gates    gatesSummary      `json:"gates"`
+	Images   []imageSummary    `json:"images"`
+	Outputs  []outputSummary   `json:"outputs"`
 	// Root is the verified root image of raw-efi and iso-efi outputs.
 	Root *rootSummary `json:"root,omitempty"`
 }
@@ -102,6 +117,31 @@ type rootSummary struct {
 	// and root hash.
 	Verity string `json:"verity"`
 	Size   int64  `json:"size"`
+}
+
+// gatesSummary holds the gates' verdicts; a gate that did not run is
+// absent.
+type gatesSummary struct {
+	Kernel *kernelSummary `json:"kernel,omitempty"`
+	Scan   *scanSummary   `json:"scan,omitempty"`
+}
+
+type kernelSummary struct {
+	Image    string   `json:"image"`
+	Score    int      `json:"score"`
+	MinScore int      `json:"min_score"`
+	Failed   int      `json:"failed_rules"`
+	Reasons  []string `json:"reasons,omitempty"`
+	Pass     bool     `json:"pass"`
+	Enforce  bool     `json:"enforce"`
+	Report   string   `json:"report,omitempty"`
+}
+
+type scanSummary struct {
+	Pass     bool     `json:"pass"`
+	Failed   []string `json:"failed"`
+	Packages int      `json:"packages"`
+	Report   string   `json:"report,omitempty"`
 }
 
 type imageSummary struct {
@@ -119,8 +159,30 @@ type outputSummary struct {
 
 // buildHost runs the pipeline (builder/build) with the flags' options: the
 // CLI's part is the terminal. progress gets the steps; warnings and the
-// findings that stop a build go to stderr.
+// findings that stop a build go to stderr. The summary is there on
+// failure too: the errors, the warnings so far, and the gates' verdicts.
 func buildHost(ctx context.Context, specs []string, f buildFlags, epoch int64, stderr io.Writer, progress func(format string, args ...any)) (*buildSummary, error) {
+	t := &terminal{stderr: stderr, progress: progress}
+	r, err := runBuilder(ctx, specs, f, epoch, t)
+	sum := summarize(r)
+	sum.Warnings = t.warnings
+	if err != nil {
+		sum.OK = false
+		sum.Errors = problemsOf(build.Problems(err))
+		var ge *build.GateError
+		var ke *build.KernelPolicyError
+		if errors.As(err, &ge) {
+			sum.Gates.Scan = &scanSummary{Failed: ge.Report.Failed(), Packages: len(ge.Report.Packages)}
+		}
+		if errors.As(err, &ke) {
+			sum.Gates.Kernel = kernelOf(ke.Verdict, "")
+		}
+		return sum, explain(err, stderr)
+	}
+	return sum, nil
+}
+
+func runBuilder(ctx context.Context, specs []string, f buildFlags, epoch int64, t *terminal) (*build.Result, error) {
 	formats, err := parseFormats(f.formats)
 	if err != nil {
 		return nil, err
@@ -141,7 +203,7 @@ func buildHost(ctx context.Context, specs []string, f buildFlags, epoch int64, s
 		build.WithStore(f.store), build.WithCompression(comp), build.WithLocked(f.locked), build.WithOffline(f.offline),
 		build.WithVulnDB(f.vulndb), build.WithSpecOptions(f.limits.options()...), build.WithExpires(f.expires),
 		build.WithEpoch(epoch), build.WithBuilderVersion(bulkheadVersion()),
-		build.WithProgress(terminal{stderr, progress}),
+		build.WithProgress(t),
 	}
 	if f.signKey != "" {
 		opts = append(opts, build.WithSignKeyRef(f.signKey))
@@ -150,21 +212,21 @@ func buildHost(ctx context.Context, specs []string, f buildFlags, epoch int64, s
 	if err != nil {
 		return nil, err
 	}
-	r, err := b.Build(ctx)
-	if err != nil {
-		return nil, explain(err, stderr)
-	}
-	return summarize(r), nil
+	return b.Build(ctx)
 }
 
 // terminal shows a build's events: warnings on stderr, steps through
-// progress.
+// progress; it keeps the warnings for --json.
 type terminal struct {
 	stderr   io.Writer
 	progress func(format string, args ...any)
+	warnings []validateProblem
 }
 
-func (t terminal) Event(e build.Event) {
+func (t *terminal) Event(e build.Event) {
+	if e.Warning {
+		t.warnings = append(t.warnings, problemOf(build.Problem{Pos: e.Pos, Msg: e.Message}, "warning"))
+	}
 	switch {
 	case e.Warning && e.Pos != (config.Pos{}):
 		fmt.Fprintf(t.stderr, "%s: warning: %s\n", e.Pos, e.Message)
@@ -194,9 +256,25 @@ func explain(err error, stderr io.Writer) error {
 	return err
 }
 
-// summarize is the --json summary of a build.
+// summarize is the --json summary of a build; r is nil when
+// it failed.
 func summarize(r *build.Result) *buildSummary {
-	sum := &buildSummary{Images: []imageSummary{}, Outputs: []outputSummary{}}
+	sum := &buildSummary{Errors: []validateProblem{}, Warnings: []validateProblem{}, Images: []imageSummary{}, Outputs: []outputSummary{}}
+	if r == nil {
+		return sum
+	}
+	sum.OK = true
+	reports := map[string]string{}
+	for _, o := range r.Outputs {
+		reports[o.Format] = o.Path
+	}
+	if r.Scan != nil {
+		sum.Gates.Scan = &scanSummary{Pass: len(r.Scan.Failed()) == 0, Failed: r.Scan.Failed(), Packages: len(r.Scan.Packages), Report: reports["scan-json"]}
+		if sum.Gates.Scan.Failed == nil {
+			sum.Gates.Scan.Failed = []string{}
+		}
+	}
+	sum.Gates.Kernel = kernelOf(r.Kernel, reports["kernel-check"])
 	for _, img := range r.Images {
 		sum.Images = append(sum.Images, imageSummary{Ref: img.Ref, Name: img.Name, Digest: img.Digest})
 	}
@@ -255,4 +333,25 @@ func checkOutputName(name string) error {
 		}
 	}
 	return nil
+}
+
+func kernelOf(v *build.KernelVerdict, report string) *kernelSummary {
+	if v == nil {
+		return nil
+	}
+	return &kernelSummary{Image: v.Image, Score: v.Score, MinScore: v.MinScore, Failed: v.Failed, Reasons: v.Reasons,
+		Pass: v.Pass, Enforce: v.Enforce, Report: report}
+}
+
+// problemOf is p as --json shows it.
+func problemOf(p build.Problem, severity string) validateProblem {
+	return validateProblem{File: p.Pos.File, Line: p.Pos.Line, Col: p.Pos.Col, Severity: severity, Message: p.Msg}
+}
+
+func problemsOf(ps []build.Problem) []validateProblem {
+	out := make([]validateProblem, len(ps))
+	for i, p := range ps {
+		out[i] = problemOf(p, "error")
+	}
+	return out
 }

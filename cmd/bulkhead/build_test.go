@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log"
@@ -14,6 +15,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
+
+	"github.com/dustin/go-humanize"
 
 	"github.com/bulkhead-dev/bulkhead/builder/scan"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -233,5 +237,105 @@ func TestBuildLockedRefusesUnpinned(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(out); len(ents) != 0 {
 		t.Errorf("output directory holds %d entries after a refused build", len(ents))
+	}
+}
+
+// buildJSON is what build --json prints.
+type buildJSON struct {
+	OK       bool              `json:"ok"`
+	Errors   []validateProblem `json:"errors"`
+	Warnings []validateProblem `json:"warnings"`
+	Gates    struct {
+		Scan *struct {
+			Pass     bool     `json:"pass"`
+			Failed   []string `json:"failed"`
+			Packages int      `json:"packages"`
+			Report   string   `json:"report"`
+		} `json:"scan"`
+	} `json:"gates"`
+	Outputs []outputSummary `json:"outputs"`
+}
+
+func buildJSONOnce(t *testing.T, store, spec string) (buildJSON, int) {
+	t.Helper()
+	var so, se bytes.Buffer
+	code := run(context.Background(), []string{"build", "--json", "--store", store, "-o", t.TempDir(), "--name", "host", spec}, &so, &se)
+	var got buildJSON
+	if err := json.Unmarshal(so.Bytes(), &got); err != nil {
+		t.Fatalf("build --json (exit %d) printed no JSON: %v\nstdout %s\nstderr %s", code, err, so.String(), se.String())
+	}
+	return got, code
+}
+
+// TestBuildJSON: build --json prints its result on success and on
+// failure, with the exit status unchanged: errors with their positions,
+// warnings, and the gates' verdicts.
+func TestBuildJSON(t *testing.T) {
+	spec := fixture(t)
+	store := t.TempDir()
+	got, code := buildJSONOnce(t, store, spec)
+	if code != 0 || !got.OK || len(got.Errors) != 0 || len(got.Outputs) == 0 {
+		t.Fatalf("exit %d, %+v", code, got)
+	}
+	if s := got.Gates.Scan; s == nil || !s.Pass || s.Packages == 0 || filepath.Base(s.Report) != "host-scan.json" {
+		t.Errorf("scan verdict %+v", s)
+	}
+	// The fixture's kernel image has no kernel.config: a warning.
+	if len(got.Warnings) != 1 || !strings.Contains(got.Warnings[0].Message, "kernel check skipped") || got.Warnings[0].Severity != "warning" {
+		t.Errorf("warnings %+v", got.Warnings)
+	}
+
+	data, _ := os.ReadFile(spec)
+	missing := filepath.Join(filepath.Dir(spec), "missing.yml")
+	os.WriteFile(missing, bytes.Replace(data, []byte("test/web:1"), []byte("test/nope:1"), 1), 0o644)
+	got, code = buildJSONOnce(t, store, missing)
+	if code != 1 || got.OK || len(got.Errors) != 1 {
+		t.Fatalf("missing image: exit %d, %+v", code, got)
+	}
+	if e := got.Errors[0]; e.File != missing || e.Line != 8 || e.Col != 12 || !strings.Contains(e.Message, "test/nope:1") || strings.HasPrefix(e.Message, missing) {
+		t.Errorf("error %+v, want %s:8:12 naming test/nope:1", e, missing)
+	}
+
+	secret := filepath.Join(filepath.Dir(spec), "secret.yml")
+	os.WriteFile(secret, append(data, "  - path: etc/deploy.env\n    contents: \"DB=postgres://app:Xk29fLq7Zp@db:5432/app\"\n"...), 0o644)
+	got, code = buildJSONOnce(t, store, secret)
+	if code != 1 || got.OK || len(got.Errors) != 1 || got.Gates.Scan == nil || got.Gates.Scan.Pass || len(got.Gates.Scan.Failed) == 0 {
+		t.Fatalf("secret: exit %d, %+v", code, got)
+	}
+	if !strings.Contains(got.Gates.Scan.Failed[0], "etc/deploy.env") {
+		t.Errorf("failed gates %q", got.Gates.Scan.Failed)
+	}
+}
+
+// TestBuildLinesAreNarrow: the lines build prints give sizes for people
+// and shortened digests, under 100 columns; --json keeps whole digests
+// and byte counts.
+func TestBuildLinesAreNarrow(t *testing.T) {
+	spec := fixture(t)
+	store := t.TempDir()
+	out := t.TempDir()
+	var so, se bytes.Buffer
+	if code := run(context.Background(), []string{"build", "--store", store, "-o", out, spec}, &so, &se); code != 0 {
+		t.Fatalf("exit %d: %s", code, se.String())
+	}
+	lines := strings.Split(strings.TrimSuffix(so.String(), "\n"), "\n")
+	if len(lines) < 5 {
+		t.Fatalf("stdout:\n%s", so.String())
+	}
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if n := utf8.RuneCountInString(l); n >= 100 || len(f) != 4 || !strings.HasPrefix(f[3], "sha256:") ||
+			utf8.RuneCountInString(f[3]) != len("sha256:")+12+1 || !strings.HasSuffix(f[3], "…") {
+			t.Errorf("line %q (%d columns)", l, n)
+		}
+		if info, err := os.Stat(f[0]); err != nil || humanize.Bytes(uint64(info.Size())) != f[1]+" "+f[2] {
+			t.Errorf("line %q: size of %s is not %s (%v)", l, f[0], f[1]+" "+f[2], err)
+		}
+	}
+	got, _ := buildJSONOnce(t, store, spec)
+	for _, o := range got.Outputs {
+		if len(o.Digest) != len("sha256:")+64 || o.Size == 0 {
+			t.Errorf("--json output %+v", o)
+		}
 	}
 }

@@ -37,7 +37,7 @@ type scanFlags struct {
 func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("scan", "[flags] SPEC...|ARTIFACT", stderr)
 	var f scanFlags
-	fs.StringVar(&f.build.out, "o", "", "write sbom.spdx.json, sbom.cdx.json, scan.json and scan.txt into this directory")
+	fs.StringVar(&f.build.out, "o", "", "write NAME-sbom.spdx.json, NAME-sbom.cdx.json, NAME-scan.json and NAME-scan.txt into this directory")
 	fs.StringVar(&f.build.name, "name", "", "name of the host in the SBOM (default: the file name without extension)")
 	fs.StringVar(&f.vulndb, "vulndb", "", "OSV database: a directory or zip of OSV JSON records (default: no vulnerability gate)")
 	fs.StringVar(&f.policy, "spec", "", "spec whose policy applies when scanning an artifact")
@@ -45,7 +45,7 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&f.build.store, "store", "", "image store directory (spec only; default $BULKHEAD_STORE, else $XDG_CACHE_HOME/bulkhead/store)")
 	fs.BoolVar(&f.build.locked, "locked", false, "refuse any image reference the lock file does not pin (spec only)")
 	fs.BoolVar(&f.build.offline, "offline", false, "never contact a registry; use the local store only (spec only)")
-	fs.BoolVar(&f.asJSON, "json", false, "print scan.json instead of the summary")
+	fs.BoolVar(&f.asJSON, "json", false, "print the JSON report (NAME-scan.json) instead of the summary")
 	fs.StringVar(&f.html, "html", "", "also write the report as one self-contained HTML `FILE`: a size treemap by component and file, the packages, the gates")
 	addSpecLimitFlags(fs, &f.build.limits)
 	f.maxDecompressed = scan.DefaultMaxDecompressed
@@ -90,7 +90,7 @@ func reportScan(r *scan.Report, f scanFlags, stdout io.Writer) error {
 		if err := os.MkdirAll(f.build.out, 0o755); err != nil {
 			return err
 		}
-		if err := r.WriteFiles(f.build.out); err != nil {
+		if _, err := r.WriteFiles(f.build.out); err != nil {
 			return err
 		}
 	}

@@ -3,18 +3,17 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 
+	"github.com/bulkhead-dev/bulkhead/builder/build"
 	"github.com/bulkhead-dev/bulkhead/builder/config"
 )
 
 func validateCommand() command {
 	return command{
 		name:    "validate",
-		summary: "check spec files (merged in order) and report every problem",
+		summary: "check spec files (merged in order) as build does, their images too when in the store, and report every problem",
 		run:     runValidate,
 	}
 }
@@ -30,8 +29,10 @@ type validateProblem struct {
 }
 
 func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("validate", "[--json] FILE...", stderr)
+	fs := newFlags("validate", "[--json] [--store DIR] [--format FORMATS] FILE...", stderr)
 	asJSON := fs.Bool("json", false, "print problems as a JSON array on stdout")
+	store := fs.String("store", "", "image store directory: the images it holds are checked too, none is fetched (default $BULKHEAD_STORE, else $XDG_CACHE_HOME/bulkhead/store)")
+	formats := fs.String("format", "kernel+initrd", "the formats a build would write (as build --format): what they need of the spec is checked")
 	var limits specLimits
 	addSpecLimitFlags(fs, &limits)
 	if err := parseArgs(fs, args); err != nil {
@@ -42,27 +43,41 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fs.Usage()
 		return fmt.Errorf("%w: no spec files given", errUsage)
 	}
-	spec, _, err := loadSpecs(files, limits)
-	var errs config.Errors
-	if err != nil && !errors.As(err, &errs) {
+	fmts, err := parseFormats(*formats)
+	if err != nil {
 		return err
 	}
+	b, err := build.New(files, build.WithStore(*store), build.WithFormats(fmts...), build.WithSpecOptions(limits.options()...))
+	if err != nil {
+		return err
+	}
+	v, err := b.Validate(ctx)
+	if err != nil {
+		return err
+	}
+	errs := problemsOf(v.Problems)
 	var warns config.Errors
-	if spec != nil {
-		warns = spec.Warnings
-		home, _ := os.UserHomeDir()
-		if err := config.CheckHost(spec, home); !errors.As(err, &errs) && err != nil {
-			return err
-		}
+	if v.Spec != nil {
+		warns = v.Spec.Warnings
+	}
+	if !*asJSON {
+		printWarnings(stderr, warns)
+	}
+	if len(v.Unchecked) > 0 && len(errs) == 0 {
+		fmt.Fprintf(stderr, "bulkhead validate: %d of the images are not in the store (%s first): their contents were not checked; bulkhead build fetches them\n",
+			len(v.Unchecked), v.Unchecked[0].Ref)
 	}
 	if *asJSON {
 		return printProblemsJSON(stdout, errs, warns)
 	}
-	printWarnings(stderr, warns)
-	if len(errs) > 0 {
-		for _, e := range errs {
-			fmt.Fprintln(stderr, e.Error())
+	for _, e := range v.Problems {
+		if e.Pos == (config.Pos{}) {
+			fmt.Fprintln(stderr, e.Msg)
+		} else {
+			fmt.Fprintf(stderr, "%s: %s\n", e.Pos, e.Msg)
 		}
+	}
+	if len(errs) > 0 {
 		return exitError{1}
 	}
 	for _, f := range files {
@@ -78,17 +93,13 @@ func printWarnings(w io.Writer, warns config.Errors) {
 	}
 }
 
-func printProblemsJSON(w io.Writer, errs, warns config.Errors) error {
-	problems := make([]validateProblem, 0, len(errs)+len(warns))
-	add := func(list config.Errors, severity string) {
-		for _, e := range list {
-			problems = append(problems, validateProblem{
-				File: e.Pos.File, Line: e.Pos.Line, Col: e.Pos.Col, Severity: severity, Message: e.Msg,
-			})
-		}
+func printProblemsJSON(w io.Writer, errs []validateProblem, warns config.Errors) error {
+	problems := append(make([]validateProblem, 0, len(errs)+len(warns)), errs...)
+	for _, e := range warns {
+		problems = append(problems, validateProblem{
+			File: e.Pos.File, Line: e.Pos.Line, Col: e.Pos.Col, Severity: "warning", Message: e.Msg,
+		})
 	}
-	add(errs, "error")
-	add(warns, "warning")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(problems); err != nil {

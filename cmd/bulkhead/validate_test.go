@@ -139,5 +139,37 @@ func TestValidateHost(t *testing.T) {
 		if code := run(context.Background(), []string{"validate", tc.spec}, &stdout, &stderr); code != 1 || !strings.HasPrefix(stderr.String(), tc.want) {
 			t.Errorf("validate %s: exit %d, stderr %q, want prefix %q", tc.spec, code, stderr.String(), tc.want)
 		}
+		// build refuses it too, before it resolves any image
+		stdout.Reset()
+		stderr.Reset()
+		if code := run(context.Background(), []string{"build", "--store", t.TempDir(), "-o", t.TempDir(), tc.spec}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), strings.TrimPrefix(tc.want, tc.spec)) {
+			t.Errorf("build %s: exit %d, stderr %q, want it to contain %q", tc.spec, code, stderr.String(), strings.TrimPrefix(tc.want, tc.spec))
+		}
+	}
+}
+
+// TestValidateChecksStoredImages: once the store holds the images (a
+// build put them there), validate reports a bind target a read-only
+// image lacks, at the container's entry, as build does; without a store
+// it says the images were not checked, and still accepts the spec.
+func TestValidateChecksStoredImages(t *testing.T) {
+	spec := fixture(t)
+	store := t.TempDir()
+	if _, se, code := buildOnce(t, store, spec); code != 0 {
+		t.Fatalf("build: exit %d: %s", code, se)
+	}
+	data, _ := os.ReadFile(spec)
+	os.WriteFile(spec, bytes.Replace(data, []byte("    readonly: true\n"), []byte("    readonly: true\n    binds: [\"/var/lib/web:/etc/nginx\"]\n"), 1), 0o644)
+
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"validate", "--store", filepath.Join(t.TempDir(), "none"), spec}, &stdout, &stderr); code != 0 ||
+		!strings.Contains(stderr.String(), "not in the store") || stdout.String() != spec+": ok\n" {
+		t.Fatalf("no store: exit %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
+	}
+	stdout.Reset()
+	stderr.Reset()
+	code := run(context.Background(), []string{"validate", "--store", store, spec}, &stdout, &stderr)
+	if want := spec + `:7:5: services "web": mount target /etc/nginx is not in image `; code != 1 || !strings.HasPrefix(stderr.String(), want) {
+		t.Errorf("exit %d, stderr %q, want it to start %q", code, stderr.String(), want)
 	}
 }

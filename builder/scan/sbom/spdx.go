@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strings"
 )
 
@@ -145,4 +146,59 @@ func marshal(v any) ([]byte, error) {
 		return nil, err
 	}
 	return append(b, '\n'), nil
+}
+
+// MaxSPDX bounds an SPDX document read back from an artifact.
+const MaxSPDX = 64 << 20
+
+// SPDXImages reads back the images an SPDX document of bulkhead's lists
+// (the packages whose purpose is CONTAINER): what a built host carries of
+// the images it was built from, which its files alone no longer tell.
+func SPDXImages(data []byte) ([]Package, error) {
+	if len(data) > MaxSPDX {
+		return nil, fmt.Errorf("SPDX document of %d bytes is larger than the limit of %d", len(data), MaxSPDX)
+	}
+	var doc spdxDocument
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("reading SPDX document: %w", err)
+	}
+	var out []Package
+	for _, sp := range doc.Packages {
+		if sp.PrimaryPackagePurpose != "CONTAINER" {
+			continue
+		}
+		p := Package{Kind: KindImage, Name: sp.Name, Version: sp.VersionInfo, Locations: []string{}}
+		for _, c := range sp.Checksums {
+			if c.Algorithm == "SHA256" {
+				p.Digest = "sha256:" + c.ChecksumValue
+			}
+		}
+		for _, r := range sp.ExternalRefs {
+			if r.ReferenceType != "purl" {
+				continue
+			}
+			if _, q, ok := strings.Cut(r.ReferenceLocator, "?"); ok {
+				for _, kv := range strings.Split(q, "&") {
+					if v, ok := strings.CutPrefix(kv, "repository_url="); ok {
+						p.Repository = unescape(v)
+					}
+				}
+			}
+		}
+		for _, l := range strings.Split(sp.Comment, "\n") {
+			if loc, ok := strings.CutPrefix(l, "found at "); ok {
+				p.Locations = append(p.Locations, loc)
+			}
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// unescape undoes escape; a malformed escape stays as it is.
+func unescape(s string) string {
+	if u, err := url.PathUnescape(s); err == nil {
+		return u
+	}
+	return s
 }

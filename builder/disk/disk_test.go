@@ -257,10 +257,15 @@ func TestWriteRawReproducible(t *testing.T) {
 		if i > 0 {
 			time.Sleep(2100 * time.Millisecond) // FAT times have 2 s steps
 		}
-		if _, err := WriteRaw(context.Background(), filepath.Join(dir, name), in); err != nil {
+		l, err := WriteRaw(context.Background(), filepath.Join(dir, name), in)
+		if err != nil {
 			t.Fatal(err)
 		}
 		sums = append(sums, fileSum(t, filepath.Join(dir, name)))
+		// The digest hashed while writing is the file's, read back.
+		if want := "sha256:" + hex.EncodeToString(sums[i][:]); l.Digest != want {
+			t.Errorf("layout digest %s, the file's %s", l.Digest, want)
+		}
 	}
 	if sums[0] != sums[1] {
 		t.Error("two writes of the same input differ")
@@ -274,8 +279,12 @@ func TestWriteRawReproducible(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fileSum(t, filepath.Join(dir, "three.img")) == sums[0] {
+	three := fileSum(t, filepath.Join(dir, "three.img"))
+	if three == sums[0] {
 		t.Error("another seed gives the same image")
+	}
+	if want := "sha256:" + hex.EncodeToString(three[:]); l.Digest != want {
+		t.Errorf("layout digest %s, the file's %s", l.Digest, want)
 	}
 	if l.DiskGUID == guid([]byte("test host"), "disk") {
 		t.Error("another seed gives the same disk GUID")
@@ -315,6 +324,7 @@ func TestReadBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	want.Digest = "" // only the writer knows it
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("ReadLayout = %+v\nwant %+v", got, want)
 	}

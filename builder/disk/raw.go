@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -58,6 +59,9 @@ type Layout struct {
 	DiskGUID   string
 	Size       int64 // of the image file
 	Partitions []Partition
+	// Digest is the image file's sha256 ("sha256:<hex>"), computed while
+	// writing it. ReadLayout leaves it empty.
+	Digest string
 }
 
 // Partition returns the partition called name.
@@ -90,7 +94,7 @@ func WriteRaw(ctx context.Context, path string, in RawInput) (*Layout, error) {
 		return nil, fmt.Errorf("writing raw image: %w", err)
 	}
 	defer out.Abort()
-	if err := writeDisk(ctx, out.File(), l, esp, in); err != nil {
+	if l.Digest, err = writeDisk(ctx, out.File(), l, esp, in); err != nil {
 		return nil, fmt.Errorf("writing raw image %s: %w", path, err)
 	}
 	if err := out.Commit(); err != nil {
@@ -200,18 +204,25 @@ func rawESP(in RawInput, l *Layout) (*memDisk, error) {
 	return b, nil
 }
 
-// writeDisk fills the sized temporary file f: partition table, ESP, roots.
-func writeDisk(ctx context.Context, f *os.File, l *Layout, esp *memDisk, in RawInput) error {
+// writeDisk fills the sized temporary file f front to back: partition
+// table, ESP, roots, backup partition table. It returns the file's digest,
+// hashed on the way (the holes from memory).
+func writeDisk(ctx context.Context, f *os.File, l *Layout, esp *memDisk, in RawInput) (string, error) {
 	if err := f.Truncate(l.Size); err != nil {
-		return err
+		return "", err
 	}
-	if err := writeGPT(f, l); err != nil {
-		return err
+	g, err := gptBytes(l)
+	if err != nil {
+		return "", err
+	}
+	w := newHashedFile(f)
+	if err := g.head.eachDirty(w.writeAt); err != nil {
+		return "", err
 	}
 	p, _ := l.Partition(partitionNameESP)
-	err := esp.eachDirty(func(off int64, b []byte) error { return writeNonZero(f, p.Offset+off, b) })
+	err = esp.eachDirty(func(off int64, b []byte) error { return w.writeAt(p.Offset+off, b) })
 	if err != nil {
-		return fmt.Errorf("writing esp: %w", err)
+		return "", fmt.Errorf("writing esp: %w", err)
 	}
 	roots := []struct {
 		name string
@@ -222,14 +233,25 @@ func writeDisk(ctx context.Context, f *os.File, l *Layout, esp *memDisk, in RawI
 			continue
 		}
 		p, _ := l.Partition(r.name)
-		if err := writeSparse(ctx, f, p.Offset, p.Size, r.src); err != nil {
-			return fmt.Errorf("writing %s: %w", r.name, err)
+		if err := writeSparse(ctx, w, p.Offset, p.Size, r.src); err != nil {
+			return "", fmt.Errorf("writing %s: %w", r.name, err)
 		}
 	}
-	return nil
+	if err := g.tail.eachDirty(func(off int64, b []byte) error { return w.writeAt(g.tailOff+off, b) }); err != nil {
+		return "", err
+	}
+	return w.finish(l.Size)
 }
 
-func writeGPT(f *os.File, l *Layout) error {
+// gptTables is the partition table of a layout as it lies on the disk:
+// the protective MBR and primary GPT in the first MiB (head), the backup
+// GPT in the last (tail, from tailOff).
+type gptTables struct {
+	head, tail *memDisk
+	tailOff    int64
+}
+
+func gptBytes(l *Layout) (*gptTables, error) {
 	t := &gpt.Table{
 		LogicalSectorSize:  SectorSize,
 		PhysicalSectorSize: SectorSize,
@@ -247,8 +269,29 @@ func writeGPT(f *os.File, l *Layout) error {
 			GUID:  p.GUID,
 		})
 	}
-	if err := t.Write(fileDisk{f}, l.Size); err != nil {
-		return fmt.Errorf("writing partition table: %w", err)
+	g := &gptTables{head: newMemDisk(partitionAlign), tail: newMemDisk(partitionAlign), tailOff: l.Size - partitionAlign}
+	if err := t.Write(g, l.Size); err != nil {
+		return nil, fmt.Errorf("writing partition table: %w", err)
 	}
-	return nil
+	return g, nil
 }
+
+// WriteAt puts a write of the partition table into head or tail.
+func (g *gptTables) WriteAt(p []byte, off int64) (int, error) {
+	if off >= g.tailOff {
+		return g.tail.WriteAt(p, off-g.tailOff)
+	}
+	return g.head.WriteAt(p, off)
+}
+
+// The rest of backend.WritableFile, which gpt.Table.Write takes; it only
+// writes.
+func (g *gptTables) Read([]byte) (int, error) { return 0, errors.New("partition table: write only") }
+func (g *gptTables) ReadAt([]byte, int64) (int, error) {
+	return 0, errors.New("partition table: write only")
+}
+func (g *gptTables) Seek(int64, int) (int64, error) {
+	return 0, errors.New("partition table: write only")
+}
+func (g *gptTables) Close() error               { return nil }
+func (g *gptTables) Stat() (fs.FileInfo, error) { return memInfo(g.tailOff + partitionAlign), nil }

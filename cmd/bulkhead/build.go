@@ -256,6 +256,12 @@ func (j *buildJob) writeFormats(ctx context.Context) error {
 			return fmt.Errorf("writing %s: %w", format, err)
 		}
 		for _, p := range paths {
+			if db != nil && db.digests[p] != "" {
+				if err := j.addHashed(p, format, db.digests[p]); err != nil {
+					return err
+				}
+				continue
+			}
 			if err := j.add(p, format); err != nil {
 				return err
 			}
@@ -271,6 +277,16 @@ func (j *buildJob) add(path, format string) error {
 		return err
 	}
 	j.sum.Outputs = append(j.sum.Outputs, o)
+	return nil
+}
+
+// addHashed lists an output file whose digest its writer computed.
+func (j *buildJob) addHashed(path, format, digest string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	j.sum.Outputs = append(j.sum.Outputs, outputSummary{Path: path, Format: format, Size: st.Size(), Digest: digest})
 	return nil
 }
 

@@ -71,13 +71,16 @@ type diskBuild struct {
 	root     *rootimg.Image // its sizes and verity parameters
 	kernel   []byte
 	withRoot []byte // the stage-0 initrd carrying the root image (rootInitrd)
+	// digests are the outputs hashed while written, by path: describeOutput
+	// need not read them back.
+	digests map[string]string
 }
 
 func newDiskBuild(ctx context.Context, spec *config.Spec, host *rootfs.Host, images map[string]*resolve.Image, f buildFlags, comp output.Compression, epoch int64) (*diskBuild, error) {
 	if host.Kernel == nil {
 		return nil, fmt.Errorf("the spec names no kernel image")
 	}
-	d := &diskBuild{spec: spec, host: host, images: images, f: f, comp: comp, epoch: epoch}
+	d := &diskBuild{spec: spec, host: host, images: images, f: f, comp: comp, epoch: epoch, digests: map[string]string{}}
 	var err error
 	if d.kernel, err = readEntry(host.Kernel); err != nil {
 		return nil, fmt.Errorf("reading the kernel: %w", err)
@@ -259,7 +262,7 @@ func (d *diskBuild) writeRaw(ctx context.Context) (string, error) {
 		return "", err
 	}
 	p := filepath.Join(d.f.out, d.f.name+".img")
-	_, err = disk.WriteRaw(ctx, p, disk.RawInput{
+	l, err := disk.WriteRaw(ctx, p, disk.RawInput{
 		Bootloader: disk.FromBytes(d.bootloader),
 		Entries: []disk.Entry{{
 			Version: d.version(),
@@ -278,6 +281,7 @@ func (d *diskBuild) writeRaw(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	d.digests[p] = l.Digest
 	return p, nil
 }
 

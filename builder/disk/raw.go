@@ -18,10 +18,11 @@ import (
 const (
 	MiB               = 1 << 20
 	SectorSize        = 512
-	DefaultESPSize    = 256 * MiB
+	MinESPSize        = 128 * MiB // go-diskfs makes a 64 MiB FAT32 that fsck.fat rejects
 	DefaultDataSize   = 256 * MiB
-	MinRootSize       = 256 * MiB
-	rootSizeGranule   = 64 * MiB
+	MinRootSize       = 64 * MiB
+	sizeGranule       = 64 * MiB
+	espHeadroom       = 16 * MiB
 	partitionAlign    = MiB
 	partitionNameESP  = "esp"
 	partitionNameA    = "root-a"
@@ -37,9 +38,12 @@ type RawInput struct {
 	Entries []Entry
 	// RootA is written at the start of root-a, RootB (optional) of root-b.
 	RootA, RootB Source
-	// Partition sizes, rounded up to MiB. 0 means the default: ESP
-	// DefaultESPSize, data DefaultDataSize, root the larger of MinRootSize
-	// and twice the largest root image, rounded up to 64 MiB.
+	// Partition sizes, rounded up to MiB. 0 sizes a partition from its
+	// content, with room for an update to add a version beside the running
+	// one: the ESP twice its files (boot loader and entries) plus 16 MiB,
+	// at least MinESPSize; a root slot twice the largest root image, at
+	// least MinRootSize; both rounded up to 64 MiB. Data is DefaultDataSize
+	// (the host grows it to the end of a larger disk).
 	ESPSize, RootSize, DataSize int64
 	// Seed derives the disk and partition GUIDs and the ESP's volume id.
 	// Give each host its own seed; the same seed gives the same GUIDs.
@@ -143,11 +147,15 @@ func planRaw(in RawInput) (*Layout, error) {
 		}
 		largest = max(largest, n)
 	}
-	espSize := roundUp(orDefault(in.ESPSize, DefaultESPSize), MiB)
+	files, err := espContent(in)
+	if err != nil {
+		return nil, err
+	}
+	espSize := roundUp(orDefault(in.ESPSize, max(MinESPSize, roundUp(2*files+espHeadroom, sizeGranule))), MiB)
 	if espSize < minFATSize {
 		return nil, fmt.Errorf("esp size %d is below the minimum of %d", espSize, minFATSize)
 	}
-	rootSize := roundUp(orDefault(in.RootSize, max(MinRootSize, roundUp(2*largest, rootSizeGranule))), MiB)
+	rootSize := roundUp(orDefault(in.RootSize, max(MinRootSize, roundUp(2*largest, sizeGranule))), MiB)
 	if largest > rootSize {
 		return nil, fmt.Errorf("root image of %d bytes does not fit a %d-byte root partition", largest, rootSize)
 	}
@@ -173,6 +181,27 @@ func planRaw(in RawInput) (*Layout, error) {
 	// The backup GPT (33 sectors) lives in the last MiB.
 	l.Size = off + partitionAlign
 	return l, nil
+}
+
+// espContent is the size of the ESP's files: the boot loader and each
+// entry's kernel and initrd.
+func espContent(in RawInput) (int64, error) {
+	srcs := []Source{in.Bootloader}
+	for _, e := range in.Entries {
+		srcs = append(srcs, e.Kernel, e.Initrd)
+	}
+	var total int64
+	for _, s := range srcs {
+		if s.IsZero() {
+			continue
+		}
+		n, err := s.size()
+		if err != nil {
+			return 0, fmt.Errorf("esp content: %w", err)
+		}
+		total += n
+	}
+	return total, nil
 }
 
 func orDefault(v, def int64) int64 {

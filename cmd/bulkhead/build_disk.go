@@ -70,7 +70,7 @@ type diskBuild struct {
 	rootPath string         // the root image file
 	root     *rootimg.Image // its sizes and verity parameters
 	kernel   []byte
-	withRoot []byte // the stage-0 initrd carrying the root image (rootInitrd)
+	withRoot string // the file of the stage-0 initrd carrying the root image (rootInitrd)
 	// digests are the outputs hashed while written, by path: describeOutput
 	// need not read them back.
 	digests map[string]string
@@ -98,10 +98,15 @@ func (d *diskBuild) summary() *rootSummary {
 	}
 }
 
-// close removes the temporary root image.
+// close removes the temporary root image and initrd.
 func (d *diskBuild) close() {
-	if d != nil && d.rootPath != "" {
-		os.Remove(d.rootPath)
+	if d == nil {
+		return
+	}
+	for _, p := range []string{d.rootPath, d.withRoot} {
+		if p != "" {
+			os.Remove(p)
+		}
 	}
 }
 
@@ -189,20 +194,25 @@ func hangParams(cmdline string) []string {
 // stage0Initrd writes the initrd a disk boot starts from: the init and
 // the kernel modules (stage 0 needs nothing else), plus extra entries.
 func (d *diskBuild) stage0Initrd(ctx context.Context, extra ...*rootfs.Entry) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := d.writeStage0Initrd(ctx, &buf, extra...); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// writeStage0Initrd writes the stage-0 initrd with extra entries to w.
+func (d *diskBuild) writeStage0Initrd(ctx context.Context, w io.Writer, extra ...*rootfs.Entry) error {
 	t := stage0Tree(d.host.Tree)
 	for _, e := range extra {
 		t.Put(e)
 	}
 	opts, done, err := initrdOptions(d.host, d.comp)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer done()
-	var buf bytes.Buffer
-	if err := output.WriteInitrd(ctx, &buf, t, opts...); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return output.WriteInitrd(ctx, w, t, opts...)
 }
 
 // stage0Tree is the part of t that stage 0 runs from: the kernel modules
@@ -301,7 +311,7 @@ func (d *diskBuild) writeISO(ctx context.Context) (string, error) {
 		Entry: disk.Entry{
 			Version: d.version(),
 			Kernel:  disk.FromBytes(d.kernel),
-			Initrd:  disk.FromBytes(initrd),
+			Initrd:  disk.FromFile(initrd),
 			Options: d.options(rootImgParam),
 		},
 		VolumeID: isoVolumeID(d.f.name),
@@ -312,16 +322,26 @@ func (d *diskBuild) writeISO(ctx context.Context) (string, error) {
 	return p, nil
 }
 
-// rootInitrd is the stage-0 initrd carrying the root image, the same for
-// iso-efi and kernel+initrd: compressed once.
-func (d *diskBuild) rootInitrd(ctx context.Context) ([]byte, error) {
-	if d.withRoot == nil {
-		b, err := d.stage0Initrd(ctx, d.rootEntry())
-		if err != nil {
-			return nil, err
-		}
-		d.withRoot = b
+// rootInitrd is the file of the stage-0 initrd carrying the root image,
+// the same for iso-efi and kernel+initrd: compressed once, into a
+// temporary file beside the outputs (it is as large as the root).
+func (d *diskBuild) rootInitrd(ctx context.Context) (string, error) {
+	if d.withRoot != "" {
+		return d.withRoot, nil
 	}
+	tmp, err := os.CreateTemp(d.f.out, "."+d.f.name+"-initrd-*.img")
+	if err != nil {
+		return "", fmt.Errorf("writing the initrd: %w", err)
+	}
+	err = d.writeStage0Initrd(ctx, tmp, d.rootEntry())
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return "", err
+	}
+	d.withRoot = tmp.Name()
 	return d.withRoot, nil
 }
 
@@ -343,7 +363,7 @@ func (d *diskBuild) writeKernelInitrd(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	in := output.Inputs{Kernel: bytes.NewReader(d.kernel), KernelSize: int64(len(d.kernel)), Cmdline: d.options(rootImgParam), Initrd: initrd}
+	in := output.Inputs{Kernel: bytes.NewReader(d.kernel), KernelSize: int64(len(d.kernel)), Cmdline: d.options(rootImgParam), InitrdPath: initrd}
 	ki, err := output.WriteKernelInitrd(ctx, d.f.out, d.f.name, in)
 	if err != nil {
 		return nil, err

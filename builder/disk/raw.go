@@ -90,6 +90,7 @@ func WriteRaw(ctx context.Context, path string, in RawInput) (*Layout, error) {
 	if err != nil {
 		return nil, fmt.Errorf("writing raw image: %w", err)
 	}
+	defer esp.release()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -244,6 +245,7 @@ func writeDisk(ctx context.Context, f *os.File, l *Layout, esp *memDisk, in RawI
 	if err != nil {
 		return "", err
 	}
+	defer g.release()
 	w := newHashedFile(f)
 	if err := g.head.eachDirty(w.writeAt); err != nil {
 		return "", err
@@ -298,11 +300,24 @@ func gptBytes(l *Layout) (*gptTables, error) {
 			GUID:  p.GUID,
 		})
 	}
-	g := &gptTables{head: newMemDisk(partitionAlign), tail: newMemDisk(partitionAlign), tailOff: l.Size - partitionAlign}
-	if err := t.Write(g, l.Size); err != nil {
+	g := &gptTables{tailOff: l.Size - partitionAlign}
+	var err error
+	if g.head, err = newMemDisk(partitionAlign); err == nil {
+		g.tail, err = newMemDisk(partitionAlign)
+	}
+	if err == nil {
+		err = t.Write(g, l.Size)
+	}
+	if err != nil {
+		g.release()
 		return nil, fmt.Errorf("writing partition table: %w", err)
 	}
 	return g, nil
+}
+
+func (g *gptTables) release() {
+	g.head.release()
+	g.tail.release()
 }
 
 // WriteAt puts a write of the partition table into head or tail.

@@ -49,6 +49,7 @@ demo: deps build
 bench: deps images
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./builder/... ./internal/init/apply/
 	scripts/bench
+	scripts/bench-linuxkit
 	scripts/registry-bench
 
 # Power cuts during updates, in qemu: N cuts (default 50) at random steps

@@ -20,11 +20,13 @@ import (
 // is written.
 func signBuild(ctx context.Context, key *sign.PrivateKey, outDir string, specs []string, sum *buildSummary, platform v1.Platform) error {
 	var files []string
+	digests := map[string]string{} // hashed as written: not read again
 	for _, o := range sum.Outputs {
 		if filepath.Clean(filepath.Dir(o.Path)) != filepath.Clean(outDir) {
 			return fmt.Errorf("signing outputs: %s is not in %s", o.Path, outDir)
 		}
 		files = append(files, filepath.Base(o.Path))
+		digests[filepath.Base(o.Path)] = o.Digest
 	}
 	var images []sign.Material
 	for _, img := range sum.Images {
@@ -38,7 +40,7 @@ func signBuild(ctx context.Context, key *sign.PrivateKey, outDir string, specs [
 	if err != nil {
 		return err
 	}
-	return sign.SignArtifacts(ctx, outDir, files, key, info)
+	return sign.SignArtifacts(ctx, outDir, files, key, info, sign.WithDigests(digests))
 }
 
 // checkTrust checks the resolved images (imgs[i] for refs[i]) against the

@@ -32,6 +32,9 @@ type KernelInitrd struct {
 	Kernel  string // <base>-kernel
 	Initrd  string // <base>-initrd.img
 	Cmdline string // <base>-cmdline
+	// Digests are the three files' sha256 ("sha256:<hex>") by path,
+	// hashed while written.
+	Digests map[string]string
 }
 
 // KernelInitrdPaths names LinuxKit's kernel+initrd files for base in dir.
@@ -72,6 +75,10 @@ func WriteKernelInitrd(ctx context.Context, dir, base string, in Inputs, opts ..
 	}
 	if err := ctx.Err(); err != nil {
 		return paths, fmt.Errorf("writing kernel+initrd: %w", err)
+	}
+	paths.Digests = map[string]string{}
+	for _, f := range files {
+		paths.Digests[f.Name()], _ = f.Digest()
 	}
 	if err := commitAll(files...); err != nil {
 		return paths, fmt.Errorf("writing kernel+initrd: %w", err)

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -368,6 +369,7 @@ func (d *diskBuild) writeKernelInitrd(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	maps.Copy(d.digests, ki.Digests)
 	return []string{ki.Kernel, ki.Initrd, ki.Cmdline}, nil
 }
 

@@ -49,6 +49,7 @@ demo: deps build
 bench: deps images
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./builder/... ./internal/host/apply/
 	scripts/bench/run
+	scripts/bench/linuxkit
 	scripts/bench/registry
 
 # Power cuts during updates, in qemu: N cuts (default 50) at random steps

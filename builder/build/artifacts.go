@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,10 +33,19 @@ type artifacts struct {
 
 	root       *RootImage
 	bootloader []byte
-	withRoot   []byte // the stage-0 initrd carrying the root image
+	withRoot   string // the file of the stage-0 initrd carrying the root image
+	// digests are the outputs hashed while written, by path: describe
+	// need not read them back.
+	digests map[string]string
 }
 
-func (a *artifacts) close() { a.root.Remove() }
+// close removes the temporary root image and initrd.
+func (a *artifacts) close() {
+	a.root.Remove()
+	if a.withRoot != "" {
+		os.Remove(a.withRoot)
+	}
+}
 
 // write writes each format and returns the files, in format order.
 func (a *artifacts) write(ctx context.Context) ([]Output, error) {
@@ -60,7 +70,7 @@ func (a *artifacts) write(ctx context.Context) ([]Output, error) {
 			return nil, fmt.Errorf("writing %s: %w", format, err)
 		}
 		for _, p := range paths {
-			o, err := describe(p, format)
+			o, err := a.describe(p, format)
 			if err != nil {
 				return nil, err
 			}
@@ -125,6 +135,7 @@ func (a *artifacts) writeKernelInitrd(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.hashed(ki.Digests)
 	return []string{ki.Kernel, ki.Initrd, ki.Cmdline}, nil
 }
 
@@ -137,11 +148,12 @@ func (a *artifacts) writeVerifiedKernelInitrd(ctx context.Context) ([]string, er
 		return nil, err
 	}
 	k := a.root.Kernel
-	in := output.Inputs{Kernel: bytes.NewReader(k), KernelSize: int64(len(k)), Cmdline: a.root.options(rootImgParam), Initrd: initrd}
+	in := output.Inputs{Kernel: bytes.NewReader(k), KernelSize: int64(len(k)), Cmdline: a.root.options(rootImgParam), InitrdPath: initrd}
 	ki, err := output.WriteKernelInitrd(ctx, a.dir, a.b.o.name, in)
 	if err != nil {
 		return nil, err
 	}
+	a.hashed(ki.Digests)
 	return []string{ki.Kernel, ki.Initrd, ki.Cmdline}, nil
 }
 
@@ -186,7 +198,7 @@ func (a *artifacts) writeRaw(ctx context.Context) (string, error) {
 		return "", err
 	}
 	p := a.path(".img")
-	_, err = disk.WriteRaw(ctx, p, disk.RawInput{
+	l, err := disk.WriteRaw(ctx, p, disk.RawInput{
 		Bootloader: disk.FromBytes(a.bootloader),
 		Entries: []disk.Entry{{
 			Version: a.root.Version,
@@ -205,6 +217,7 @@ func (a *artifacts) writeRaw(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	a.hashed(map[string]string{p: l.Digest})
 	return p, nil
 }
 
@@ -224,7 +237,7 @@ func (a *artifacts) writeISO(ctx context.Context) (string, error) {
 		Entry: disk.Entry{
 			Version: a.root.Version,
 			Kernel:  disk.FromBytes(a.root.Kernel),
-			Initrd:  disk.FromBytes(initrd),
+			Initrd:  disk.FromFile(initrd),
 			Options: a.root.options(rootImgParam),
 		},
 		VolumeID: isoVolumeID(a.b.o.name),
@@ -235,17 +248,49 @@ func (a *artifacts) writeISO(ctx context.Context) (string, error) {
 	return p, nil
 }
 
-// rootInitrd is the stage-0 initrd carrying the root image, the same for
-// iso-efi and kernel+initrd: compressed once.
-func (a *artifacts) rootInitrd(ctx context.Context) ([]byte, error) {
-	if a.withRoot == nil {
-		b, err := stage0Initrd(ctx, a.host, a.b.o.compression, a.rootEntry())
-		if err != nil {
-			return nil, err
-		}
-		a.withRoot = b
+// rootInitrd is the file of the stage-0 initrd carrying the root image,
+// the same for iso-efi and kernel+initrd: compressed once, into a
+// temporary file beside the outputs (it is as large as the root).
+func (a *artifacts) rootInitrd(ctx context.Context) (string, error) {
+	if a.withRoot != "" {
+		return a.withRoot, nil
 	}
+	tmp, err := os.CreateTemp(a.dir, "."+a.b.o.name+"-initrd-*.img")
+	if err != nil {
+		return "", fmt.Errorf("writing the initrd: %w", err)
+	}
+	err = writeStage0Initrd(ctx, tmp, a.host, a.b.o.compression, a.rootEntry())
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return "", err
+	}
+	a.withRoot = tmp.Name()
 	return a.withRoot, nil
+}
+
+// hashed records the digests writers computed of the files they wrote.
+func (a *artifacts) hashed(digests map[string]string) {
+	if a.digests == nil {
+		a.digests = map[string]string{}
+	}
+	maps.Copy(a.digests, digests)
+}
+
+// describe is describe, taking the digest the writer computed when there
+// is one rather than reading the file back.
+func (a *artifacts) describe(path, format string) (Output, error) {
+	d := a.digests[path]
+	if d == "" {
+		return describe(path, format)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return Output{}, err
+	}
+	return Output{Path: path, Format: format, Size: st.Size(), Digest: d}, nil
 }
 
 // rootEntry is the root image as a file of an initrd, for iso-efi and

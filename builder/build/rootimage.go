@@ -188,20 +188,25 @@ func inStage0(p string) bool {
 // stage0Initrd writes the initrd a verified boot starts from: the stage-0
 // tree of host plus extra entries.
 func stage0Initrd(ctx context.Context, host *rootfs.Host, comp output.Compression, extra ...*rootfs.Entry) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := writeStage0Initrd(ctx, &buf, host, comp, extra...); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// writeStage0Initrd writes the stage-0 initrd with extra entries to w.
+func writeStage0Initrd(ctx context.Context, w io.Writer, host *rootfs.Host, comp output.Compression, extra ...*rootfs.Entry) error {
 	t := Stage0Tree(host.Tree)
 	for _, e := range extra {
 		t.Put(e)
 	}
 	opts, done, err := initrdOptions(host, comp)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer done()
-	var buf bytes.Buffer
-	if err := output.WriteInitrd(ctx, &buf, t, opts...); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return output.WriteInitrd(ctx, w, t, opts...)
 }
 
 // initrdOptions are the initrd writer's options for host: the compression

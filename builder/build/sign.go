@@ -18,11 +18,13 @@ import (
 // their lock file, every resolved image and the builder's version.
 func Sign(ctx context.Context, key *sign.PrivateKey, outDir string, specs []string, r *Result, platform v1.Platform, version string) error {
 	var files []string
+	digests := map[string]string{} // hashed as written: not read again
 	for _, o := range r.Outputs {
 		if filepath.Clean(filepath.Dir(o.Path)) != filepath.Clean(outDir) {
 			return fmt.Errorf("signing outputs: %s is not in %s", o.Path, outDir)
 		}
 		files = append(files, filepath.Base(o.Path))
+		digests[filepath.Base(o.Path)] = o.Digest
 	}
 	var images []sign.Material
 	for _, img := range r.Images {
@@ -36,7 +38,7 @@ func Sign(ctx context.Context, key *sign.PrivateKey, outDir string, specs []stri
 	if err != nil {
 		return err
 	}
-	return sign.SignArtifacts(ctx, outDir, files, key, info)
+	return sign.SignArtifacts(ctx, outDir, files, key, info, sign.WithDigests(digests))
 }
 
 // BuildInfo describes a build for its provenance: the spec files, their

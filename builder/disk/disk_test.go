@@ -136,8 +136,8 @@ func TestWriteRawLayout(t *testing.T) {
 	if a, _ := l.Partition("root-a"); a.Size != MinRootSize {
 		t.Errorf("root-a size %d, want default %d", a.Size, MinRootSize)
 	}
-	if e, _ := l.Partition("esp"); e.Size != DefaultESPSize {
-		t.Errorf("esp size %d, want %d", e.Size, DefaultESPSize)
+	if e, _ := l.Partition("esp"); e.Size != MinESPSize {
+		t.Errorf("esp size %d, want %d", e.Size, MinESPSize)
 	}
 	fi, err := os.Stat(img)
 	if err != nil || fi.Size() != l.Size {
@@ -257,10 +257,15 @@ func TestWriteRawReproducible(t *testing.T) {
 		if i > 0 {
 			time.Sleep(2100 * time.Millisecond) // FAT times have 2 s steps
 		}
-		if _, err := WriteRaw(context.Background(), filepath.Join(dir, name), in); err != nil {
+		l, err := WriteRaw(context.Background(), filepath.Join(dir, name), in)
+		if err != nil {
 			t.Fatal(err)
 		}
 		sums = append(sums, fileSum(t, filepath.Join(dir, name)))
+		// The digest hashed while writing is the file's, read back.
+		if want := "sha256:" + hex.EncodeToString(sums[i][:]); l.Digest != want {
+			t.Errorf("layout digest %s, the file's %s", l.Digest, want)
+		}
 	}
 	if sums[0] != sums[1] {
 		t.Error("two writes of the same input differ")
@@ -274,8 +279,12 @@ func TestWriteRawReproducible(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fileSum(t, filepath.Join(dir, "three.img")) == sums[0] {
+	three := fileSum(t, filepath.Join(dir, "three.img"))
+	if three == sums[0] {
 		t.Error("another seed gives the same image")
+	}
+	if want := "sha256:" + hex.EncodeToString(three[:]); l.Digest != want {
+		t.Errorf("layout digest %s, the file's %s", l.Digest, want)
 	}
 	if l.DiskGUID == guid([]byte("test host"), "disk") {
 		t.Error("another seed gives the same disk GUID")
@@ -283,6 +292,47 @@ func TestWriteRawReproducible(t *testing.T) {
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 3 {
 		t.Errorf("stray files in the output directory: %v", entries)
+	}
+}
+
+// TestPlanRawSizes: with no sizes given, the ESP and the root slots are
+// sized from their content (room for a second version); sizes given win.
+func TestPlanRawSizes(t *testing.T) {
+	in := RawInput{
+		Bootloader: FromBytes(make([]byte, MiB)),
+		Entries:    []Entry{{Version: "1", Kernel: FromBytes(make([]byte, 20*MiB)), Initrd: FromBytes(make([]byte, 60*MiB)), Slot: "a"}},
+		RootA:      FromBytes(make([]byte, 100*MiB)),
+	}
+	for _, c := range []struct {
+		name              string
+		esp, root, data   int64
+		wantESP, wantRoot int64
+		wantData          int64
+	}{
+		// ESP: 2 x 81 MiB + 16 MiB = 178 MiB, rounded up to 192; root: 2 x 100 MiB = 200, to 256.
+		{name: "from content", wantESP: 192 * MiB, wantRoot: 256 * MiB, wantData: DefaultDataSize},
+		{name: "given", esp: 300 * MiB, root: 101 * MiB, data: 10 * MiB, wantESP: 300 * MiB, wantRoot: 101 * MiB, wantData: 10 * MiB},
+	} {
+		in.ESPSize, in.RootSize, in.DataSize = c.esp, c.root, c.data
+		l, err := planRaw(in)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		got := map[string]int64{}
+		for _, p := range l.Partitions {
+			got[p.Name] = p.Size
+		}
+		want := map[string]int64{"esp": c.wantESP, "root-a": c.wantRoot, "root-b": c.wantRoot, "data": c.wantData}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: partition sizes %v, want %v", c.name, got, want)
+		}
+		if total := c.wantESP + 2*c.wantRoot + c.wantData + 2*MiB; l.Size != total {
+			t.Errorf("%s: disk size %d, want %d", c.name, l.Size, total)
+		}
+	}
+	in.ESPSize, in.RootSize = 0, 99*MiB
+	if _, err := planRaw(in); err == nil || !strings.Contains(err.Error(), "does not fit") {
+		t.Errorf("a root slot smaller than the root image: %v", err)
 	}
 }
 
@@ -315,6 +365,7 @@ func TestReadBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	want.Digest = "" // only the writer knows it
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("ReadLayout = %+v\nwant %+v", got, want)
 	}

@@ -26,7 +26,16 @@ func buildFAT(files []espFile, size int64, label string, volumeID uint32) (*memD
 	if size < minFATSize {
 		return nil, fmt.Errorf("fat file system of %d bytes is below the minimum of %d", size, minFATSize)
 	}
-	disk := newMemDisk(size)
+	disk, err := newMemDisk(size)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			disk.release()
+		}
+	}()
 	fsys, err := fat32.Create(disk, size, 0, 512, label, true)
 	if err != nil {
 		return nil, fmt.Errorf("creating fat32: %w", err)
@@ -43,6 +52,7 @@ func buildFAT(files []espFile, size int64, label string, volumeID uint32) (*memD
 	if err := normalizeFAT(disk.b, volumeID); err != nil {
 		return nil, fmt.Errorf("fixing fat32 timestamps: %w", err)
 	}
+	ok = true
 	return disk, nil
 }
 

@@ -100,6 +100,7 @@ func FuzzFATBootSector(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(bytes.Clone(m.b[:512]), int64(minFATSize))
+	m.release()
 	f.Fuzz(func(t *testing.T, sector []byte, size int64) {
 		if len(sector) != 512 || size < 512 || size > 1<<40 {
 			return

@@ -69,6 +69,7 @@ func writeISO(ctx context.Context, path string, in ISOInput) error {
 	if err != nil {
 		return fmt.Errorf("building efi boot image: %w", err)
 	}
+	defer img.release()
 	if err := ctx.Err(); err != nil {
 		return err
 	}

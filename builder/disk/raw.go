@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -17,10 +18,11 @@ import (
 const (
 	MiB               = 1 << 20
 	SectorSize        = 512
-	DefaultESPSize    = 256 * MiB
+	MinESPSize        = 128 * MiB // go-diskfs makes a 64 MiB FAT32 that fsck.fat rejects
 	DefaultDataSize   = 256 * MiB
-	MinRootSize       = 256 * MiB
-	rootSizeGranule   = 64 * MiB
+	MinRootSize       = 64 * MiB
+	sizeGranule       = 64 * MiB
+	espHeadroom       = 16 * MiB
 	partitionAlign    = MiB
 	partitionNameESP  = "esp"
 	partitionNameA    = "root-a"
@@ -36,9 +38,12 @@ type RawInput struct {
 	Entries []Entry
 	// RootA is written at the start of root-a, RootB (optional) of root-b.
 	RootA, RootB Source
-	// Partition sizes, rounded up to MiB. 0 means the default: ESP
-	// DefaultESPSize, data DefaultDataSize, root the larger of MinRootSize
-	// and twice the largest root image, rounded up to 64 MiB.
+	// Partition sizes, rounded up to MiB. 0 sizes a partition from its
+	// content, with room for an update to add a version beside the running
+	// one: the ESP twice its files (boot loader and entries) plus 16 MiB,
+	// at least MinESPSize; a root slot twice the largest root image, at
+	// least MinRootSize; both rounded up to 64 MiB. Data is DefaultDataSize
+	// (the host grows it to the end of a larger disk).
 	ESPSize, RootSize, DataSize int64
 	// Seed derives the disk and partition GUIDs and the ESP's volume id.
 	// Give each host its own seed; the same seed gives the same GUIDs.
@@ -58,6 +63,9 @@ type Layout struct {
 	DiskGUID   string
 	Size       int64 // of the image file
 	Partitions []Partition
+	// Digest is the image file's sha256 ("sha256:<hex>"), computed while
+	// writing it. ReadLayout leaves it empty.
+	Digest string
 }
 
 // Partition returns the partition called name.
@@ -82,6 +90,7 @@ func WriteRaw(ctx context.Context, path string, in RawInput) (*Layout, error) {
 	if err != nil {
 		return nil, fmt.Errorf("writing raw image: %w", err)
 	}
+	defer esp.release()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -90,7 +99,7 @@ func WriteRaw(ctx context.Context, path string, in RawInput) (*Layout, error) {
 		return nil, fmt.Errorf("writing raw image: %w", err)
 	}
 	defer out.Abort()
-	if err := writeDisk(ctx, out.File(), l, esp, in); err != nil {
+	if l.Digest, err = writeDisk(ctx, out.File(), l, esp, in); err != nil {
 		return nil, fmt.Errorf("writing raw image %s: %w", path, err)
 	}
 	if err := out.Commit(); err != nil {
@@ -139,11 +148,15 @@ func planRaw(in RawInput) (*Layout, error) {
 		}
 		largest = max(largest, n)
 	}
-	espSize := roundUp(orDefault(in.ESPSize, DefaultESPSize), MiB)
+	files, err := espContent(in)
+	if err != nil {
+		return nil, err
+	}
+	espSize := roundUp(orDefault(in.ESPSize, max(MinESPSize, roundUp(2*files+espHeadroom, sizeGranule))), MiB)
 	if espSize < minFATSize {
 		return nil, fmt.Errorf("esp size %d is below the minimum of %d", espSize, minFATSize)
 	}
-	rootSize := roundUp(orDefault(in.RootSize, max(MinRootSize, roundUp(2*largest, rootSizeGranule))), MiB)
+	rootSize := roundUp(orDefault(in.RootSize, max(MinRootSize, roundUp(2*largest, sizeGranule))), MiB)
 	if largest > rootSize {
 		return nil, fmt.Errorf("root image of %d bytes does not fit a %d-byte root partition", largest, rootSize)
 	}
@@ -169,6 +182,27 @@ func planRaw(in RawInput) (*Layout, error) {
 	// The backup GPT (33 sectors) lives in the last MiB.
 	l.Size = off + partitionAlign
 	return l, nil
+}
+
+// espContent is the size of the ESP's files: the boot loader and each
+// entry's kernel and initrd.
+func espContent(in RawInput) (int64, error) {
+	srcs := []Source{in.Bootloader}
+	for _, e := range in.Entries {
+		srcs = append(srcs, e.Kernel, e.Initrd)
+	}
+	var total int64
+	for _, s := range srcs {
+		if s.IsZero() {
+			continue
+		}
+		n, err := s.size()
+		if err != nil {
+			return 0, fmt.Errorf("esp content: %w", err)
+		}
+		total += n
+	}
+	return total, nil
 }
 
 func orDefault(v, def int64) int64 {
@@ -200,18 +234,26 @@ func rawESP(in RawInput, l *Layout) (*memDisk, error) {
 	return b, nil
 }
 
-// writeDisk fills the sized temporary file f: partition table, ESP, roots.
-func writeDisk(ctx context.Context, f *os.File, l *Layout, esp *memDisk, in RawInput) error {
+// writeDisk fills the sized temporary file f front to back: partition
+// table, ESP, roots, backup partition table. It returns the file's digest,
+// hashed on the way (the holes from memory).
+func writeDisk(ctx context.Context, f *os.File, l *Layout, esp *memDisk, in RawInput) (string, error) {
 	if err := f.Truncate(l.Size); err != nil {
-		return err
+		return "", err
 	}
-	if err := writeGPT(f, l); err != nil {
-		return err
+	g, err := gptBytes(l)
+	if err != nil {
+		return "", err
+	}
+	defer g.release()
+	w := newHashedFile(f)
+	if err := g.head.eachDirty(w.writeAt); err != nil {
+		return "", err
 	}
 	p, _ := l.Partition(partitionNameESP)
-	err := esp.eachDirty(func(off int64, b []byte) error { return writeNonZero(f, p.Offset+off, b) })
+	err = esp.eachDirty(func(off int64, b []byte) error { return w.writeAt(p.Offset+off, b) })
 	if err != nil {
-		return fmt.Errorf("writing esp: %w", err)
+		return "", fmt.Errorf("writing esp: %w", err)
 	}
 	roots := []struct {
 		name string
@@ -222,14 +264,25 @@ func writeDisk(ctx context.Context, f *os.File, l *Layout, esp *memDisk, in RawI
 			continue
 		}
 		p, _ := l.Partition(r.name)
-		if err := writeSparse(ctx, f, p.Offset, p.Size, r.src); err != nil {
-			return fmt.Errorf("writing %s: %w", r.name, err)
+		if err := writeSparse(ctx, w, p.Offset, p.Size, r.src); err != nil {
+			return "", fmt.Errorf("writing %s: %w", r.name, err)
 		}
 	}
-	return nil
+	if err := g.tail.eachDirty(func(off int64, b []byte) error { return w.writeAt(g.tailOff+off, b) }); err != nil {
+		return "", err
+	}
+	return w.finish(l.Size)
 }
 
-func writeGPT(f *os.File, l *Layout) error {
+// gptTables is the partition table of a layout as it lies on the disk:
+// the protective MBR and primary GPT in the first MiB (head), the backup
+// GPT in the last (tail, from tailOff).
+type gptTables struct {
+	head, tail *memDisk
+	tailOff    int64
+}
+
+func gptBytes(l *Layout) (*gptTables, error) {
 	t := &gpt.Table{
 		LogicalSectorSize:  SectorSize,
 		PhysicalSectorSize: SectorSize,
@@ -247,8 +300,42 @@ func writeGPT(f *os.File, l *Layout) error {
 			GUID:  p.GUID,
 		})
 	}
-	if err := t.Write(fileDisk{f}, l.Size); err != nil {
-		return fmt.Errorf("writing partition table: %w", err)
+	g := &gptTables{tailOff: l.Size - partitionAlign}
+	var err error
+	if g.head, err = newMemDisk(partitionAlign); err == nil {
+		g.tail, err = newMemDisk(partitionAlign)
 	}
-	return nil
+	if err == nil {
+		err = t.Write(g, l.Size)
+	}
+	if err != nil {
+		g.release()
+		return nil, fmt.Errorf("writing partition table: %w", err)
+	}
+	return g, nil
 }
+
+func (g *gptTables) release() {
+	g.head.release()
+	g.tail.release()
+}
+
+// WriteAt puts a write of the partition table into head or tail.
+func (g *gptTables) WriteAt(p []byte, off int64) (int, error) {
+	if off >= g.tailOff {
+		return g.tail.WriteAt(p, off-g.tailOff)
+	}
+	return g.head.WriteAt(p, off)
+}
+
+// The rest of backend.WritableFile, which gpt.Table.Write takes; it only
+// writes.
+func (g *gptTables) Read([]byte) (int, error) { return 0, errors.New("partition table: write only") }
+func (g *gptTables) ReadAt([]byte, int64) (int, error) {
+	return 0, errors.New("partition table: write only")
+}
+func (g *gptTables) Seek(int64, int) (int64, error) {
+	return 0, errors.New("partition table: write only")
+}
+func (g *gptTables) Close() error               { return nil }
+func (g *gptTables) Stat() (fs.FileInfo, error) { return memInfo(g.tailOff + partitionAlign), nil }

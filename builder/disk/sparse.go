@@ -14,15 +14,15 @@ const (
 	copyChunk   = 4 * MiB
 )
 
-// writeSparse copies src into f at off, writing only the blocks that are
+// writeSparse copies src into w at off, writing only the blocks that are
 // not all zero: the file was truncated to size, so the rest reads as zeros
 // and stays unallocated. src must fit in limit bytes.
-func writeSparse(ctx context.Context, f *os.File, off, limit int64, src Source) error {
+func writeSparse(ctx context.Context, w *hashedFile, off, limit int64, src Source) error {
 	if src.Path == "" {
 		if int64(len(src.Data)) > limit {
 			return fmt.Errorf("%d bytes do not fit %d", len(src.Data), limit)
 		}
-		return writeNonZero(f, off, src.Data)
+		return w.writeAt(off, src.Data)
 	}
 	r, done, err := src.open()
 	if err != nil {
@@ -38,7 +38,7 @@ func writeSparse(ctx context.Context, f *os.File, off, limit int64, src Source) 
 		if pos+int64(n) > limit {
 			return fmt.Errorf("%s does not fit %d bytes", src, limit)
 		}
-		if werr := writeNonZero(f, off+pos, buf[:n]); werr != nil {
+		if werr := w.writeAt(off+pos, buf[:n]); werr != nil {
 			return werr
 		}
 		pos += int64(n)

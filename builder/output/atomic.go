@@ -1,8 +1,11 @@
 package output
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"os"
 	"path/filepath"
 )
@@ -10,11 +13,15 @@ import (
 // AtomicFile is an output file written under a temporary name in its final
 // directory (".name.tmp-XXXX") and renamed into place by Commit. Until then
 // nothing exists at the final path; Abort removes the temporary file.
+// What goes through Write is hashed on the way (Digest), so the file need
+// not be read back to be listed or signed.
 type AtomicFile struct {
 	f      *os.File
 	path   string
 	closed bool
 	done   bool
+	h      hash.Hash
+	raw    bool // File was handed out: writes bypass the hash
 }
 
 // Create starts writing the file at path. The file gets mode 0644.
@@ -32,14 +39,27 @@ func Create(path string) (*AtomicFile, error) {
 		os.Remove(f.Name())
 		return nil, fmt.Errorf("creating %s: %w", path, err)
 	}
-	return &AtomicFile{f: f, path: path}, nil
+	return &AtomicFile{f: f, path: path, h: sha256.New()}, nil
 }
 
 // Name is the final path.
 func (a *AtomicFile) Name() string { return a.path }
 
 // Write writes to the temporary file.
-func (a *AtomicFile) Write(p []byte) (int, error) { return a.f.Write(p) }
+func (a *AtomicFile) Write(p []byte) (int, error) {
+	n, err := a.f.Write(p)
+	a.h.Write(p[:n])
+	return n, err
+}
+
+// Digest returns the sha256 ("sha256:<hex>") of what Write wrote, and false
+// when File was used (the writes it allowed are not hashed).
+func (a *AtomicFile) Digest() (string, bool) {
+	if a.raw {
+		return "", false
+	}
+	return "sha256:" + hex.EncodeToString(a.h.Sum(nil)), true
+}
 
 // Commit flushes the file to disk, renames it to its final path and flushes
 // the directory. After Commit, Abort does nothing.

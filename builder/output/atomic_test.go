@@ -3,6 +3,8 @@ package output
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"slices"
@@ -95,8 +97,18 @@ func TestWriteKernelInitrd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := KernelInitrdPaths(dir, "host"); got != want {
+	if want := KernelInitrdPaths(dir, "host"); got.Kernel != want.Kernel || got.Initrd != want.Initrd || got.Cmdline != want.Cmdline {
 		t.Errorf("paths %+v, want %+v", got, want)
+	}
+	// Each file's digest, hashed while written, is the file's.
+	for _, p := range []string{got.Kernel, got.Initrd, got.Cmdline} {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum := sha256.Sum256(data); got.Digests[p] != "sha256:"+hex.EncodeToString(sum[:]) {
+			t.Errorf("%s: digest %q, the file's %x", p, got.Digests[p], sum)
+		}
 	}
 	if names := dirNames(t, dir); !slices.Equal(names, []string{"host-cmdline", "host-initrd.img", "host-kernel"}) {
 		t.Fatalf("directory holds %q", names)

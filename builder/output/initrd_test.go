@@ -190,16 +190,26 @@ func TestParseCompression(t *testing.T) {
 // TestWriteKernelInitrdPrebuilt: an initrd already written is copied as
 // it is, without a tree.
 func TestWriteKernelInitrdPrebuilt(t *testing.T) {
-	dir := t.TempDir()
 	initrd := []byte("an initrd written before")
-	ki, err := WriteKernelInitrd(context.Background(), dir, "host",
-		Inputs{Kernel: bytes.NewReader([]byte("kernel")), KernelSize: 6, Cmdline: "console=ttyS0", Initrd: initrd})
-	if err != nil {
+	file := filepath.Join(t.TempDir(), "initrd.img")
+	if err := os.WriteFile(file, initrd, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for p, want := range map[string]string{ki.Kernel: "kernel", ki.Initrd: string(initrd), ki.Cmdline: "console=ttyS0"} {
-		if b, err := os.ReadFile(p); err != nil || string(b) != want {
-			t.Errorf("%s = %q, %v; want %q", p, b, err, want)
+	for _, in := range []Inputs{{Initrd: initrd}, {InitrdPath: file}} {
+		dir := t.TempDir()
+		in.Kernel, in.KernelSize, in.Cmdline = bytes.NewReader([]byte("kernel")), 6, "console=ttyS0"
+		ki, err := WriteKernelInitrd(context.Background(), dir, "host", in)
+		if err != nil {
+			t.Fatal(err)
 		}
+		for p, want := range map[string]string{ki.Kernel: "kernel", ki.Initrd: string(initrd), ki.Cmdline: "console=ttyS0"} {
+			if b, err := os.ReadFile(p); err != nil || string(b) != want {
+				t.Errorf("%s = %q, %v; want %q", p, b, err, want)
+			}
+		}
+	}
+	in := Inputs{Kernel: bytes.NewReader([]byte("kernel")), KernelSize: 6, Initrd: initrd, InitrdPath: file}
+	if _, err := WriteKernelInitrd(context.Background(), t.TempDir(), "host", in); err == nil {
+		t.Error("both initrd bytes and an initrd path accepted")
 	}
 }

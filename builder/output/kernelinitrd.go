@@ -20,9 +20,11 @@ type Inputs struct {
 	KernelPath string
 	Cmdline    string
 	Tree       *rootfs.Tree
-	// Initrd, when set, is an initrd already written, copied as it is;
-	// Tree and the initrd options are then not used.
-	Initrd []byte
+	// Initrd, or the file at InitrdPath, when set, is an initrd already
+	// written, copied as it is; Tree and the initrd options are then not
+	// used.
+	Initrd     []byte
+	InitrdPath string
 }
 
 // KernelInitrd holds the paths WriteKernelInitrd wrote.
@@ -30,6 +32,9 @@ type KernelInitrd struct {
 	Kernel  string // <base>-kernel
 	Initrd  string // <base>-initrd.img
 	Cmdline string // <base>-cmdline
+	// Digests are the three files' sha256 ("sha256:<hex>") by path,
+	// hashed while written.
+	Digests map[string]string
 }
 
 // KernelInitrdPaths names LinuxKit's kernel+initrd files for base in dir.
@@ -43,7 +48,7 @@ func KernelInitrdPaths(dir, base string) KernelInitrd {
 // all three files appear or none does.
 func WriteKernelInitrd(ctx context.Context, dir, base string, in Inputs, opts ...Option) (KernelInitrd, error) {
 	paths := KernelInitrdPaths(dir, base)
-	if in.Tree == nil && in.Initrd == nil {
+	if in.Tree == nil && in.Initrd == nil && in.InitrdPath == "" {
 		return paths, errors.New("writing kernel+initrd: no root tree")
 	}
 	var files []*AtomicFile
@@ -58,8 +63,8 @@ func WriteKernelInitrd(ctx context.Context, dir, base string, in Inputs, opts ..
 	if err := copyKernel(ctx, files[0], in); err != nil {
 		return paths, fmt.Errorf("writing kernel: %w", err)
 	}
-	if in.Initrd != nil {
-		if _, err := files[1].Write(in.Initrd); err != nil {
+	if in.Initrd != nil || in.InitrdPath != "" {
+		if err := copyInitrd(ctx, files[1], in); err != nil {
 			return paths, fmt.Errorf("writing initrd: %w", err)
 		}
 	} else if err := WriteInitrd(ctx, files[1], in.Tree, opts...); err != nil {
@@ -71,10 +76,45 @@ func WriteKernelInitrd(ctx context.Context, dir, base string, in Inputs, opts ..
 	if err := ctx.Err(); err != nil {
 		return paths, fmt.Errorf("writing kernel+initrd: %w", err)
 	}
+	paths.Digests = map[string]string{}
+	for _, f := range files {
+		paths.Digests[f.Name()], _ = f.Digest()
+	}
 	if err := commitAll(files...); err != nil {
 		return paths, fmt.Errorf("writing kernel+initrd: %w", err)
 	}
 	return paths, nil
+}
+
+// copyInitrd copies the initrd already written, streaming it from its file.
+func copyInitrd(ctx context.Context, w io.Writer, in Inputs) error {
+	if in.InitrdPath == "" {
+		_, err := w.Write(in.Initrd)
+		return err
+	}
+	if in.Initrd != nil {
+		return errors.New("both initrd bytes and an initrd path given")
+	}
+	f, err := os.Open(in.InitrdPath)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(w, ctxReader{ctx, f})
+	return err
+}
+
+// ctxReader stops reading once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 func copyKernel(ctx context.Context, w io.Writer, in Inputs) error {

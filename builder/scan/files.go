@@ -153,7 +153,7 @@ func (r *reader) close() {
 // maxRead is the largest file read whole; larger files are read in
 // windows that overlap by overlap bytes, for the secrets gate.
 const (
-	maxRead = 64 << 20
+	maxRead = 16 << 20 // per worker: bounds the scan's memory
 	overlap = 64 << 10
 )
 

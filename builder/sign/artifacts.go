@@ -28,9 +28,17 @@ const (
 // provenance.intoto.jsonl, a DSSE envelope holding an in-toto statement with
 // an SLSA provenance predicate whose subjects are the artifacts. Everything
 // is computed before anything is written; each file appears atomically.
-func SignArtifacts(ctx context.Context, dir string, files []string, key *PrivateKey, info BuildInfo) error {
+//
+// An ECDSA key signs each artifact's digest, so an artifact is read once,
+// as a stream (or not at all when WithDigests gives its digest); an
+// Ed25519 key signs the message itself, read whole into memory.
+func SignArtifacts(ctx context.Context, dir string, files []string, key *PrivateKey, info BuildInfo, opts ...ArtifactOption) error {
 	if len(files) == 0 {
 		return errors.New("signing artifacts: no artifacts")
+	}
+	var o artifactOptions
+	for _, opt := range opts {
+		opt(&o)
 	}
 	digests := map[string]string{}
 	out := map[string][]byte{}
@@ -41,18 +49,11 @@ func SignArtifacts(ctx context.Context, dir string, files []string, key *Private
 		if _, dup := digests[name]; dup {
 			return fmt.Errorf("signing artifacts: %s listed twice", name)
 		}
-		data, err := os.ReadFile(filepath.Join(dir, name))
+		hex, bundle, err := signArtifact(ctx, filepath.Join(dir, name), o.digests[name], key)
 		if err != nil {
-			return fmt.Errorf("signing artifacts: %w", err)
-		}
-		h, _, err := fileDigest(filepath.Join(dir, name))
-		if err != nil {
-			return fmt.Errorf("signing artifacts: %w", err)
-		}
-		digests[name] = h.Hex
-		if out[name+BundleSuffix], err = SignBlob(ctx, key, data); err != nil {
 			return fmt.Errorf("signing %s: %w", name, err)
 		}
+		digests[name], out[name+BundleSuffix] = hex, bundle
 	}
 	sumsData := sums(digests)
 	out[SumsFile] = sumsData
@@ -69,6 +70,55 @@ func SignArtifacts(ctx context.Context, dir string, files []string, key *Private
 		}
 	}
 	return nil
+}
+
+// ArtifactOption changes how SignArtifacts works.
+type ArtifactOption func(*artifactOptions)
+
+type artifactOptions struct {
+	digests map[string]string
+}
+
+// WithDigests gives the sha256 (hex, or "sha256:<hex>") of artifacts by
+// name, as their writer computed them, so SignArtifacts need not read them
+// to hash them.
+func WithDigests(digests map[string]string) ArtifactOption {
+	return func(o *artifactOptions) { o.digests = digests }
+}
+
+// signArtifact returns the file's sha256 (hex) and its bundle. known is
+// its digest when the caller has it.
+func signArtifact(ctx context.Context, path, known string, key *PrivateKey) (string, []byte, error) {
+	if key.signsDigest() {
+		sum, err := knownOrFileDigest(path, known)
+		if err != nil {
+			return "", nil, err
+		}
+		b, err := SignDigest(ctx, key, sum)
+		return hex.EncodeToString(sum), b, err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", nil, err
+	}
+	sum := sha256.Sum256(data)
+	b, err := SignBlob(ctx, key, data)
+	return hex.EncodeToString(sum[:]), b, err
+}
+
+func knownOrFileDigest(path, known string) ([]byte, error) {
+	if known == "" {
+		h, _, err := fileDigest(path)
+		if err != nil {
+			return nil, err
+		}
+		known = h.Hex
+	}
+	sum, err := hex.DecodeString(strings.TrimPrefix(known, "sha256:"))
+	if err != nil || len(sum) != sha256.Size {
+		return nil, fmt.Errorf("digest %q of %s: not a sha256", known, path)
+	}
+	return sum, nil
 }
 
 func signProvenance(ctx context.Context, key *PrivateKey, digests map[string]string, info BuildInfo) ([]byte, error) {

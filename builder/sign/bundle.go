@@ -3,6 +3,8 @@ package sign
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,13 +35,38 @@ func SignBlob(ctx context.Context, key *PrivateKey, data []byte) ([]byte, error)
 	return signContent(ctx, key, &sgsign.PlainData{Data: data})
 }
 
+// SignDigest returns the Sigstore bundle (JSON) of a message whose SHA-256
+// is digest, the same bundle SignBlob makes of the message, without the
+// message. Only keys that sign a digest (ECDSA) can: see signsDigest.
+func SignDigest(ctx context.Context, key *PrivateKey, digest []byte) ([]byte, error) {
+	if !key.signsDigest() {
+		return nil, fmt.Errorf("%s signs whole messages, not digests", key)
+	}
+	if len(digest) != sha256.Size {
+		return nil, fmt.Errorf("digest of %d bytes is not a sha256", len(digest))
+	}
+	return signContent(ctx, prehashed{key}, &sgsign.PlainData{Data: digest})
+}
+
+// prehashed is a key whose SignData gets the message's digest instead of
+// the message.
+type prehashed struct{ *PrivateKey }
+
+func (p prehashed) SignData(_ context.Context, digest []byte) ([]byte, []byte, error) {
+	sig, err := p.signer.Sign(nil, digest, crypto.SHA256)
+	if err != nil {
+		return nil, nil, fmt.Errorf("signing: %w", err)
+	}
+	return sig, digest, nil
+}
+
 // SignDSSE signs payload in a DSSE envelope and returns it as a Sigstore
 // bundle (JSON).
 func SignDSSE(ctx context.Context, key *PrivateKey, payloadType string, payload []byte) ([]byte, error) {
 	return signContent(ctx, key, &sgsign.DSSEData{Data: payload, PayloadType: payloadType})
 }
 
-func signContent(ctx context.Context, key *PrivateKey, c sgsign.Content) ([]byte, error) {
+func signContent(ctx context.Context, key sgsign.Keypair, c sgsign.Content) ([]byte, error) {
 	pb, err := newBundle(ctx, key, c)
 	if err != nil {
 		return nil, err
@@ -47,7 +74,7 @@ func signContent(ctx context.Context, key *PrivateKey, c sgsign.Content) ([]byte
 	return marshalBundle(pb)
 }
 
-func newBundle(ctx context.Context, key *PrivateKey, c sgsign.Content) (*protobundle.Bundle, error) {
+func newBundle(ctx context.Context, key sgsign.Keypair, c sgsign.Content) (*protobundle.Bundle, error) {
 	pb, err := sgsign.Bundle(c, key, sgsign.BundleOptions{Context: ctx})
 	if err != nil {
 		return nil, fmt.Errorf("making bundle: %w", err)

@@ -167,6 +167,10 @@ func (k *PrivateKey) GetPublicKey() crypto.PublicKey { return k.pub.key }
 // GetPublicKeyPem implements sign.Keypair.
 func (k *PrivateKey) GetPublicKeyPem() (string, error) { return string(k.pub.PEM()), nil }
 
+// signsDigest reports whether the key signs a message's SHA-256 digest
+// (ECDSA P-256) rather than the message itself (Ed25519).
+func (k *PrivateKey) signsDigest() bool { return k.pub.details.GetHashType() == crypto.SHA256 }
+
 // SignData implements sign.Keypair: it signs data (its digest for ECDSA,
 // the data itself for Ed25519) and returns the signature and the data's
 // digest.

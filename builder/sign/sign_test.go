@@ -3,10 +3,12 @@ package sign
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -359,5 +361,49 @@ func TestLoadPrivateKey(t *testing.T) {
 	}
 	if _, _, err := GenerateKey("rsa"); err == nil {
 		t.Error("an unknown algorithm generated a key")
+	}
+}
+
+// TestSignWithDigests: an ECDSA key signs the digest its writer gave (the
+// artifact is not read again) and the signed set is byte for byte the one
+// signed from the files; a wrong digest given is what gets signed, so the
+// set fails to verify. An Ed25519 key cannot sign a digest.
+func TestSignWithDigests(t *testing.T) {
+	k, pub := newKey(t, ECDSAP256)
+	plain, given := writeArtifacts(t), writeArtifacts(t)
+	if err := SignArtifacts(context.Background(), plain, artifactNamesSorted(), k, buildInfo()); err != nil {
+		t.Fatal(err)
+	}
+	digests := map[string]string{}
+	for n, c := range artifacts {
+		sum := sha256.Sum256([]byte(c))
+		digests[n] = "sha256:" + hex.EncodeToString(sum[:])
+	}
+	if err := SignArtifacts(context.Background(), given, artifactNamesSorted(), k, buildInfo(), WithDigests(digests)); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(plain)
+	for _, e := range entries {
+		x, _ := os.ReadFile(filepath.Join(plain, e.Name()))
+		y, _ := os.ReadFile(filepath.Join(given, e.Name()))
+		if !bytes.Equal(x, y) {
+			t.Errorf("%s differs between signing from the files and from the given digests", e.Name())
+		}
+	}
+
+	name := artifactNamesSorted()[0]
+	wrong := writeArtifacts(t)
+	bad := sha256.Sum256([]byte("other bytes"))
+	if err := SignArtifacts(context.Background(), wrong, artifactNamesSorted(), k, buildInfo(), WithDigests(map[string]string{name: hex.EncodeToString(bad[:])})); err != nil {
+		t.Fatal(err)
+	}
+	results, err := Verify(context.Background(), wrong, pub)
+	if err == nil || !slices.Contains(failing(results), name) {
+		t.Errorf("a wrong digest given verifies: %v, failing %v", err, failing(results))
+	}
+
+	ed, _ := newKey(t, Ed25519)
+	if _, err := SignDigest(context.Background(), ed, bad[:]); err == nil {
+		t.Error("an Ed25519 key signed a digest")
 	}
 }

@@ -1,5 +1,6 @@
-// Command benchimage writes a deterministic image of about 100 MB of file
-// content (bulkhead/bench-data:100m) into the local store, for `make bench`.
+// Command benchimage writes a deterministic image of about SIZE MB of file
+// content (bulkhead/bench-data:SIZEm, 50 KiB files; default 100) into the
+// local store, for `make bench`: benchimage [SIZE].
 package main
 
 import (
@@ -9,6 +10,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"strconv"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -18,11 +20,8 @@ import (
 	"github.com/bulkhead-dev/bulkhead/builder/resolve"
 )
 
-const (
-	files    = 2000
-	fileSize = 50 << 10 // 2000 x 50 KiB = ~100 MB
-	name     = "bulkhead/bench-data:100m"
-)
+// fileSize is each file's: 100 MB is 2000 files.
+const fileSize = 50 << 10
 
 func main() {
 	if err := run(); err != nil {
@@ -32,6 +31,16 @@ func main() {
 }
 
 func run() error {
+	mb := 100
+	if len(os.Args) > 1 {
+		n, err := strconv.Atoi(os.Args[1])
+		if err != nil || n < 1 || n > 100_000 {
+			return fmt.Errorf("size %q: want megabytes, 1 to 100000", os.Args[1])
+		}
+		mb = n
+	}
+	name := fmt.Sprintf("bulkhead/bench-data:%dm", mb)
+	files := mb * 20 // 100 MB: 2000 files
 	dir, err := resolve.DefaultStoreDir()
 	if err != nil {
 		return err
@@ -48,7 +57,7 @@ func run() error {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	if err := writeTar(tmp); err != nil {
+	if err := writeTar(tmp, files); err != nil {
 		return err
 	}
 	if err := tmp.Close(); err != nil {
@@ -84,7 +93,7 @@ func mustRootFS(img v1.Image) v1.RootFS {
 }
 
 // writeTar writes files of half-compressible deterministic content.
-func writeTar(w io.Writer) error {
+func writeTar(w io.Writer, files int) error {
 	tw := tar.NewWriter(w)
 	rng := rand.New(rand.NewPCG(1, 2))
 	buf := make([]byte, fileSize)

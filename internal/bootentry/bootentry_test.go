@@ -45,3 +45,14 @@ func TestParseName(t *testing.T) {
 		}
 	}
 }
+
+func TestEntryUKI(t *testing.T) {
+	e := Entry{Version: "1.2.0", Initrd: true, Tries: 3, UKI: true}
+	if e.Path() != "EFI/Linux/bulkhead-1.2.0+3.efi" || len(e.Files()) != 0 {
+		t.Fatalf("path %s, files %v", e.Path(), e.Files())
+	}
+	e.Tries = 0
+	if e.Path() != "EFI/Linux/bulkhead-1.2.0.efi" {
+		t.Fatalf("blessed path %s", e.Path())
+	}
+}

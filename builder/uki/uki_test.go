@@ -1,0 +1,117 @@
+package uki
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bulkhead-dev/bulkhead/internal/sdbootdeb"
+	"github.com/bulkhead-dev/bulkhead/internal/testkernel"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	sdbootdeb.Cleanup()
+	os.Exit(code)
+}
+
+func readFile(t testing.TB, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func testInput(t testing.TB) Input {
+	return Input{
+		Stub:    readFile(t, sdbootdeb.Path(t, sdbootdeb.Stub)),
+		Linux:   readFile(t, testkernel.Path(t)),
+		Initrd:  bytes.Repeat([]byte("initrd "), 1000),
+		Cmdline: "console=ttyS0 bulkhead.verity=1:2:aa:bb root=PARTUUID=x",
+		OSRel:   OSRelease("1.2.0"),
+	}
+}
+
+// TestBuildSections checks the UKI with binutils as the oracle: objcopy
+// extracts each section we added with the content we gave, objdump lists
+// the stub's own sections, and the image is the same bytes twice.
+func TestBuildSections(t *testing.T) {
+	in := testInput(t)
+	img, err := Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Build(in)
+	if err != nil || !bytes.Equal(img, again) {
+		t.Fatalf("second build differs (%v)", err)
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "uki.efi")
+	if err := os.WriteFile(p, img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("objdump", "-h", p).CombinedOutput()
+	if err != nil {
+		t.Fatalf("objdump: %v\n%s", err, out)
+	}
+	for _, s := range []string{".text", ".sbat", ".sdmagic", ".osrel", ".cmdline", ".uname", ".initrd", ".linux"} {
+		if !strings.Contains(string(out), " "+s+" ") {
+			t.Errorf("objdump lists no %s:\n%s", s, out)
+		}
+	}
+	uname, err := KernelRelease(in.Linux)
+	if err != nil || !strings.Contains(uname, ".") {
+		t.Fatalf("kernel release %q, %v", uname, err)
+	}
+	want := map[string][]byte{".osrel": []byte(in.OSRel), ".cmdline": []byte(in.Cmdline), ".uname": []byte(uname),
+		".linux": in.Linux, ".initrd": in.Initrd}
+	for name, content := range want {
+		o := filepath.Join(dir, name[1:])
+		if out, err := exec.Command("objcopy", "-O", "binary", "--only-section="+name, p, o).CombinedOutput(); err != nil {
+			t.Fatalf("objcopy %s: %v\n%s", name, err, out)
+		}
+		if got := readFile(t, o); !bytes.Equal(got, content) {
+			t.Errorf("%s: objcopy extracts %d bytes, want %d", name, len(got), len(content))
+		}
+	}
+	secs, err := ReadSections(img)
+	if err != nil || !bytes.Equal(secs[".cmdline"], []byte(in.Cmdline)) {
+		t.Fatalf("ReadSections: %q, %v", secs[".cmdline"], err)
+	}
+}
+
+// TestBuildRefuses covers inputs that must not make an image.
+func TestBuildRefuses(t *testing.T) {
+	in := testInput(t)
+	for name, mut := range map[string]func(*Input){
+		"no kernel":     func(in *Input) { in.Linux = nil },
+		"not PE":        func(in *Input) { in.Stub = []byte("MZ nothing") },
+		"duplicate":     func(in *Input) { in.Extra = []Section{{".sbat", []byte("x")}} },
+		"long name":     func(in *Input) { in.Extra = []Section{{".toolongname", []byte("x")}} },
+		"not bzImage":   func(in *Input) { in.Linux = []byte("plain") },
+		"huge cmdline":  func(in *Input) { in.Cmdline = strings.Repeat("x", maxText+1) },
+		"truncated hdr": func(in *Input) { in.Stub = in.Stub[:0x100] },
+	} {
+		c := in
+		mut(&c)
+		if _, err := Build(c); err == nil {
+			t.Errorf("%s: built", name)
+		}
+	}
+}
+
+func BenchmarkBuild(b *testing.B) {
+	in := testInput(b)
+	in.Initrd = bytes.Repeat([]byte{1}, 16<<20)
+	b.SetBytes(int64(len(in.Linux) + len(in.Initrd)))
+	for b.Loop() {
+		if _, err := Build(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/qemu"
-	"github.com/bulkhead-dev/bulkhead/internal/sdbootdeb"
 	"github.com/bulkhead-dev/bulkhead/internal/qemu/qemutest"
+	"github.com/bulkhead-dev/bulkhead/internal/sdbootdeb"
 	"github.com/bulkhead-dev/bulkhead/internal/testkernel"
 )
 

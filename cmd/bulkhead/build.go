@@ -144,7 +144,7 @@ func build(ctx context.Context, specs []string, f buildFlags, epoch int64, stder
 	}
 	refs := specRefs(spec)
 	if slices.ContainsFunc(formats, isDiskFormat) {
-		refs = appendRef(refs, bootloaderRef(spec))
+		refs = appendDiskRefs(refs, spec)
 	}
 	progress("resolving %d image references", len(refs))
 	images, sum, err := resolveSpec(ctx, spec, refs, specs[0], f, stderr)

@@ -258,6 +258,10 @@ func (d *diskBuild) writeRaw(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	mkUKI, err := d.ukiBuilder(initrd)
+	if err != nil {
+		return "", err
+	}
 	p := filepath.Join(d.f.out, d.f.name+".img")
 	_, err = disk.WriteRaw(ctx, p, disk.RawInput{
 		Bootloader: disk.FromBytes(d.bootloader),
@@ -268,6 +272,7 @@ func (d *diskBuild) writeRaw(ctx context.Context) (string, error) {
 			Options: d.options(),
 			Slot:    "a",
 			Tries:   d.tries(),
+			UKI:     mkUKI,
 		}},
 		RootA:    disk.FromFile(d.rootPath),
 		ESPSize:  sizes[0],
@@ -291,6 +296,10 @@ func (d *diskBuild) writeISO(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	mkUKI, err := d.ukiBuilder(initrd)
+	if err != nil {
+		return "", err
+	}
 	p := filepath.Join(d.f.out, d.f.name+".iso")
 	err = disk.WriteISO(ctx, p, disk.ISOInput{
 		Bootloader: disk.FromBytes(d.bootloader),
@@ -299,6 +308,7 @@ func (d *diskBuild) writeISO(ctx context.Context) (string, error) {
 			Kernel:  disk.FromBytes(d.kernel),
 			Initrd:  disk.FromBytes(initrd),
 			Options: d.options(rootImgParam),
+			UKI:     mkUKI,
 		},
 		VolumeID: isoVolumeID(d.f.name),
 	})

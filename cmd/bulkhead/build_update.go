@@ -44,6 +44,9 @@ func checkUpdate(formats []string, spec *config.Spec, f buildFlags, epoch int64)
 	if f.signKey == "" {
 		return fmt.Errorf("%w: an update bundle must be signed: give --sign-key", errUsage)
 	}
+	if wantsUKI(spec) {
+		return fmt.Errorf("%s: boot.uki: update bundles do not carry unified kernel images yet", spec.Boot.Pos)
+	}
 	if spec.Boot == nil || spec.Boot.Version == "" {
 		return errors.New("an update bundle needs boot.version in the spec: hosts order versions to refuse downgrades")
 	}

@@ -34,7 +34,7 @@ func recipesFor(recipes []*recipe.Recipe, specs []string, formats string, stderr
 	}
 	refs := specRefs(spec)
 	if slices.ContainsFunc(fmts, isDiskFormat) {
-		refs = appendRef(refs, bootloaderRef(spec))
+		refs = appendDiskRefs(refs, spec)
 	}
 	used := map[string]bool{}
 	for _, r := range refs {

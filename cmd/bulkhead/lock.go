@@ -144,6 +144,9 @@ func specRefs(s *config.Spec) []specRef {
 		b := bootloaderRef(s)
 		add(b.ref, b.pos)
 	}
+	if wantsUKI(s) {
+		add(defaultStub, s.Boot.Pos)
+	}
 	return refs
 }
 

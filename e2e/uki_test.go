@@ -1,0 +1,98 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/builder/disk"
+	"github.com/bulkhead-dev/bulkhead/builder/uki"
+	"github.com/bulkhead-dev/bulkhead/internal/qemu"
+)
+
+// buildUKISpec writes examples/minimal.yml with boot.uki (and extra
+// boot keys) into dir and builds it as raw-efi with the extra flags.
+func buildUKISpec(t *testing.T, dir, bootExtra string, flags ...string) diskBuild {
+	t.Helper()
+	spec, err := os.ReadFile("../examples/minimal.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	specPath := filepath.Join(dir, "uki.yml")
+	if err := os.WriteFile(specPath, append(spec, []byte("boot:\n  uki: true\n"+bootExtra)...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"build", "--json", "--format", "raw-efi", "-o", dir}, flags...)
+	out, err := exec.Command(bulkhead, append(args, specPath)...).Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("build: %v\n%s%s", err, out, stderr)
+	}
+	var sum diskBuild
+	if err := json.Unmarshal(out, &sum); err != nil {
+		t.Fatal(err)
+	}
+	return sum
+}
+
+// TestUKIBoot builds the minimal host with boot.uki: the ESP holds one UKI
+// in EFI/Linux and no type #1 entry; the UKI's .cmdline carries the verity
+// root hash and the slot; systemd-boot boots it, the service answers, and
+// the host blesses the UKI by renaming it. A second build gives the same
+// bytes.
+func TestUKIBoot(t *testing.T) {
+	dir := t.TempDir()
+	b := buildUKISpec(t, dir, "")
+	img := filepath.Join(dir, "uki.img")
+	again := buildUKISpec(t, t.TempDir(), "")
+	if fileDigest(t, img) != fileDigest(t, again.output("raw-efi")) {
+		t.Fatal("two builds of the UKI disk differ")
+	}
+	name := "bulkhead-" + b.Root.Version
+	if names, err := disk.ReadUKIs(img); err != nil || strings.Join(names, " ") != name+"+3.efi" {
+		t.Fatalf("UKIs on the ESP: %v, %v", names, err)
+	}
+	if names, err := disk.ReadEntries(img); err == nil && len(names) > 0 {
+		t.Fatalf("type #1 entries beside the UKI: %v", names)
+	}
+	u, err := disk.ReadESPFile(img, "EFI/Linux/"+name+"+3.efi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	secs, err := uki.ReadSections(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layout, err := disk.ReadLayout(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootA, _ := layout.Partition("root-a")
+	cmdline := string(secs[".cmdline"])
+	if !strings.Contains(cmdline, "bulkhead.verity="+b.Root.Verity) || !strings.Contains(cmdline, "root=PARTUUID="+rootA.GUID) {
+		t.Fatalf("UKI command line %q lacks the verity parameters or root-a", cmdline)
+	}
+	if !bytes.Contains(secs[".osrel"], []byte("VERSION_ID="+b.Root.Version)) {
+		t.Fatalf(".osrel %q", secs[".osrel"])
+	}
+
+	dev := copyImage(t, img)
+	vm, port := bootUEFI(t, qemu.Config{Disk: dev})
+	waitFor(t, vm, "stage0: root verified", 4*time.Minute)
+	if body := get(t, port, 3*time.Minute); !strings.Contains(body, "hello from minimal") {
+		t.Fatalf("service answered %q", body)
+	}
+	waitFor(t, vm, "boot: blessed entry "+name+".efi", 2*time.Minute)
+	powerOff(t, vm)
+	if names, err := disk.ReadUKIs(dev); err != nil || strings.Join(names, " ") != name+".efi" {
+		t.Fatalf("UKIs after the boot: %v, %v; want %s.efi", names, err, name)
+	}
+}

@@ -43,6 +43,9 @@ type RawInput struct {
 	// Seed derives the disk and partition GUIDs and the ESP's volume id.
 	// Give each host its own seed; the same seed gives the same GUIDs.
 	Seed []byte
+	// Enroll, when set, holds PK.auth, KEK.auth and db.auth: systemd-boot
+	// enrolls them on a machine in Secure Boot setup mode (see withEnroll).
+	Enroll map[string][]byte
 }
 
 // Partition is one GPT partition of a written image.
@@ -190,6 +193,9 @@ func rawESP(in RawInput, l *Layout) (*memDisk, error) {
 	}
 	files, err := espTree(in.Bootloader, in.Entries, options)
 	if err != nil {
+		return nil, err
+	}
+	if files, err = withEnroll(files, in.Enroll); err != nil {
 		return nil, err
 	}
 	esp, _ := l.Partition(partitionNameESP)

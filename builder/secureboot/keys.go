@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/binary"
 	"encoding/pem"
 	"fmt"
@@ -142,7 +143,10 @@ func AuthVariable(name, vendor string, data []byte, t time.Time, signer *Key) ([
 	if err != nil {
 		return nil, fmt.Errorf("signing %s: %w", name, err)
 	}
-	sig, err := psd.Marshal()
+	// The certificate holds the bare SignedData, not wrapped in a
+	// ContentInfo: EDK II finds the digest algorithm at a fixed offset
+	// in it and refuses anything else (Security Policy Violation).
+	sig, err := asn1.Marshal(psd.Content)
 	if err != nil {
 		return nil, err
 	}

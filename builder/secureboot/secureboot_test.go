@@ -132,6 +132,12 @@ func TestEnrollFiles(t *testing.T) {
 		if binary.LittleEndian.Uint16(b[20:]) != 0x200 || binary.LittleEndian.Uint16(b[22:]) != 0xef1 || 16+n > len(b) {
 			t.Fatalf("%s: bad WIN_CERTIFICATE header", name)
 		}
+		// EDK II's check: a bare SignedData, two-byte length, SHA-256's
+		// OID at offset 13.
+		sd := b[40 : 16+n]
+		if sd[0] != 0x30 || sd[1] != 0x82 || !bytes.Equal(sd[13:13+9], []byte{0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01}) {
+			t.Fatalf("%s: signature is not a bare SignedData with SHA-256 at offset 13: % x", name, sd[:24])
+		}
 		if esl := b[16+n:]; !bytes.Equal(esl, SignatureList(k.Cert, Owner)) {
 			t.Fatalf("%s: payload is not the certificate's signature list", name)
 		}

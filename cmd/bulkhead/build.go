@@ -33,7 +33,8 @@ type buildFlags struct {
 	locked, offline, asJSON                      bool
 	signKey, vulndb                              string
 	limits                                       specLimits
-	expires                                      string // update bundles (build_update.go)
+	expires                                      string          // update bundles (build_update.go)
+	secureBoot                                   secureBootFlags // build_uki.go
 }
 
 func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -52,6 +53,7 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&f.signKey, "sign-key", "", "sign the outputs with this private key (a PEM file, or env://NAME)")
 	fs.StringVar(&f.expires, "expires", "", "update bundle expiry: a time, a date, a duration from SOURCE_DATE_EPOCH, or now+DURATION (default: the spec's update.expires)")
 	addSpecLimitFlags(fs, &f.limits)
+	addSecureBootFlags(fs, &f.secureBoot)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -134,6 +136,9 @@ func build(ctx context.Context, specs []string, f buildFlags, epoch int64, stder
 	}
 	printWarnings(stderr, spec.Warnings)
 	if err := checkUpdate(formats, spec, f, epoch); err != nil {
+		return nil, err
+	}
+	if err := f.secureBoot.check(spec); err != nil {
 		return nil, err
 	}
 	var key *sign.PrivateKey

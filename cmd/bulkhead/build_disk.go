@@ -251,7 +251,12 @@ func (d *diskBuild) writeRaw(ctx context.Context) (string, error) {
 			sizes[i] = n
 		}
 	}
-	if err := d.loadBootloader(); err != nil {
+	boot, err := d.bootloaderImage()
+	if err != nil {
+		return "", err
+	}
+	enroll, err := d.f.secureBoot.enrollFiles()
+	if err != nil {
 		return "", err
 	}
 	initrd, err := d.stage0Initrd(ctx)
@@ -264,7 +269,7 @@ func (d *diskBuild) writeRaw(ctx context.Context) (string, error) {
 	}
 	p := filepath.Join(d.f.out, d.f.name+".img")
 	_, err = disk.WriteRaw(ctx, p, disk.RawInput{
-		Bootloader: disk.FromBytes(d.bootloader),
+		Bootloader: disk.FromBytes(boot),
 		Entries: []disk.Entry{{
 			Version: d.version(),
 			Kernel:  disk.FromBytes(d.kernel),
@@ -279,6 +284,7 @@ func (d *diskBuild) writeRaw(ctx context.Context) (string, error) {
 		RootSize: sizes[1],
 		DataSize: sizes[2],
 		Seed:     d.seed(),
+		Enroll:   enroll,
 	})
 	if err != nil {
 		return "", err
@@ -289,7 +295,8 @@ func (d *diskBuild) writeRaw(ctx context.Context) (string, error) {
 // writeISO boots the same system from an ISO: the root image rides in the
 // initrd and stage 0 attaches it to a loop device.
 func (d *diskBuild) writeISO(ctx context.Context) (string, error) {
-	if err := d.loadBootloader(); err != nil {
+	boot, err := d.bootloaderImage()
+	if err != nil {
 		return "", err
 	}
 	initrd, err := d.rootInitrd(ctx)
@@ -302,7 +309,7 @@ func (d *diskBuild) writeISO(ctx context.Context) (string, error) {
 	}
 	p := filepath.Join(d.f.out, d.f.name+".iso")
 	err = disk.WriteISO(ctx, p, disk.ISOInput{
-		Bootloader: disk.FromBytes(d.bootloader),
+		Bootloader: disk.FromBytes(boot),
 		Entry: disk.Entry{
 			Version: d.version(),
 			Kernel:  disk.FromBytes(d.kernel),

@@ -46,6 +46,7 @@ func commands() []command {
 		scanCommand(),
 		kernelCommand(),
 		keygenCommand(),
+		securebootCommand(),
 		signCommand(),
 		verifyCommand(),
 		updateCommand(),

@@ -153,8 +153,8 @@ func AuthVariable(name, vendor string, data []byte, t time.Time, signer *Key) ([
 	var out bytes.Buffer
 	out.Write(ts)
 	binary.Write(&out, binary.LittleEndian, uint32(8+16+len(sig))) // dwLength
-	binary.Write(&out, binary.LittleEndian, uint16(0x0200))       // wRevision
-	binary.Write(&out, binary.LittleEndian, uint16(0x0ef1))       // WIN_CERT_TYPE_EFI_GUID
+	binary.Write(&out, binary.LittleEndian, uint16(0x0200))        // wRevision
+	binary.Write(&out, binary.LittleEndian, uint16(0x0ef1))        // WIN_CERT_TYPE_EFI_GUID
 	out.Write(guid(certTypePKCS7))
 	out.Write(sig)
 	out.Write(data)

@@ -72,16 +72,49 @@ func espCopy(t *testing.T, img, name string, data []byte) {
 }
 
 // sbBoot boots the disk under OVMF's Secure Boot firmware with the
-// variable store vars (kept between runs).
-func sbBoot(t *testing.T, dev, vars string) (*qemu.VM, int) {
+// variable store vars (kept between runs), and extra qemu arguments.
+func sbBoot(t *testing.T, dev, vars string, extra ...string) (*qemu.VM, int) {
 	t.Helper()
-	return bootUEFI(t, qemu.Config{Disk: dev, OVMFCode: secbootCode, VarsStore: vars, SecureBoot: true, AllowReboot: true})
+	return bootUEFI(t, qemu.Config{Disk: dev, OVMFCode: secbootCode, VarsStore: vars, SecureBoot: true, AllowReboot: true, ExtraArgs: extra})
+}
+
+// swtpm starts a software TPM 2.0 for one VM and returns qemu's arguments
+// for it (a TIS device on the emulator's control socket).
+func swtpm(t *testing.T) []string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "bulkhead-swtpm-") // short: a socket path
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "sock")
+	cmd := exec.Command("swtpm", "socket", "--tpm2", "--tpmstate", "dir="+dir, "--ctrl", "type=unixio,path="+sock, "--terminate")
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("swtpm: %v", err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for i := 0; i < 100; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return []string{"-chardev", "socket,id=chrtpm,path=" + sock, "-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-tis,tpmdev=tpm0"}
+}
+
+// verifyOutput runs bulkhead verify --secureboot on img with cert.
+func verifyOutput(t *testing.T, img, cert string) (string, error) {
+	out, err := exec.Command(bulkhead, "verify", "--secureboot", "--cert", cert, img).CombinedOutput()
+	return string(out), err
 }
 
 // TestSecureBoot enrolls keys the way a user would on a new machine and
 // then checks that the firmware enforces them on our UKIs:
-//   - the build signs systemd-boot and the UKI (sbverify agrees) and puts
-//     the .auth files of `bulkhead secureboot keys` on the ESP;
+//   - the build signs systemd-boot and the UKI (sbverify agrees, and so
+//     does bulkhead verify --secureboot, which refuses another key) and
+//     puts the .auth files of `bulkhead secureboot keys` on the ESP;
+//   - with a software TPM, the PCR 11 the host logs equals the value
+//     bulkhead verify --secureboot predicted;
 //   - on a blank variable store (setup mode) systemd-boot enrolls PK, KEK
 //     and db and resets; the same boot goes on with Secure Boot enforced
 //     (the kernel says so), the service answers, the UKI is blessed;
@@ -109,6 +142,14 @@ func TestSecureBoot(t *testing.T) {
 	if err != nil || !strings.Contains(string(conf), "secure-boot-enroll force") {
 		t.Fatalf("loader.conf %q, %v", conf, err)
 	}
+	out, err := verifyOutput(t, img, filepath.Join(keys, "db.crt"))
+	pcr := regexp.MustCompile(`ok    EFI/Linux/bulkhead-1\.0\+3\.efi pcr11 sha256:([0-9a-f]{64})`).FindStringSubmatch(out)
+	if err != nil || pcr == nil || !strings.Contains(out, "ok    EFI/BOOT/BOOTX64.EFI") {
+		t.Fatalf("verify --secureboot: %v\n%s", err, out)
+	}
+	if out, err := verifyOutput(t, img, filepath.Join(other, "db.crt")); err == nil || strings.Count(out, "FAIL") != 2 {
+		t.Fatalf("verify --secureboot with another certificate: %v\n%s", err, out)
+	}
 	bad := badUKIs(t, img, good, keys, other)
 
 	dev := copyImage(t, img)
@@ -116,9 +157,11 @@ func TestSecureBoot(t *testing.T) {
 	if out, err := exec.Command("cp", blankVars, vars).CombinedOutput(); err != nil {
 		t.Fatalf("cp: %v %s", err, out)
 	}
-	vm, port := sbBoot(t, dev, vars)
+	vm, port := sbBoot(t, dev, vars, swtpm(t)...)
 	waitFor(t, vm, "Enrolling secure boot keys from directory: \\loader\\keys\\auto", 4*time.Minute)
 	waitFor(t, vm, "Secure boot enabled", 5*time.Minute)
+	// The TPM's PCR 11 after the stub measured the UKI is the prediction.
+	waitFor(t, vm, "tpm: PCR 11 sha256:"+pcr[1], 3*time.Minute)
 	if body := get(t, port, 4*time.Minute); !strings.Contains(body, "hello from minimal") {
 		t.Fatalf("service answered %q", body)
 	}

@@ -17,10 +17,19 @@ func verifyCommand() command {
 }
 
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("verify", "--key PUB DIR", stderr)
+	fs := newFlags("verify", "--key PUB DIR | --secureboot --cert DB.CRT DISK.img", stderr)
 	keyPath := fs.String("key", "", "public key (PEM) the outputs must be signed with")
+	sb := fs.Bool("secureboot", false, "check a raw-efi disk instead: systemd-boot and every UKI signed for Secure Boot with --cert, and print each UKI's predicted PCR 11")
+	sbCert := fs.String("cert", "", "with --secureboot: the db certificate (PEM)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *sb {
+		if *sbCert == "" || fs.NArg() != 1 {
+			fs.Usage()
+			return fmt.Errorf("%w: --secureboot needs --cert and one disk image", errUsage)
+		}
+		return verifySecureBoot(fs.Arg(0), *sbCert, stdout)
 	}
 	if *keyPath == "" || fs.NArg() != 1 {
 		fs.Usage()

@@ -17,6 +17,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/init/ctrd"
 	"github.com/bulkhead-dev/bulkhead/internal/init/kmod"
 	"github.com/bulkhead-dev/bulkhead/internal/init/logline"
+	"github.com/bulkhead-dev/bulkhead/internal/init/measured"
 	"github.com/bulkhead-dev/bulkhead/internal/init/netconf"
 	"github.com/bulkhead-dev/bulkhead/internal/init/power"
 	"github.com/bulkhead-dev/bulkhead/internal/init/reaper"
@@ -81,6 +82,7 @@ func (h *host) run(ctx context.Context) {
 	h.system(withData)
 	ready := h.startContainerd()
 	h.loadModules()
+	h.logPCR11()
 	h.armWatchdog(ctx)
 	h.injectFault()
 	if withData {
@@ -378,4 +380,14 @@ func (h *host) unmountAll() {
 	}
 	_ = unix.Mount("", "/", "", unix.MS_REMOUNT|unix.MS_RDONLY, "")
 	unix.Sync()
+}
+
+// logPCR11 logs PCR 11, what systemd-stub measured of the UKI this host
+// booted (bulkhead verify --secureboot predicts it), when there is a TPM.
+func (h *host) logPCR11() {
+	if pcr, err := measured.PCR(measured.PCRPath, 11); err == nil {
+		h.logf("tpm: PCR 11 sha256:%s", pcr)
+	} else if !errors.Is(err, measured.ErrNoTPM) {
+		h.logf("tpm: %v", err)
+	}
 }

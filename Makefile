@@ -50,6 +50,7 @@ bench: deps images
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./builder/... ./internal/init/apply/
 	scripts/bench
 	scripts/registry-bench
+	scripts/secureboot-bench
 
 # Power cuts during updates, in qemu: N cuts (default 50) at random steps
 # and offsets of an A/B update, each followed by a cold boot that must come

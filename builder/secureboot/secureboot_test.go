@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulkhead-dev/bulkhead/builder/uki"
 	"github.com/bulkhead-dev/bulkhead/internal/sdbootdeb"
+	"github.com/bulkhead-dev/bulkhead/internal/testkernel"
 )
 
 func TestMain(m *testing.M) {
@@ -147,15 +149,24 @@ func TestEnrollFiles(t *testing.T) {
 	}
 }
 
-func BenchmarkSignUKISized(b *testing.B) {
+// BenchmarkUKIAssembleAndSign is what a build does per UKI: assemble
+// Debian's stub, kernel and a 16 MiB initrd, and sign the result.
+func BenchmarkUKIAssembleAndSign(b *testing.B) {
 	ks := keys(b)
 	s := &Signer{Cert: ks.DB.Cert, Key: ks.DB.Key}
-	img, err := os.ReadFile(sdbootdeb.Path(b, sdbootdeb.Bootloader))
-	if err != nil {
-		b.Fatal(err)
+	stub, err1 := os.ReadFile(sdbootdeb.Path(b, sdbootdeb.Stub))
+	kernel, err2 := os.ReadFile(testkernel.Path(b))
+	if err1 != nil || err2 != nil {
+		b.Fatal(err1, err2)
 	}
+	in := uki.Input{Stub: stub, Linux: kernel, Initrd: bytes.Repeat([]byte{7}, 16<<20), Cmdline: "console=ttyS0", OSRel: uki.OSRelease("1")}
+	b.SetBytes(int64(len(kernel) + len(in.Initrd)))
 	b.ResetTimer()
 	for b.Loop() {
+		img, err := uki.Build(in)
+		if err != nil {
+			b.Fatal(err)
+		}
 		if _, err := s.Sign(img); err != nil {
 			b.Fatal(err)
 		}

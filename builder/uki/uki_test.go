@@ -2,12 +2,18 @@ package uki
 
 import (
 	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/sdbootdeb"
 	"github.com/bulkhead-dev/bulkhead/internal/testkernel"
@@ -152,4 +158,92 @@ func TestPCR11AgreesWithSystemdMeasure(t *testing.T) {
 	if p, _ := PCR11(other); bytes.Equal(p, got) {
 		t.Fatal("a changed command line gives the same PCR 11")
 	}
+}
+
+// TestPCRSigAgreesWithSystemdMeasure signs the PCR 11 policy of a UKI
+// and has systemd-measure sign the same sections with the same key,
+// against a software TPM (it computes the policy digest in a trial
+// session): the .pcrsig sections are the same bytes, and CheckPCRSig
+// accepts ours and refuses it on a UKI with another command line.
+func TestPCRSigAgreesWithSystemdMeasure(t *testing.T) {
+	in := testInput(t)
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := BuildSigned(in, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcr, err := CheckPCRSig(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secs, _ := ReadSections(img)
+	dir := t.TempDir()
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
+	files := map[string][]byte{"linux": in.Linux, "osrel": []byte(in.OSRel), "cmdline": []byte(in.Cmdline), "initrd": in.Initrd,
+		"pcrpkey": secs[SectionPCRPKey], "private-key": pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})}
+	args := []string{"sign", "--bank=sha256", "--phase=:", "--public-key=" + filepath.Join(dir, "pcrpkey")}
+	for flag, b := range files {
+		p := filepath.Join(dir, flag)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--"+flag+"="+p)
+	}
+	port := freePortPair(t)
+	tpm := exec.Command("swtpm", "socket", "--tpm2", "--tpmstate", "dir="+dir, "--flags", "not-need-init",
+		"--server", fmt.Sprintf("type=tcp,port=%d,bindaddr=127.0.0.1", port), "--ctrl", fmt.Sprintf("type=tcp,port=%d,bindaddr=127.0.0.1", port+1))
+	if err := tpm.Start(); err != nil {
+		t.Fatalf("swtpm: %v", err)
+	}
+	defer func() { tpm.Process.Kill(); tpm.Wait() }()
+	args = append(args, fmt.Sprintf("--tpm2-device=swtpm:host=127.0.0.1,port=%d", port))
+	var out []byte
+	for i := 0; i < 50; i++ { // until swtpm listens
+		if out, err = exec.Command("/usr/lib/systemd/systemd-measure", args...).CombinedOutput(); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("systemd-measure sign: %v\n%s", err, out)
+	}
+	if got := secs[SectionPCRSig]; !bytes.Equal(bytes.TrimSpace(out), got) {
+		t.Fatalf(".pcrsig differs:\n ours %s\n systemd-measure %s", got, out)
+	}
+	if p, _ := PCR11(img); !bytes.Equal(p, pcr) {
+		t.Fatal("CheckPCRSig returned another PCR 11")
+	}
+	// The same .pcrsig on a UKI with another command line is refused.
+	in.Cmdline += " evil"
+	in.Extra = []Section{{SectionPCRPKey, secs[SectionPCRPKey]}, {SectionPCRSig, secs[SectionPCRSig]}}
+	other, err := Build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := CheckPCRSig(other); err == nil {
+		t.Fatal("a .pcrsig for another command line accepted")
+	}
+}
+
+// freePortPair finds two free consecutive TCP ports on 127.0.0.1 (swtpm's
+// server and control ports).
+func freePortPair(t *testing.T) int {
+	for i := 0; i < 50; i++ {
+		a, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := a.Addr().(*net.TCPAddr).Port
+		b, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+1))
+		a.Close()
+		if err == nil {
+			b.Close()
+			return port
+		}
+	}
+	t.Fatal("no two free consecutive ports")
+	return 0
 }

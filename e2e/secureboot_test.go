@@ -113,8 +113,9 @@ func verifyOutput(t *testing.T, img, cert string) (string, error) {
 //   - the build signs systemd-boot and the UKI (sbverify agrees, and so
 //     does bulkhead verify --secureboot, which refuses another key) and
 //     puts the .auth files of `bulkhead secureboot keys` on the ESP;
-//   - with a software TPM, the PCR 11 the host logs equals the value
-//     bulkhead verify --secureboot predicted;
+//   - the UKI carries a signed PCR 11 policy (.pcrpkey, .pcrsig) that
+//     verify checks; with a software TPM, the PCR 11 the host logs equals
+//     the value bulkhead verify --secureboot predicted (.pcrpkey included);
 //   - on a blank variable store (setup mode) systemd-boot enrolls PK, KEK
 //     and db and resets; the same boot goes on with Secure Boot enforced
 //     (the kernel says so), the service answers, the UKI is blessed;
@@ -127,7 +128,8 @@ func TestSecureBoot(t *testing.T) {
 	keys, other := sbKeys(t), sbKeys(t)
 	dir := t.TempDir()
 	b := buildUKISpec(t, dir, "  version: \"1.0\"\n", "--secureboot-key", filepath.Join(keys, "db.key"),
-		"--secureboot-cert", filepath.Join(keys, "db.crt"), "--secureboot-enroll", keys)
+		"--secureboot-cert", filepath.Join(keys, "db.crt"), "--secureboot-enroll", keys,
+		"--pcr-key", filepath.Join(keys, "KEK.key")) // any RSA key signs the PCR policy
 	img := b.output("raw-efi")
 	good := "EFI/Linux/bulkhead-1.0+3.efi"
 	for _, name := range []string{"EFI/BOOT/BOOTX64.EFI", good} {
@@ -143,7 +145,7 @@ func TestSecureBoot(t *testing.T) {
 		t.Fatalf("loader.conf %q, %v", conf, err)
 	}
 	out, err := verifyOutput(t, img, filepath.Join(keys, "db.crt"))
-	pcr := regexp.MustCompile(`ok    EFI/Linux/bulkhead-1\.0\+3\.efi pcr11 sha256:([0-9a-f]{64})`).FindStringSubmatch(out)
+	pcr := regexp.MustCompile(`ok    EFI/Linux/bulkhead-1\.0\+3\.efi pcr11 sha256:([0-9a-f]{64}) pcrsig ok`).FindStringSubmatch(out)
 	if err != nil || pcr == nil || !strings.Contains(out, "ok    EFI/BOOT/BOOTX64.EFI") {
 		t.Fatalf("verify --secureboot: %v\n%s", err, out)
 	}

@@ -65,6 +65,9 @@ func parseCert(b []byte) (*x509.Certificate, error) {
 	return c, nil
 }
 
+// ParseRSAKey reads a PEM RSA private key (PKCS #1 or #8).
+func ParseRSAKey(b []byte) (*rsa.PrivateKey, error) { return parseKey(b) }
+
 func parseKey(b []byte) (*rsa.PrivateKey, error) {
 	blk, _ := pem.Decode(b)
 	if blk == nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/rsa"
 	"flag"
 	"fmt"
 	"os"
@@ -17,18 +18,32 @@ const maxKeyFile = 64 << 10
 
 // secureBootFlags are build's Secure Boot flags.
 type secureBootFlags struct {
-	key, cert, enroll string
-	signer            *secureboot.Signer // loaded by check
+	key, cert, enroll, pcrKey string
+	signer                    *secureboot.Signer // loaded by check
+	pcrSigner                 *rsa.PrivateKey    // loaded by check
 }
 
 func addSecureBootFlags(fs *flag.FlagSet, f *secureBootFlags) {
 	fs.StringVar(&f.key, "secureboot-key", "", "sign systemd-boot and every UKI for Secure Boot with this db key (PEM; needs boot.uki and --secureboot-cert)")
 	fs.StringVar(&f.cert, "secureboot-cert", "", "the db certificate (PEM) of --secureboot-key")
+	fs.StringVar(&f.pcrKey, "pcr-key", "", "put .pcrpkey and .pcrsig into every UKI: the PCR 11 policy signed with this RSA key (PEM), as systemd-measure sign does (needs boot.uki)")
 	fs.StringVar(&f.enroll, "secureboot-enroll", "", "a directory holding PK.auth, KEK.auth and db.auth (bulkhead secureboot keys): raw-efi puts them in loader/keys/auto/ and systemd-boot enrolls them on a machine in setup mode")
 }
 
 // check loads the signer and refuses flags that make no sense for spec.
 func (f *secureBootFlags) check(spec *config.Spec) error {
+	if f.pcrKey != "" {
+		if !wantsUKI(spec) {
+			return fmt.Errorf("%w: --pcr-key signs the PCR policy of unified kernel images: set boot.uki: true in the spec", errUsage)
+		}
+		b, err := readSmall(f.pcrKey)
+		if err != nil {
+			return fmt.Errorf("--pcr-key: %w", err)
+		}
+		if f.pcrSigner, err = secureboot.ParseRSAKey(b); err != nil {
+			return fmt.Errorf("--pcr-key %s: %w", f.pcrKey, err)
+		}
+	}
 	if f.key == "" && f.cert == "" {
 		if f.enroll != "" {
 			return fmt.Errorf("%w: --secureboot-enroll needs --secureboot-key", errUsage)
@@ -145,7 +160,14 @@ func (d *diskBuild) ukiBuilder(initrd []byte) (func(cmdline string) ([]byte, err
 		return nil, err
 	}
 	return func(cmdline string) ([]byte, error) {
-		img, err := uki.Build(uki.Input{Stub: stub, Linux: d.kernel, Initrd: initrd, Cmdline: cmdline, OSRel: uki.OSRelease(d.version())})
+		in := uki.Input{Stub: stub, Linux: d.kernel, Initrd: initrd, Cmdline: cmdline, OSRel: uki.OSRelease(d.version())}
+		var img []byte
+		var err error
+		if k := d.f.secureBoot.pcrSigner; k != nil {
+			img, err = uki.BuildSigned(in, k)
+		} else {
+			img, err = uki.Build(in)
+		}
 		if err != nil {
 			return nil, err
 		}

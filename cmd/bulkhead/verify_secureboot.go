@@ -56,6 +56,14 @@ func verifySecureBoot(img, certPath string, stdout io.Writer) error {
 				continue
 			}
 			line += fmt.Sprintf(" pcr11 sha256:%x", pcr)
+			if secs, _ := uki.ReadSections(prog); secs[uki.SectionPCRSig] != nil {
+				if _, err := uki.CheckPCRSig(prog); err != nil {
+					failed = true
+					fmt.Fprintf(stdout, "FAIL  %s: %v\n", name, err)
+					continue
+				}
+				line += " pcrsig ok"
+			}
 		}
 		fmt.Fprintln(stdout, line)
 	}

@@ -9,7 +9,7 @@ OUT       ?= out
 export BULKHEAD_STORE ?= $(CURDIR)/.cache/store
 export SOURCE_DATE_EPOCH ?= 0
 
-.PHONY: all build deps images kernel test test-unit bench fuzz lint demo powercut clean
+.PHONY: all build deps images kernel test test-unit bench fuzz lint demo powercut clean spec-docs man
 
 all: build
 
@@ -17,7 +17,7 @@ deps:
 	@scripts/install-deps
 
 build:
-	$(GO) build -trimpath -o $(BIN) ./cmd/bulkhead
+	$(GO) build -trimpath -ldflags "-X main.commit=$$(git rev-parse HEAD 2>/dev/null)" -o $(BIN) ./cmd/bulkhead
 
 # Component images (init, runc, kernels, systemd-boot, example services) into
 # the local store. Cached: an unchanged recipe is not rebuilt. With
@@ -47,10 +47,10 @@ demo: deps build
 	scripts/demo $(EXAMPLE)
 
 bench: deps images
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./builder/... ./internal/init/apply/
-	scripts/bench
-	scripts/registry-bench
-	scripts/secureboot-bench
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./builder/... ./internal/host/apply/
+	scripts/bench/run
+	scripts/bench/registry
+	scripts/bench/secureboot
 
 # Power cuts during updates, in qemu: N cuts (default 50) at random steps
 # and offsets of an A/B update, each followed by a cold boot that must come
@@ -87,9 +87,19 @@ fuzz:
 	done
 
 lint:
-	@out=$$(gofmt -l cmd builder images internal kernel e2e 2>/dev/null); \
+	@out=$$(gofmt -l cmd builder images internal kernel e2e docs examples 2>/dev/null); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+
+# The spec reference and JSON Schema (docs/), generated from builder/config's
+# types; TestSpecReference fails when the committed ones drift.
+spec-docs:
+	$(GO) test ./builder/config -run '^TestSpecReference$$' -count=1 -update
+
+# The manual page, generated from every command's --help.
+man: build
+	mkdir -p docs/man
+	$(BIN) man > docs/man/bulkhead.1
 
 clean:
 	rm -rf bin $(OUT)

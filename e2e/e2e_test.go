@@ -140,6 +140,11 @@ func TestMinimalBootsAndServes(t *testing.T) {
 	if got, want := get(t, ports[0], 60*time.Second), "hello from minimal (hello dev)\n"; got != want {
 		t.Fatalf("service answered %q, want %q", got, want)
 	}
+	// qemu's DHCP server grants a day (restrict=on: no router, no DNS): T1
+	// and T2 are RFC 2131's defaults.
+	if lease := "bulkhead-init: network: eth0 10.0.2.15/24 lease 24h0m0s (renew 12h0m0s, rebind 21h0m0s)"; !strings.Contains(vm.Console(), lease) {
+		t.Errorf("console lacks the DHCP lease line %q", lease)
+	}
 	if err := vm.Powerdown(); err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bulkhead-dev/bulkhead/internal/init/metadata/metadatatest"
+	"github.com/bulkhead-dev/bulkhead/internal/host/metadata/metadatatest"
 	"github.com/bulkhead-dev/bulkhead/internal/qemu"
 )
 

@@ -19,7 +19,9 @@ import (
 //
 // The CA certificate is baked into the verified root; its key never is.
 type API struct {
-	CA     string `json:"ca" yaml:"ca"`
+	// The operator CA certificate (PEM); only client certificates it signed are accepted.
+	CA string `json:"ca" yaml:"ca"`
+	// Address to listen on (default ":7443").
 	Listen string `json:"listen,omitempty" yaml:"listen,omitempty"`
 
 	Pos   Pos `json:"-" yaml:"-"`

@@ -218,7 +218,7 @@ var badSpecs = []struct {
 	{"bad cgroupns", "services:\n  - name: a\n    image: alpine\n    cgroupns: private\n",
 		`8:15: invalid cgroupns "private": expected host, new or an absolute path`},
 	{"invalid yaml", "services:\n  - name: a\n   image: x\n",
-		`5:1: invalid YAML: did not find expected '-' indicator`},
+		`7:4: invalid YAML: did not find expected '-' indicator (check this line's indentation against the lines above)`},
 	{"trust wrong type", "trust:\n  org: linuxkit\n",
 		`6:8: org: expected a list, got "linuxkit"`},
 }
@@ -296,6 +296,7 @@ func TestValuesDecoded(t *testing.T) {
     uid: 1000
     gid: wheel
     additionalGids: [10, "20", video]
+    net: new
     sysctl:
       net.ipv4.ip_forward: 1
     rlimits: ["NOFILE, 1024, unlimited", "RLIMIT_CORE,0,0"]
@@ -480,7 +481,7 @@ func TestIDMarshal(t *testing.T) {
 }
 
 func TestRenderDeterministic(t *testing.T) {
-	spec := head + "services:\n  - name: a\n    image: alpine\n    sysctl: {b: \"1\", a: \"2\", c: \"3\"}\n    annotations: {z: y, x: w}\n"
+	spec := head + "services:\n  - name: a\n    image: alpine\n    net: new\n    sysctl: {net.b: \"1\", net.a: \"2\", net.c: \"3\"}\n    annotations: {z: y, x: w}\n"
 	s, err := Parse("r.yml", []byte(spec))
 	if err != nil {
 		t.Fatal(err)
@@ -495,7 +496,7 @@ func TestRenderDeterministic(t *testing.T) {
 			t.Fatal("YAML rendering is not deterministic")
 		}
 	}
-	if !bytes.Contains(first, []byte("sysctl:\n      a: \"2\"\n      b: \"1\"\n      c: \"3\"\n")) {
+	if !bytes.Contains(first, []byte("sysctl:\n      net.a: \"2\"\n      net.b: \"1\"\n      net.c: \"3\"\n")) {
 		t.Errorf("map keys not sorted:\n%s", first)
 	}
 }

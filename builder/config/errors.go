@@ -66,6 +66,10 @@ func (es Errors) err() error {
 // errorList collects problems while a spec is decoded and checked.
 type errorList struct {
 	errs Errors
+	// unread is set when a file could not be read as a mapping (a YAML
+	// syntax error or an empty file): checks of the whole spec would only
+	// add noise then.
+	unread bool
 }
 
 func (l *errorList) add(p Pos, format string, args ...any) {

@@ -58,13 +58,18 @@ type Boot struct {
 
 // Policy is bulkhead's `policy:` section: the gates a build must pass.
 type Policy struct {
-	Kernel          *KernelPolicy        `json:"kernel,omitempty" yaml:"kernel,omitempty"`
+	// The kernel hardening gate (bulkhead kernel check).
+	Kernel *KernelPolicy `json:"kernel,omitempty" yaml:"kernel,omitempty"`
+	// The offline vulnerability gate.
 	Vulnerabilities *VulnerabilityPolicy `json:"vulnerabilities,omitempty" yaml:"vulnerabilities,omitempty"`
-	Secrets         *SecretsPolicy       `json:"secrets,omitempty" yaml:"secrets,omitempty"`
+	// The secrets gate.
+	Secrets *SecretsPolicy `json:"secrets,omitempty" yaml:"secrets,omitempty"`
 	// MaxSize is the largest allowed root tree (same units as Disk sizes).
 	MaxSize string `json:"max_size,omitempty" yaml:"max_size,omitempty"`
 	// Forbid names classes of files the host must not contain: shells,
-	// package-managers, compilers, setuid, world-writable.
+	// package-managers, compilers, setuid, setgid, world-writable,
+	// vestigial, devices, capabilities, outside-files (files entries read
+	// from outside the spec's directory).
 	Forbid []string `json:"forbid,omitempty" yaml:"forbid,omitempty"`
 	// Limits bound what the build reads (see Limits).
 	Limits *Limits `json:"limits,omitempty" yaml:"limits,omitempty"`
@@ -144,8 +149,11 @@ type SecretsPolicy struct {
 // Allowance accepts one finding (a vulnerability id or a secret
 // fingerprint) for a reason until an expiry date (YYYY-MM-DD).
 type Allowance struct {
-	ID      string `json:"id" yaml:"id"`
-	Reason  string `json:"reason" yaml:"reason"`
+	// The vulnerability id (or an alias) or the secret's fingerprint.
+	ID string `json:"id" yaml:"id"`
+	// Why it is accepted.
+	Reason string `json:"reason" yaml:"reason"`
+	// The date, YYYY-MM-DD, after which it no longer counts.
 	Expires string `json:"expires,omitempty" yaml:"expires,omitempty"`
 }
 
@@ -205,6 +213,7 @@ func decodePolicy(d *decoder, n *yaml.Node, s *Spec) {
 		}
 	}
 	d.checkLimits(set["limits"])
+	d.checkPolicyValues(&v, set)
 	s.Policy = &v
 }
 

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bulkhead-dev/bulkhead/internal/memtest"
+	"github.com/bulkhead-dev/bulkhead/internal/test/memtest"
 )
 
 // loadErr loads paths with opts and returns the only problem reported.

@@ -124,15 +124,17 @@ func parseFile(name string, data []byte, o *options, errs *errorList) (s *Spec) 
 	if err != nil {
 		fixed := repairBlockComments(data)
 		if fixed == nil {
-			errs.add(yamlErrorPos(name, err), "%s", yamlErrorMsg(err))
+			addSyntaxError(errs, name, data, err)
 			return s
 		}
 		if root, err = parseYAML(fixed); err != nil {
-			errs.add(yamlErrorPos(name, err), "%s", yamlErrorMsg(err))
+			addSyntaxError(errs, name, fixed, err)
 			return s
 		}
 	}
-	if root == nil {
+	if root == nil || isNull(resolve(root)) {
+		errs.unread = true
+		errs.add(Pos{File: name, Line: 1, Col: 1}, "empty spec: a host needs at least kernel: and init: (bulkhead init writes a starting spec)")
 		return s
 	}
 	d := newDecoder(name, len(data), errs)
@@ -168,6 +170,13 @@ func yamlErrorPos(name string, err error) Pos {
 		}
 	}
 	return p
+}
+
+// addSyntaxError reports a YAML syntax error at the offending token.
+func addSyntaxError(errs *errorList, name string, data []byte, err error) {
+	msg := yamlErrorMsg(err)
+	errs.unread = true
+	errs.add(syntaxPos(name, data, err), "%s%s", msg, indentHint(msg))
 }
 
 func yamlErrorMsg(err error) string {
@@ -272,6 +281,7 @@ func decodeImages(key string, pick func(*Spec) *[]*Image) func(*decoder, *yaml.N
 				img.ImagePos = d.pos(resolve(v))
 			}
 			d.checkImage(img, item, m)
+			d.checkSysctl(&img.ImageConfig, m)
 			d.checkHealth(key, img, m["healthcheck"])
 			d.checkSecretUses(key, img, m["secrets"])
 			*list = append(*list, img)

@@ -18,10 +18,14 @@ import (
 //	  userdata: true    # write its user data to /run/config/userdata (default false)
 //	  timeout: 10s      # bound of the whole step (default 10s)
 type Metadata struct {
+	// fw_cfg, ec2, gcp or configdrive.
 	Provider string `json:"provider" yaml:"provider"`
-	Hostname *bool  `json:"hostname,omitempty" yaml:"hostname,omitempty"`
-	UserData bool   `json:"userdata,omitempty" yaml:"userdata,omitempty"`
-	Timeout  string `json:"timeout,omitempty" yaml:"timeout,omitempty"`
+	// Take the host name from the provider (default true).
+	Hostname *bool `json:"hostname,omitempty" yaml:"hostname,omitempty"`
+	// Write the user data to /run/config/userdata (default false).
+	UserData bool `json:"userdata,omitempty" yaml:"userdata,omitempty"`
+	// The whole step, retries included (default 10s).
+	Timeout string `json:"timeout,omitempty" yaml:"timeout,omitempty"`
 
 	Pos Pos `json:"-" yaml:"-"`
 }

@@ -21,9 +21,13 @@ import (
 //	    refresh: 1h      # fetch again this often (rotation); default never
 //	    timeout: 5s      # one fetch attempt (default 5s)
 type Secret struct {
-	Name    string `json:"name" yaml:"name"`
-	Source  string `json:"source" yaml:"source"`
+	// The secret's name, as services name it.
+	Name string `json:"name" yaml:"name"`
+	// Where the host fetches it: fw_cfg:NAME, ec2:PATH, gcp:PATH or configdrive:PATH.
+	Source string `json:"source" yaml:"source"`
+	// Fetch again this often (a duration); a changed value is replaced and signalled.
 	Refresh string `json:"refresh,omitempty" yaml:"refresh,omitempty"`
+	// One attempt's timeout (default 5s).
 	Timeout string `json:"timeout,omitempty" yaml:"timeout,omitempty"`
 
 	Pos Pos `json:"-" yaml:"-"`
@@ -41,11 +45,18 @@ type Secret struct {
 //	    mode: "0440"
 //	    signal: SIGHUP                   # sent when a refresh changes the value
 type SecretUse struct {
-	Name   string `json:"name" yaml:"name"`
-	Path   string `json:"path,omitempty" yaml:"path,omitempty"`
-	UID    *ID    `json:"uid,omitempty" yaml:"uid,omitempty"`
-	GID    *ID    `json:"gid,omitempty" yaml:"gid,omitempty"`
-	Mode   string `json:"mode,omitempty" yaml:"mode,omitempty"`
+	// The secret's name (secrets[].name).
+	Name string `json:"name" yaml:"name"`
+	// Where the service reads it (default /run/secrets/NAME); its directory
+	// becomes a read-only mount holding only secrets.
+	Path string `json:"path,omitempty" yaml:"path,omitempty"`
+	// Owner: a number, a user of the image or a container name (default the service's).
+	UID *ID `json:"uid,omitempty" yaml:"uid,omitempty"`
+	// Group (default the owner's).
+	GID *ID `json:"gid,omitempty" yaml:"gid,omitempty"`
+	// A read-only mode, octal (default 0400).
+	Mode string `json:"mode,omitempty" yaml:"mode,omitempty"`
+	// Sent to the service when a refresh changes the value.
 	Signal string `json:"signal,omitempty" yaml:"signal,omitempty"`
 
 	Pos Pos `json:"-" yaml:"-"`

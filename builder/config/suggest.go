@@ -46,3 +46,7 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// Suggest returns the candidate closest to word when it is close enough
+// to be a likely typo of it, else "".
+func Suggest(word string, candidates []string) string { return suggest(word, candidates) }

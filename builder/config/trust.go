@@ -21,6 +21,7 @@ import (
 
 // TrustKey is a named public key of the trust policy.
 type TrustKey struct {
+	// The name trust rules use for the key.
 	Name string `json:"name" yaml:"name"`
 	// Path is a PEM public key file, relative to the spec's directory.
 	Path string `json:"path" yaml:"path"`
@@ -32,9 +33,12 @@ type TrustKey struct {
 // (expanded Docker-style, tag and digest ignored) or on every image whose
 // expanded name starts with Prefix.
 type TrustRule struct {
-	Image  string   `json:"image,omitempty" yaml:"image,omitempty"`
-	Prefix string   `json:"prefix,omitempty" yaml:"prefix,omitempty"`
-	Keys   []string `json:"keys" yaml:"keys"`
+	// The image (expanded name) the rule covers.
+	Image string `json:"image,omitempty" yaml:"image,omitempty"`
+	// The reference prefix the rule covers.
+	Prefix string `json:"prefix,omitempty" yaml:"prefix,omitempty"`
+	// Names of keys (trust.keys) that must all have signed the image.
+	Keys []string `json:"keys" yaml:"keys"`
 
 	Pos Pos `json:"-" yaml:"-"`
 }

@@ -22,12 +22,16 @@ import (
 // The keys are baked into the verified root, so a host accepts a new set
 // only through a bundle signed by a key it already trusts.
 type Update struct {
+	// Public keys (files, relative to the spec) whose signed bundles the host
+	// accepts; baked into the verified root.
 	Keys []string `json:"keys,omitempty" yaml:"keys,omitempty"`
 	// Expires is when hosts stop accepting the bundle: a time (RFC 3339)
 	// or date, or a duration counted from the build time
 	// (SOURCE_DATE_EPOCH), never from the clock.
-	Expires   string   `json:"expires,omitempty" yaml:"expires,omitempty"`
-	From      string   `json:"from,omitempty" yaml:"from,omitempty"`
+	Expires string `json:"expires,omitempty" yaml:"expires,omitempty"`
+	// The oldest running version the bundle may be applied on.
+	From string `json:"from,omitempty" yaml:"from,omitempty"`
+	// Running versions the bundle may replace though they are newer.
 	Downgrade []string `json:"downgrade,omitempty" yaml:"downgrade,omitempty"`
 	// Credentials is where the host finds the registry credentials for
 	// pulls (an absolute path under /var, put there by the operator):

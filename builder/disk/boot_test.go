@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/qemu"
-	"github.com/bulkhead-dev/bulkhead/internal/qemu/qemutest"
 	"github.com/bulkhead-dev/bulkhead/internal/sdbootdeb"
-	"github.com/bulkhead-dev/bulkhead/internal/testkernel"
+	"github.com/bulkhead-dev/bulkhead/internal/test/qemutest"
+	"github.com/bulkhead-dev/bulkhead/internal/test/testkernel"
 )
 
 func TestMain(m *testing.M) {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bulkhead-dev/bulkhead/internal/memtest"
+	"github.com/bulkhead-dev/bulkhead/internal/test/memtest"
 )
 
 // patch overwrites b at off in the file at p.

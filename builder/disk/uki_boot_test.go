@@ -10,9 +10,9 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/builder/uki"
 	"github.com/bulkhead-dev/bulkhead/internal/qemu"
-	"github.com/bulkhead-dev/bulkhead/internal/qemu/qemutest"
 	"github.com/bulkhead-dev/bulkhead/internal/sdbootdeb"
-	"github.com/bulkhead-dev/bulkhead/internal/testkernel"
+	"github.com/bulkhead-dev/bulkhead/internal/test/qemutest"
+	"github.com/bulkhead-dev/bulkhead/internal/test/testkernel"
 )
 
 // ukiEntry is an entry whose version is a UKI built from Debian's stub,

@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/bulkhead-dev/bulkhead/builder/config"
-	"github.com/bulkhead-dev/bulkhead/internal/init/sysctl"
+	"github.com/bulkhead-dev/bulkhead/internal/host/sysctl"
 )
 
 // Absent is the actual value shown for a kconfig symbol, parameter or

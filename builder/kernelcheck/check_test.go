@@ -8,7 +8,7 @@ import (
 	"testing/fstest"
 
 	"github.com/bulkhead-dev/bulkhead/builder/config"
-	"github.com/bulkhead-dev/bulkhead/internal/init/sysctl"
+	"github.com/bulkhead-dev/bulkhead/internal/host/sysctl"
 )
 
 func defaultRules(t *testing.T) *Rules {
@@ -69,7 +69,7 @@ func parse(t *testing.T, s string) Kconfig {
 func TestPassingHostPasses(t *testing.T) {
 	r := defaultRules(t)
 	cmdline := passingCmdline(r)
-	rep, v, err := CheckHost([]byte(passingConfig(r)), cmdline, &config.KernelPolicy{MinScore: 100, Require: []string{"container", "CONFIG_KEXEC", "MODULE_SIG_FORCE", "lockdown"}})
+	rep, v, err := CheckHost([]byte(passingConfig(r)), cmdline, sysctl.Hardening, &config.KernelPolicy{MinScore: 100, Require: []string{"container", "CONFIG_KEXEC", "MODULE_SIG_FORCE", "lockdown"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,9 @@ import (
 	"testing"
 
 	"github.com/bulkhead-dev/bulkhead/builder/config"
-	"github.com/bulkhead-dev/bulkhead/internal/testkernel"
+	"github.com/bulkhead-dev/bulkhead/internal/test/testkernel"
+
+	"github.com/bulkhead-dev/bulkhead/internal/host/sysctl"
 )
 
 // debianFile returns a file from the boot/ directory of Debian's cloud
@@ -28,7 +30,7 @@ func TestDebianCloudConfigFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, v, err := CheckHost(data, "console=ttyS0 root=/dev/vda", &config.KernelPolicy{MinScore: 80, Require: []string{"container"}})
+	rep, v, err := CheckHost(data, "console=ttyS0 root=/dev/vda", sysctl.Hardening, &config.KernelPolicy{MinScore: 80, Require: []string{"container"}})
 	if err != nil {
 		t.Fatal(err)
 	}

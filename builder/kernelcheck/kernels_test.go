@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/bulkhead-dev/bulkhead/builder/config"
+
+	"github.com/bulkhead-dev/bulkhead/internal/host/sysctl"
 )
 
 // The kernels bulkhead offers, checked with the embedded rules: the
@@ -70,7 +72,7 @@ func TestHardenedConfigPasses(t *testing.T) {
 		t.Fatalf("%s keeps /dev/mem, yet its known failures assume it does not", fragmentFile)
 	}
 	spec := loadHardenedSpec(t)
-	rep, v, err := CheckHost(data, spec.Kernel.Cmdline, spec.Policy.Kernel)
+	rep, v, err := CheckHost(data, spec.Kernel.Cmdline, sysctl.Hardening, spec.Policy.Kernel)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +118,7 @@ func TestDebianFailsHardenedPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec := loadHardenedSpec(t)
-	rep, v, err := CheckHost(data, spec.Kernel.Cmdline, spec.Policy.Kernel)
+	rep, v, err := CheckHost(data, spec.Kernel.Cmdline, sysctl.Hardening, spec.Policy.Kernel)
 	if err != nil {
 		t.Fatal(err)
 	}

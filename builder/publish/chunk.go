@@ -5,7 +5,9 @@
 // chunk index, the signed manifest (in the artifact) and its DSSE
 // envelope (as a cosign-style signature: a `sha256-<digest>.sig` tag whose
 // manifest names the artifact as its subject, so a registry with the
-// referrers API lists it too). The host's side is internal/update/pull.
+// referrers API lists it too). AddDeltas adds, for hosts running one
+// earlier version, deltas of the changed root chunks against that
+// version's root. The host's side is internal/update/pull.
 package publish
 
 import (
@@ -33,8 +35,22 @@ type Artifact struct {
 	// Envelope the DSSE envelope's JSON.
 	ManifestJSON, Envelope []byte
 	Index                  *chunk.Index
-	// Packs are the pack files, in the index's order.
-	Packs []string
+	// Packs are the pack files, in the index's order, and DeltaPacks
+	// those of its deltas (AddDeltas).
+	Packs, DeltaPacks []string
+	bundle            string
+}
+
+// Deltas is how many deltas AddDeltas stored.
+func (a *Artifact) Deltas() int {
+	if a.Index.Deltas == nil {
+		return 0
+	}
+	n := 0
+	for _, p := range a.Index.Deltas.Packs {
+		n += len(p.Chunks)
+	}
+	return n
 }
 
 // Size is what a host fetching everything would download: the packs,
@@ -78,7 +94,7 @@ func Chunk(ctx context.Context, path, dir string, p chunk.Params) (*Artifact, er
 	if err != nil {
 		return nil, err
 	}
-	a := &Artifact{Manifest: r.Manifest(), ManifestJSON: env.Payload, Envelope: envJSON, Index: pk.index, Packs: pk.files}
+	a := &Artifact{Manifest: r.Manifest(), ManifestJSON: env.Payload, Envelope: envJSON, Index: pk.index, Packs: pk.files, bundle: path}
 	if err := a.Index.Check(); err != nil {
 		return nil, err
 	}

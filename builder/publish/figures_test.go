@@ -8,8 +8,8 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/update/chunk"
 )
 
-// TestChunkSizeFigures compares chunk sizes on real bundles (scripts/
-// registry-bench builds them into $BULKHEAD_REGBENCH): for each, the
+// TestChunkSizeFigures compares chunk sizes on real bundles
+// (scripts/bench/registry builds them into $BULKHEAD_REGBENCH): for each, the
 // bytes a host on 1.0.0 fetches for a changed service, runc or init, the
 // root's share of it, and the index. It is how chunk.Default was chosen.
 func TestChunkSizeFigures(t *testing.T) {

@@ -1,6 +1,7 @@
 package publish
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/bulkhead-dev/bulkhead/internal/update"
 	"github.com/bulkhead-dev/bulkhead/internal/update/chunk"
 )
 
@@ -123,11 +125,23 @@ type Plan struct {
 }
 
 // MakePlan compares two updates by chunk: a host on from has every chunk
-// of from (in its running slot, kernel and initrd).
+// of from (in its running slot, kernel and initrd), and fetches the
+// delta of a chunk it lacks when to has one against from's root.
 func MakePlan(from, to *Published) Plan {
 	have := map[string]bool{}
 	for _, s := range digests(from.Index) {
 		have[s.SHA256] = true
+	}
+	delta := map[string]int64{}
+	if d := to.Index.Deltas; d != nil {
+		cuts := from.Index.ComponentCuts(update.PayloadRoot)
+		for _, p := range d.Packs {
+			for _, c := range p.Chunks {
+				if cuts.Has(*c.Base) {
+					delta[c.SHA256] = c.Stored
+				}
+			}
+		}
 	}
 	p := Plan{Meta: to.Meta, Whole: to.Meta, Fetch: to.Meta}
 	for _, pk := range to.Index.Packs {
@@ -146,7 +160,7 @@ func MakePlan(from, to *Published) Plan {
 			cp.Stored += ch.Stored
 			if !have[ch.SHA256] {
 				cp.Fetch++
-				cp.FetchBytes += ch.Stored
+				cp.FetchBytes += cmp.Or(delta[ch.SHA256], ch.Stored)
 			}
 		}
 		p.Fetch += cp.FetchBytes

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -38,7 +39,7 @@ func Image(a *Artifact) (v1.Image, error) {
 		static.NewLayer(a.ManifestJSON, types.MediaType(update.PayloadType)),
 		static.NewLayer(ib, types.MediaType(chunk.IndexMediaType)),
 	}
-	for _, p := range a.Packs {
+	for _, p := range append(slices.Clone(a.Packs), a.DeltaPacks...) {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			return nil, fmt.Errorf("reading pack: %w", err)

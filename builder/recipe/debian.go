@@ -130,11 +130,24 @@ func fileSHA256(name string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// deb resolves, fetches and records one package.
-func (b *builder) deb(ctx context.Context, name, version string) (string, DebianInput, error) {
+// deb resolves, fetches and records one package: name at version (apt's
+// candidate if empty), whose .deb must have the sha256 pin if one is given.
+// A pinned .deb already in the cache needs no apt; a pinned version apt no
+// longer serves is an error that says how to move the pin.
+func (b *builder) deb(ctx context.Context, name, version, pin string) (string, DebianInput, error) {
+	if file, in, ok := b.cachedDeb(name, version, pin); ok {
+		b.debIn = append(b.debIn, in)
+		return file, in, nil
+	}
 	d, err := b.aptShow(ctx, name, version)
+	if err != nil && version != "" {
+		return "", DebianInput{}, fmt.Errorf("pinned %s=%s is no longer served by apt: run scripts/bump-pins (%w)", name, version, err)
+	}
 	if err != nil {
 		return "", DebianInput{}, err
+	}
+	if pin != "" && d.sha256 != pin {
+		return "", DebianInput{}, fmt.Errorf("pinned %s=%s: apt's index gives sha256 %s, the recipe pins %s", name, version, d.sha256, pin)
 	}
 	file, sum, err := b.fetchDeb(ctx, d)
 	if err != nil {
@@ -143,6 +156,23 @@ func (b *builder) deb(ctx context.Context, name, version string) (string, Debian
 	in := DebianInput{Package: d.name, Version: d.version, Arch: d.arch, SHA256: sum}
 	b.debIn = append(b.debIn, in)
 	return file, in, nil
+}
+
+// cachedDeb finds the .deb of name=version with the sha256 pin in the
+// cache (fetchDeb's names: <name>_<version>_<arch>.deb).
+func (b *builder) cachedDeb(name, version, pin string) (string, DebianInput, bool) {
+	if pin == "" {
+		return "", DebianInput{}, false
+	}
+	prefix := strings.ReplaceAll(name+"_"+version+"_", ":", "%3a")
+	files, _ := filepath.Glob(filepath.Join(b.cacheDir, "deb", prefix+"*.deb"))
+	for _, f := range files {
+		arch := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), prefix), ".deb")
+		if sum, err := fileSHA256(f); err == nil && sum == pin && !strings.Contains(arch, "_") {
+			return f, DebianInput{Package: name, Version: version, Arch: arch, SHA256: sum}, true
+		}
+	}
+	return "", DebianInput{}, false
 }
 
 // extractDeb unpacks the data of a .deb into a new temporary directory
@@ -165,7 +195,7 @@ func (b *builder) extractDeb(ctx context.Context, deb string) (string, error) {
 func (b *builder) addDebian(ctx context.Context, t *tree) error {
 	for _, dp := range b.recipe.Debian {
 		b.logf("debian: %s", dp.Package)
-		deb, _, err := b.deb(ctx, dp.Package, dp.Version)
+		deb, _, err := b.deb(ctx, dp.Package, dp.Version, dp.SHA256)
 		if err != nil {
 			return err
 		}

@@ -12,6 +12,8 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+
+	"github.com/bulkhead-dev/bulkhead/internal/modindex"
 )
 
 // kernelFormat changes when the layout of the kernel cache entries does.
@@ -39,12 +41,16 @@ func (b *builder) addKernel(ctx context.Context, t *tree) error {
 	if k.Build != "" {
 		return b.addBuiltKernel(ctx, t)
 	}
-	pkg, err := b.kernelPackage(ctx, k)
-	if err != nil {
-		return err
+	name, version := k.Package, k.Version
+	if version == "" || !versionedKernel.MatchString(name) {
+		pkg, err := b.kernelPackage(ctx, k)
+		if err != nil {
+			return err
+		}
+		name, version = pkg.name, pkg.version
 	}
-	b.logf("kernel: %s=%s", pkg.name, pkg.version)
-	deb, in, err := b.deb(ctx, pkg.name, pkg.version)
+	b.logf("kernel: %s=%s", name, version)
+	deb, in, err := b.deb(ctx, name, version, k.SHA256)
 	if err != nil {
 		return err
 	}
@@ -52,7 +58,7 @@ func (b *builder) addKernel(ctx context.Context, t *tree) error {
 	dir := filepath.Join(b.cacheDir, "kernel", key)
 	if _, err := os.Stat(filepath.Join(dir, "modules.json")); err != nil {
 		if err := b.fill(dir, func(tmp string) error { return b.extractKernel(ctx, deb, tmp) }); err != nil {
-			return fmt.Errorf("extracting the kernel from %s: %w", pkg.name, err)
+			return fmt.Errorf("extracting the kernel from %s: %w", name, err)
 		}
 	}
 	if err := b.readKernelInfo(dir); err != nil {
@@ -182,7 +188,7 @@ func moduleTree(dir, prefix string, wanted []string) (*modules, error) {
 		return nil, err
 	}
 	alias := idx.aliasFile(sel)
-	if idx.aliases == nil {
+	if !idx.Scanned {
 		alias, err = parseFile(filepath.Join(dir, "modules.alias"), func(r io.Reader) ([]byte, error) { return filterLines(r, sel.keepAlias) })
 		if err != nil {
 			return nil, err
@@ -209,7 +215,14 @@ func moduleTree(dir, prefix string, wanted []string) (*modules, error) {
 func loadIndex(dir string) (*modIndex, error) {
 	idx, err := parseFile(filepath.Join(dir, "modules.dep"), parseModulesDep)
 	if errors.Is(err, fs.ErrNotExist) {
-		return scanModules(dir)
+		ix, err := modindex.Scan(dir)
+		if err != nil {
+			return nil, err
+		}
+		if err := ix.Check(); err != nil {
+			return nil, err
+		}
+		return &modIndex{ix}, nil
 	}
 	return idx, err
 }

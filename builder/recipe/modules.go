@@ -4,66 +4,27 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"path"
 	"sort"
 	"strings"
+
+	"github.com/bulkhead-dev/bulkhead/internal/modindex"
 )
 
-// modIndex is a kernel's modules.dep: each module file (relative to
-// lib/modules/<release>) with the files it depends on, in file order.
-type modIndex struct {
-	files  []string            // in modules.dep order
-	deps   map[string][]string // file -> files it needs
-	byName map[string]string   // module name -> file
-	// aliases of each file, when the index was built from the modules
-	// themselves; nil when it was read from modules.dep.
-	aliases map[string][]string
-}
+// modIndex is a kernel's module index (modules.dep, or read from the
+// modules themselves), with what kernel.tar needs of it.
+type modIndex struct{ *modindex.Index }
 
-// modName is the module name of a module file: its base name without .ko
-// (and a compression suffix), with - spelled _.
-func modName(file string) string {
-	base := path.Base(file)
-	if i := strings.Index(base, ".ko"); i >= 0 {
-		base = base[:i]
-	}
-	return normName(base)
-}
-
-func normName(name string) string { return strings.ReplaceAll(name, "-", "_") }
-
-// parseModulesDep reads modules.dep ("file: dep dep ...").
+// parseModulesDep reads modules.dep ("file: dep dep ..."); every
+// dependency must be listed.
 func parseModulesDep(r io.Reader) (*modIndex, error) {
-	idx := &modIndex{deps: map[string][]string{}, byName: map[string]string{}}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		file, deps, ok := strings.Cut(line, ":")
-		if !ok || file == "" {
-			return nil, fmt.Errorf("modules.dep:%d: no colon after the module file", n)
-		}
-		if _, dup := idx.deps[file]; dup {
-			return nil, fmt.Errorf("modules.dep:%d: %s listed twice", n, file)
-		}
-		idx.files = append(idx.files, file)
-		idx.deps[file] = strings.Fields(deps)
-		idx.byName[modName(file)] = file
+	ix, err := modindex.ParseDep(r)
+	if err != nil {
+		return nil, err
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading modules.dep: %w", err)
+	if err := ix.Check(); err != nil {
+		return nil, err
 	}
-	for _, f := range idx.files {
-		for _, d := range idx.deps[f] {
-			if _, ok := idx.deps[d]; !ok {
-				return nil, fmt.Errorf("modules.dep: %s needs %s, which is not listed", f, d)
-			}
-		}
-	}
-	return idx, nil
+	return &modIndex{ix}, nil
 }
 
 // parseBuiltin reads modules.builtin (one module file per line) into a set
@@ -73,7 +34,7 @@ func parseBuiltin(r io.Reader) (map[string]bool, error) {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		if line := strings.TrimSpace(sc.Text()); line != "" {
-			set[modName(line)] = true
+			set[modindex.Name(line)] = true
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -95,14 +56,14 @@ type modSelection struct {
 // the kernel needs no file; a required module the kernel lacks is an error.
 func (idx *modIndex) selectModules(wanted []string, builtin map[string]bool) (*modSelection, error) {
 	sel := &modSelection{files: map[string]bool{}}
-	var absent []string
+	var found, absent []string
 	for _, w := range wanted {
 		optional := strings.HasSuffix(w, "?")
-		name := normName(strings.TrimSuffix(w, "?"))
-		file, ok := idx.byName[name]
+		name := modindex.NormName(strings.TrimSuffix(w, "?"))
+		_, ok := idx.Lookup(name)
 		switch {
 		case ok:
-			idx.addWithDeps(file, sel.files)
+			found = append(found, name)
 		case builtin[name]:
 			sel.builtin = append(sel.builtin, name)
 		case optional:
@@ -114,8 +75,13 @@ func (idx *modIndex) selectModules(wanted []string, builtin map[string]bool) (*m
 	if len(absent) > 0 {
 		return nil, fmt.Errorf("kernel has no module %s (neither in modules.dep nor built in)", strings.Join(absent, ", "))
 	}
-	for f := range sel.files {
-		sel.names = append(sel.names, modName(f))
+	files, _, problems := idx.Closure(found)
+	if len(problems) > 0 {
+		return nil, problems[0]
+	}
+	for _, f := range files {
+		sel.files[f] = true
+		sel.names = append(sel.names, modindex.Name(f))
 	}
 	for _, l := range [][]string{sel.names, sel.builtin, sel.missing} {
 		sort.Strings(l)
@@ -123,26 +89,16 @@ func (idx *modIndex) selectModules(wanted []string, builtin map[string]bool) (*m
 	return sel, nil
 }
 
-func (idx *modIndex) addWithDeps(file string, seen map[string]bool) {
-	if seen[file] {
-		return
-	}
-	seen[file] = true
-	for _, d := range idx.deps[file] {
-		idx.addWithDeps(d, seen)
-	}
-}
-
 // filterDep writes the lines of modules.dep for the selected files, in the
 // original order.
 func (idx *modIndex) filterDep(sel *modSelection) []byte {
 	var b strings.Builder
-	for _, f := range idx.files {
-		if !sel.files[f] {
+	for _, m := range idx.Modules {
+		if !sel.files[m.Path] {
 			continue
 		}
-		b.WriteString(f + ":")
-		for _, d := range idx.deps[f] {
+		b.WriteString(m.Path + ":")
+		for _, d := range m.Deps {
 			b.WriteString(" " + d)
 		}
 		b.WriteString("\n")
@@ -169,12 +125,12 @@ func filterLines(r io.Reader, keep func(line string) bool) ([]byte, error) {
 func (idx *modIndex) aliasFile(sel *modSelection) []byte {
 	var b strings.Builder
 	b.WriteString("# Aliases extracted from modules themselves.\n")
-	for _, f := range idx.files {
-		if !sel.files[f] {
+	for _, m := range idx.Modules {
+		if !sel.files[m.Path] {
 			continue
 		}
-		for _, a := range idx.aliases[f] {
-			fmt.Fprintf(&b, "alias %s %s\n", a, modName(f))
+		for _, a := range m.Aliases {
+			fmt.Fprintf(&b, "alias %s %s\n", a, modindex.Name(m.Path))
 		}
 	}
 	return []byte(b.String())
@@ -190,6 +146,7 @@ func (sel *modSelection) keepAlias(line string) bool {
 	if len(f) != 3 || f[0] != "alias" {
 		return false
 	}
-	i := sort.SearchStrings(sel.names, normName(f[2]))
-	return i < len(sel.names) && sel.names[i] == normName(f[2])
+	name := modindex.NormName(f[2])
+	i := sort.SearchStrings(sel.names, name)
+	return i < len(sel.names) && sel.names[i] == name
 }

@@ -84,6 +84,9 @@ type DebianFiles struct {
 	Package string `yaml:"package"`
 	// Version pins a version; empty means apt's candidate.
 	Version string `yaml:"version"`
+	// SHA256 pins the .deb of Version (64 hex digits); `bulkhead image
+	// bump` moves Version and SHA256 to apt's candidate.
+	SHA256 string `yaml:"sha256"`
 	// Paths are files or directories of the package copied to the same
 	// place in the image ("/usr/share/zoneinfo/UTC").
 	Paths []string `yaml:"paths"`
@@ -104,6 +107,11 @@ type Kernel struct {
 	Package string `yaml:"package"`
 	// Version pins the version of Package; empty means apt's candidate.
 	Version string `yaml:"version"`
+	// SHA256 pins the .deb of Package=Version.
+	SHA256 string `yaml:"sha256"`
+	// Follows is the metapackage (linux-image-cloud-amd64) whose kernel
+	// `bulkhead image bump` moves a pinned versioned Package to.
+	Follows string `yaml:"follows"`
 	// Modules the host needs; their dependencies (modules.dep) come along.
 	// A name ending in "?" is optional: it is skipped if the kernel has no
 	// such module. A module built into the kernel needs nothing.
@@ -251,6 +259,7 @@ func (p *parser) validate(r *Recipe) {
 	for i, d := range r.Debian {
 		at := fmt.Sprintf("debian[%d]", i)
 		p.validateDeb(at, d.Package)
+		p.validatePin(at, d.Version, d.SHA256)
 		if len(d.Paths) == 0 {
 			p.errorf(at, "paths: name at least one file or directory of %s", d.Package)
 		}
@@ -262,6 +271,16 @@ func (p *parser) validate(r *Recipe) {
 		p.validateKernelBuild(k)
 	} else if k != nil {
 		p.validateDeb("kernel", k.Package)
+		p.validatePin("kernel", k.Version, k.SHA256)
+		if k.SHA256 != "" && !versionedKernel.MatchString(k.Package) {
+			p.errorf("kernel.sha256", "sha256 pins a linux-image-<version> package, not the metapackage %s", k.Package)
+		}
+		if k.Follows != "" {
+			p.validateDeb("kernel.follows", k.Follows)
+			if !versionedKernel.MatchString(k.Package) || k.Version == "" {
+				p.errorf("kernel.follows", "follows needs package pinned to a linux-image-<version> package and its version")
+			}
+		}
 		for i, m := range k.Modules {
 			if strings.TrimSuffix(m, "?") == "" || strings.ContainsAny(m, "/ ") {
 				p.errorf(fmt.Sprintf("kernel.modules[%d]", i), "%q is not a module name", m)
@@ -274,8 +293,8 @@ func (p *parser) validate(r *Recipe) {
 }
 
 func (p *parser) validateKernelBuild(k *Kernel) {
-	if k.Package != "" || k.Version != "" || len(k.Modules) > 0 {
-		p.errorf("kernel.build", "build takes no package, version or modules")
+	if k.Package != "" || k.Version != "" || k.SHA256 != "" || k.Follows != "" || len(k.Modules) > 0 {
+		p.errorf("kernel.build", "build takes no package, version, sha256, follows or modules")
 	}
 	rel := strings.TrimPrefix(k.Build, "./")
 	if !strings.HasPrefix(k.Build, "./") || !filepath.IsLocal(rel) || path.Clean(rel) != rel {
@@ -302,6 +321,18 @@ func (p *parser) validateGo(at string, g GoProgram) {
 func (p *parser) validateDeb(at, name string) {
 	if !debRE.MatchString(name) {
 		p.errorf(at+".package", "package %q is not a Debian package name", name)
+	}
+}
+
+var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// validatePin checks a version and sha256 pin: a sha256 pins a version.
+func (p *parser) validatePin(at, version, sum string) {
+	switch {
+	case sum != "" && version == "":
+		p.errorf(at+".sha256", "sha256 pins a version: set version too")
+	case sum != "" && !sha256RE.MatchString(sum):
+		p.errorf(at+".sha256", "sha256 %q is not 64 lower-case hex digits", sum)
 	}
 }
 

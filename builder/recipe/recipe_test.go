@@ -31,6 +31,14 @@ func TestParseErrors(t *testing.T) {
 		{"empty", "name: x\ntag: dev\n", []string{`r.yml:1:1: recipe builds nothing`}},
 		{"bad module name", "name: x\ntag: dev\nkernel:\n  package: linux-image-cloud-amd64\n  modules: [virtio, 'a/b']\n",
 			[]string{`r.yml:5:21: "a/b" is not a module name`}},
+		{"sha256 without version", "name: x\ntag: dev\ndebian:\n  - {package: netbase, sha256: " + strings.Repeat("a", 64) + ", paths: [/etc/protocols]}\n",
+			[]string{`r.yml:4:32: sha256 pins a version: set version too`}},
+		{"bad sha256", "name: x\ntag: dev\ndebian:\n  - {package: netbase, version: '6.4', sha256: ABC, paths: [/etc/protocols]}\n",
+			[]string{`sha256 "ABC" is not 64 lower-case hex digits`}},
+		{"follows a metapackage pin", "name: x\ntag: dev\nkernel:\n  follows: linux-image-cloud-amd64\n  package: linux-image-cloud-amd64\n  version: '1'\n",
+			[]string{`follows needs package pinned to a linux-image-<version> package`}},
+		{"sha256 of a metapackage", "name: x\ntag: dev\nkernel:\n  package: linux-image-cloud-amd64\n  version: '1'\n  sha256: " + strings.Repeat("a", 64) + "\n",
+			[]string{`sha256 pins a linux-image-<version> package, not the metapackage`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("r.yml", []byte(tc.yaml))

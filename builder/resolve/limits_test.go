@@ -16,7 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
-	"github.com/bulkhead-dev/bulkhead/internal/memtest"
+	"github.com/bulkhead-dev/bulkhead/internal/test/memtest"
 )
 
 // zeroLayer is a layer holding one file of size zero bytes, generated as it

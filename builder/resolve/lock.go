@@ -160,3 +160,18 @@ func (l *Lock) Write(path string) error {
 	}
 	return nil
 }
+
+// LoadSpecLock reads the lock file of the spec at specPath (see LockPath).
+// A missing one is an empty lock, unless locked: then it is an error that
+// says how to write one.
+func LoadSpecLock(specPath string, locked bool) (*Lock, error) {
+	path := LockPath(specPath)
+	l, err := LoadLock(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && locked:
+		return nil, fmt.Errorf("%s not found: run bulkhead lock %s", path, specPath)
+	case errors.Is(err, fs.ErrNotExist):
+		return &Lock{Version: LockVersion}, nil
+	}
+	return l, err
+}

@@ -261,6 +261,9 @@ func (r *Resolver) byTag(ctx context.Context, ref *reference) (*Image, error) {
 		return r.fromStore(ctx, ref, entry.Digest)
 	}
 	desc, err := r.fetch(ctx, ref)
+	if err != nil && !ok && !ref.isLayout() {
+		return nil, r.store.notStored(ref.name, err)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/bulkhead-dev/bulkhead/builder/config"
-	"github.com/bulkhead-dev/bulkhead/internal/memtest"
 	"github.com/bulkhead-dev/bulkhead/internal/regfile"
+	"github.com/bulkhead-dev/bulkhead/internal/test/memtest"
 )
 
 // assembleFiles assembles a spec of files entries only and returns the

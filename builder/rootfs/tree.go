@@ -7,6 +7,7 @@ package rootfs
 import (
 	"bytes"
 	"io"
+	"maps"
 	"os"
 	"path"
 	"sort"
@@ -55,6 +56,14 @@ type Entry struct {
 	// Origin says where the entry came from: "image@sha256:...#layer" or
 	// "spec:host.yml:12:5" or "bulkhead". Used by reports.
 	Origin string
+}
+
+// Copy returns a copy of e that shares nothing changeable with it (file
+// contents are never changed in place).
+func (e *Entry) Copy() *Entry {
+	c := *e
+	c.Xattrs = maps.Clone(e.Xattrs)
+	return &c
 }
 
 // Open returns a reader of a regular file's contents.
@@ -203,6 +212,24 @@ func (t *Tree) mkdirAll(dir string, like *Entry) {
 	}
 	t.mkdirAll(path.Dir(dir), like)
 	t.set(&Entry{Path: dir, Kind: KindDir, Mode: 0o755, ModTime: like.ModTime, Origin: like.Origin})
+}
+
+// Clone returns a copy of t whose entries are copies of t's: changing
+// either tree, or an entry of one, leaves the other as it was. File
+// contents (Content.Data) are shared; nothing writes to them.
+func (t *Tree) Clone() *Tree {
+	c := &Tree{entries: make(map[string]*Entry, len(t.entries)), kids: make(map[string]map[string]struct{}, len(t.kids))}
+	for p, e := range t.entries {
+		c.entries[p] = e.Copy()
+	}
+	for dir, kids := range t.kids {
+		ck := make(map[string]struct{}, len(kids))
+		for k := range kids {
+			ck[k] = struct{}{}
+		}
+		c.kids[dir] = ck
+	}
+	return c
 }
 
 // Remove deletes p and everything below it.

@@ -20,7 +20,7 @@ import (
 )
 
 // MountPoints are the directories the init's stage 1 mounts on (see
-// internal/init/stage0.MountPoints). The root is mounted read-only, so
+// internal/host/stage0.MountPoints). The root is mounted read-only, so
 // Write adds any that the tree lacks.
 var MountPoints = []string{"proc", "sys", "dev", "run", "tmp", "var"}
 

@@ -21,7 +21,7 @@ import (
 	"github.com/erofs/go-erofs"
 
 	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
-	"github.com/bulkhead-dev/bulkhead/internal/init/stage0"
+	"github.com/bulkhead-dev/bulkhead/internal/host/stage0"
 )
 
 const mtime = 1700000000

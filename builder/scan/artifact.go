@@ -11,6 +11,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/u-root/u-root/pkg/cpio"
 
 	"github.com/bulkhead-dev/bulkhead/builder/config"
 	"github.com/bulkhead-dev/bulkhead/builder/disk"
@@ -263,131 +264,136 @@ func decompress(data []byte, o *readOptions) ([]byte, error) {
 	return out, nil
 }
 
-// newc header: magic and 13 eight-digit hex fields.
-const newcHeader = 110
-
-type newcRecord struct {
-	ino, mode, uid, gid, nlink, mtime, size, major, minor uint64
-	name                                                  string
-	data                                                  []byte
-}
+// maxCpioName bounds a record's name: u-root's reader allocates the name
+// length the header claims before reading it.
+const maxCpioName = 4096
 
 // readNewc applies one newc archive at the start of data, up to its
-// trailer, and returns its length. Hard links share an inode; the data
+// trailer, and returns its length. Records are read with u-root's
+// pkg/cpio (the reader of the format our initrds are written with); a
+// record the tree cannot hold (a path outside the root, an unknown file
+// type) is an error, never skipped. Hard links share an inode; the data
 // comes with one of them (the last, as GNU cpio writes it).
 func readNewc(t *rootfs.Tree, data []byte) (int, error) {
-	off := 0
-	var links []newcRecord
+	rr := cpio.Newc.Reader(bytes.NewReader(data))
+	if e, ok := rr.(cpio.EOFReader); ok {
+		rr = e.RecordReader // see the trailer, to know where the archive ends
+	}
+	pos := int64(0)
+	var links []cpio.Record
 	byIno := map[uint64]string{}
 	for {
-		rec, n, err := parseNewc(data[off:])
+		rec, err := readCpioRecord(rr, data, pos)
 		if err != nil {
-			return 0, fmt.Errorf("cpio at %d: %w", off, err)
+			return 0, fmt.Errorf("cpio at %d: %w", pos, err)
 		}
-		off += n
-		if rec.name == "TRAILER!!!" {
-			break
+		pos = min(align4(rec.FilePos+int64(rec.FileSize)), int64(len(data))) // the last padding may be cut off
+		if rec.Name == cpio.Trailer {
+			return int(pos), finishLinks(t, data, links, byIno)
 		}
 		if int64(t.Len()+len(links)) >= config.DefaultLimits.Entries {
-			return 0, fmt.Errorf("cpio at %d: %w: more than %d entries", off, ErrTooLarge, config.DefaultLimits.Entries)
+			return 0, fmt.Errorf("cpio at %d: %w: more than %d entries", pos, ErrTooLarge, config.DefaultLimits.Entries)
 		}
-		if rec.mode&0o170000 == 0o100000 && rec.nlink > 1 {
+		if rec.Mode&cpio.S_IFMT == cpio.S_IFREG && rec.NLink > 1 {
 			links = append(links, rec)
-			if rec.size > 0 {
-				byIno[rec.ino] = rec.name
+			if rec.FileSize > 0 {
+				byIno[rec.Ino] = rec.Name
 			}
 			continue
 		}
-		putNewc(t, rec, "")
-	}
-	for _, rec := range links {
-		target := byIno[rec.ino]
-		if rec.name == target || target == "" {
-			putNewc(t, rec, "")
-			continue
+		if err := putNewc(t, data, rec, ""); err != nil {
+			return 0, err
 		}
-		putNewc(t, rec, target)
+	}
+}
+
+// readCpioRecord reads the record at pos after checking what the reader
+// does not: the name's length, and that the data lies inside the archive.
+func readCpioRecord(rr cpio.RecordReader, data []byte, pos int64) (cpio.Record, error) {
+	if h := data[pos:]; len(h) >= 102 {
+		if n, err := strconv.ParseUint(string(h[94:102]), 16, 32); err == nil && n > maxCpioName {
+			return cpio.Record{}, fmt.Errorf("name of %d bytes, more than %d", n, maxCpioName)
+		}
+	}
+	rec, err := rr.ReadRecord()
+	if errors.Is(err, io.EOF) {
+		return rec, errors.New("archive ends without a trailer")
+	}
+	if err != nil {
+		return rec, err
+	}
+	if rec.FilePos+int64(rec.FileSize) > int64(len(data)) {
+		return rec, fmt.Errorf("%s: data past the end", rec.Name)
+	}
+	return rec, nil
+}
+
+// finishLinks puts the hard-linked files once every record is read.
+func finishLinks(t *rootfs.Tree, data []byte, links []cpio.Record, byIno map[uint64]string) error {
+	for _, rec := range links {
+		target := byIno[rec.Ino]
+		if rec.Name == target {
+			target = ""
+		}
+		if err := putNewc(t, data, rec, target); err != nil {
+			return err
+		}
 	}
 	for _, rec := range links {
-		if e := t.Get(mustCleanPath(rec.name)); e != nil && e.Kind == rootfs.KindHardlink {
+		if e := t.Get(mustCleanPath(rec.Name)); e != nil && e.Kind == rootfs.KindHardlink {
 			if te := t.Get(e.Link); te != nil {
 				e.Size, e.Content = te.Size, te.Content
 			}
 		}
 	}
-	return off, nil
+	return nil
 }
 
-func parseNewc(b []byte) (newcRecord, int, error) {
-	var r newcRecord
-	if len(b) < newcHeader || !bytes.HasPrefix(b, magicNewc) {
-		return r, 0, errors.New("bad header")
-	}
-	var f [13]uint64
-	for i := range f {
-		v, err := strconv.ParseUint(string(b[6+8*i:14+8*i]), 16, 64)
-		if err != nil {
-			return r, 0, errors.New("bad header field")
-		}
-		f[i] = v
-	}
-	r.ino, r.mode, r.uid, r.gid, r.nlink, r.mtime, r.size = f[0], f[1], f[2], f[3], f[4], f[5], f[6]
-	r.major, r.minor = f[9], f[10]
-	nameSize := int(f[11])
-	end := newcHeader + nameSize
-	if nameSize < 1 || end > len(b) {
-		return r, 0, errors.New("bad name")
-	}
-	r.name = string(b[newcHeader : end-1])
-	start := align4(end)
-	dend := start + int(r.size)
-	if r.size > uint64(len(b)) || dend > len(b) {
-		return r, 0, errors.New("data past the end")
-	}
-	r.data = b[start:dend]
-	// The padding after the last record may be cut off.
-	return r, min(align4(dend), len(b)), nil
-}
-
-func align4(n int) int { return (n + 3) &^ 3 }
+func align4(n int64) int64 { return (n + 3) &^ 3 }
 
 func mustCleanPath(p string) string {
 	c, _ := rootfs.Clean(p)
 	return c
 }
 
-func putNewc(t *rootfs.Tree, r newcRecord, linkTo string) {
-	p, ok := rootfs.Clean(r.name)
-	if !ok || p == "" {
-		return
+// putNewc adds one record to t; data is the archive its contents lie in.
+func putNewc(t *rootfs.Tree, data []byte, r cpio.Record, linkTo string) error {
+	p, ok := rootfs.Clean(r.Name)
+	if !ok {
+		return fmt.Errorf("cpio record %q: path leaves the root", r.Name)
+	}
+	if p == "" {
+		return nil // the root directory itself
 	}
 	e := &rootfs.Entry{
-		Path: p, Mode: uint32(r.mode) & 0o7777, UID: int(r.uid), GID: int(r.gid),
-		ModTime: int64(r.mtime), Major: uint32(r.major), Minor: uint32(r.minor), Origin: "artifact",
+		Path: p, Mode: uint32(r.Mode) & 0o7777, UID: int(r.UID), GID: int(r.GID),
+		ModTime: int64(r.MTime), Major: uint32(r.Rmajor), Minor: uint32(r.Rminor), Origin: "artifact",
 	}
-	switch r.mode & 0o170000 {
-	case 0o100000:
-		e.Kind, e.Size, e.Content = rootfs.KindFile, int64(len(r.data)), rootfs.Content{Data: r.data}
+	content := data[r.FilePos : r.FilePos+int64(r.FileSize)]
+	switch r.Mode & cpio.S_IFMT {
+	case cpio.S_IFREG:
+		e.Kind, e.Size, e.Content = rootfs.KindFile, int64(len(content)), rootfs.Content{Data: content}
 		if linkTo != "" {
 			e.Kind, e.Link = rootfs.KindHardlink, mustCleanPath(linkTo)
 		}
-	case 0o040000:
+	case cpio.S_IFDIR:
 		e.Kind = rootfs.KindDir
-	case 0o120000:
-		e.Kind, e.Link = rootfs.KindSymlink, string(r.data)
-	case 0o020000:
+	case cpio.S_IFLNK:
+		e.Kind, e.Link = rootfs.KindSymlink, string(content)
+	case cpio.S_IFCHR:
 		e.Kind = rootfs.KindCharDev
-	case 0o060000:
+	case cpio.S_IFBLK:
 		e.Kind = rootfs.KindBlockDev
-	case 0o010000:
+	case cpio.S_IFIFO:
 		e.Kind = rootfs.KindFIFO
-	case 0o140000:
+	case cpio.S_IFSOCK:
 		e.Kind = rootfs.KindSocket
 	default:
-		return
+		return fmt.Errorf("cpio record %q: unknown file type %#o", r.Name, r.Mode&cpio.S_IFMT)
 	}
 	if old := t.Get(p); old != nil && old.Kind == rootfs.KindDir && e.Kind == rootfs.KindDir {
-		return
+		return nil
 	}
 	t.Put(e)
+	return nil
 }

@@ -12,7 +12,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/bulkhead-dev/bulkhead/internal/memtest"
+	"github.com/bulkhead-dev/bulkhead/internal/test/memtest"
 )
 
 // bomb is a compressed stream of 64 MiB of zeros times n: one frame (or

@@ -83,7 +83,7 @@ func TestWriteFilesAndEmbed(t *testing.T) {
 	if !bytes.Contains(txt, []byte("result: FAIL")) || !bytes.Contains(txt, []byte("etc/app/token:1")) {
 		t.Errorf("summary:\n%s", txt)
 	}
-	r.Embed(in.Tree, in.Epoch)
+	in.Tree.Put(r.Entry(in.Epoch))
 	e := in.Tree.Get(EmbedPath)
 	if e == nil || !bytes.Equal(e.Content.Data, r.SPDX) || e.Mode != 0o644 {
 		t.Fatalf("embedded sbom = %+v", e)

@@ -62,13 +62,13 @@ func (r *Report) WriteFiles(dir string) error {
 	return nil
 }
 
-// Embed puts the SPDX SBOM into t at EmbedPath, owned by root, mode 0644,
-// with modification time epoch.
-func (r *Report) Embed(t *rootfs.Tree, epoch int64) {
-	t.Put(&rootfs.Entry{
+// Entry is the SPDX SBOM as a file of the root to add at EmbedPath, owned
+// by root, mode 0644, with modification time epoch.
+func (r *Report) Entry(epoch int64) *rootfs.Entry {
+	return &rootfs.Entry{
 		Path: EmbedPath, Kind: rootfs.KindFile, Mode: 0o644, Size: int64(len(r.SPDX)),
 		ModTime: epoch, Content: rootfs.Content{Data: r.SPDX}, Origin: rootfs.OriginBulkhead,
-	})
+	}
 }
 
 // Summary writes the report for a terminal: counts, the findings as

@@ -12,7 +12,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/builder/uki"
 	"github.com/bulkhead-dev/bulkhead/internal/sdbootdeb"
-	"github.com/bulkhead-dev/bulkhead/internal/testkernel"
+	"github.com/bulkhead-dev/bulkhead/internal/test/testkernel"
 )
 
 func TestMain(m *testing.M) {

@@ -3,6 +3,8 @@ package sign
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -205,11 +207,11 @@ func verifyArtifact(dir, name string, key *PublicKey, listed, subjects map[strin
 		return r
 	}
 	r.Digest = hexSHA256(data)
-	if r.Err = verifyBlobFile(dir, name, data, key); r.Err != nil {
+	if listed != nil && listed[name] != r.Digest {
+		r.Err = &ChangedError{Digest: r.Digest, Signed: listed[name]}
 		return r
 	}
-	if listed != nil && listed[name] != r.Digest {
-		r.Err = fmt.Errorf("digest sha256:%s is not the one %s lists", r.Digest, SumsFile)
+	if r.Err = verifyBlobFile(dir, name, data, key); r.Err != nil {
 		return r
 	}
 	if subjects != nil && subjects[name] != r.Digest {
@@ -232,9 +234,49 @@ func verifyBlobFile(dir, name string, data []byte, key *PublicKey) error {
 		return fmt.Errorf("bundle: %w", ErrOtherKey)
 	}
 	if err := VerifyBlobBundle(b, key, bytes.NewReader(data)); err != nil {
+		// The signature may be good for other content: then the file
+		// changed after it was signed, which is what to say.
+		signed := b.GetMessageSignature().GetMessageDigest().GetDigest()
+		if len(signed) == sha256.Size && hex.EncodeToString(signed) != hexSHA256(data) && VerifyDigestBundle(b, key, signed) == nil {
+			return &ChangedError{Digest: hexSHA256(data), Signed: hex.EncodeToString(signed)}
+		}
 		return fmt.Errorf("bundle: %w", err)
 	}
 	return nil
+}
+
+// ChangedError is a signed file whose content is not what was signed.
+type ChangedError struct {
+	Digest string // sha256 hex of the content now
+	Signed string // sha256 hex of the content signed
+}
+
+func (e *ChangedError) Error() string {
+	return fmt.Sprintf("content changed (sha256 %s, signed %s)", e.Digest, e.Signed)
+}
+
+// Unsigned lists the regular files in dir that a signed set does not
+// cover: neither listed in SHA256SUMS nor one of the signature files. It
+// reads SHA256SUMS without checking it (Verify does that).
+func Unsigned(dir string) ([]string, error) {
+	listed := map[string]string{}
+	if data, err := os.ReadFile(filepath.Join(dir, SumsFile)); err == nil {
+		listed, _ = parseSums(data)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", dir, err)
+	}
+	var out []string
+	for _, e := range entries {
+		name := e.Name()
+		_, signed := listed[name]
+		if !e.Type().IsRegular() || signed || name == SumsFile || name == ProvenanceFile || strings.HasSuffix(name, BundleSuffix) {
+			continue
+		}
+		out = append(out, name)
+	}
+	return out, nil
 }
 
 // artifactNames lists the artifacts to check: those SHA256SUMS lists, or,

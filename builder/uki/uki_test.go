@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/sdbootdeb"
-	"github.com/bulkhead-dev/bulkhead/internal/testkernel"
+	"github.com/bulkhead-dev/bulkhead/internal/test/testkernel"
 )
 
 func TestMain(m *testing.M) {

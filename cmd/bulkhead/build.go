@@ -3,21 +3,19 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"unicode/utf8"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/bulkhead-dev/bulkhead/builder/build"
 	"github.com/bulkhead-dev/bulkhead/builder/config"
 	"github.com/bulkhead-dev/bulkhead/builder/output"
-	"github.com/bulkhead-dev/bulkhead/builder/resolve"
-	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
-	"github.com/bulkhead-dev/bulkhead/builder/sign"
 )
 
 func buildCommand() command {
@@ -33,7 +31,7 @@ type buildFlags struct {
 	locked, offline, asJSON                      bool
 	signKey, vulndb                              string
 	limits                                       specLimits
-	expires                                      string          // update bundles (build_update.go)
+	expires                                      string          // update bundles
 	secureBoot                                   secureBootFlags // build_uki.go
 }
 
@@ -54,7 +52,7 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&f.expires, "expires", "", "update bundle expiry: a time, a date, a duration from SOURCE_DATE_EPOCH, or now+DURATION (default: the spec's update.expires)")
 	addSpecLimitFlags(fs, &f.limits)
 	addSecureBootFlags(fs, &f.secureBoot)
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	specs := fs.Args()
@@ -63,7 +61,7 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("%w: no spec files given", errUsage)
 	}
 	if f.name == "" {
-		f.name = strings.TrimSuffix(strings.TrimSuffix(filepath.Base(specs[0]), ".yml"), ".yaml")
+		f.name = build.DefaultName(specs[0])
 	}
 	if err := checkOutputName(f.name); err != nil {
 		return fmt.Errorf("%w: --name: %v", errUsage, err)
@@ -72,7 +70,7 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	sum, err := build(ctx, specs, f, epoch, stderr, newProgress(stderr))
+	sum, err := buildHost(ctx, specs, f, epoch, stderr, newProgress(stderr))
 	if err != nil {
 		return err
 	}
@@ -121,7 +119,10 @@ type outputSummary struct {
 	Digest string `json:"digest"`
 }
 
-func build(ctx context.Context, specs []string, f buildFlags, epoch int64, stderr io.Writer, progress func(format string, args ...any)) (*buildSummary, error) {
+// buildHost runs the pipeline (builder/build) with the flags' options: the
+// CLI's part is the terminal. progress gets the steps; warnings and the
+// findings that stop a build go to stderr.
+func buildHost(ctx context.Context, specs []string, f buildFlags, epoch int64, stderr io.Writer, progress func(format string, args ...any)) (*buildSummary, error) {
 	formats, err := parseFormats(f.formats)
 	if err != nil {
 		return nil, err
@@ -130,153 +131,89 @@ func build(ctx context.Context, specs []string, f buildFlags, epoch int64, stder
 	if err != nil {
 		return nil, fmt.Errorf("%w: --compression: %v", errUsage, err)
 	}
-	spec, text, err := loadSpecs(specs, f.limits)
+	platform, err := v1.ParsePlatform("linux/" + f.arch)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --arch %q: %v", errUsage, f.arch, err)
+	}
+	if slices.Contains(formats, "update") && f.signKey == "" {
+		return nil, fmt.Errorf("%w: an update bundle must be signed: give --sign-key", errUsage)
+	}
+	opts := []build.Option{
+		build.WithOutput(f.out), build.WithName(f.name), build.WithFormats(formats...), build.WithPlatform(*platform),
+		build.WithStore(f.store), build.WithCompression(comp), build.WithLocked(f.locked), build.WithOffline(f.offline),
+		build.WithVulnDB(f.vulndb), build.WithSpecOptions(f.limits.options()...), build.WithExpires(f.expires),
+		build.WithEpoch(epoch), build.WithBuilderVersion(bulkheadVersion()),
+		build.WithProgress(terminal{stderr, progress}),
+	}
+	sbOpts, err := f.secureBoot.options()
 	if err != nil {
 		return nil, err
 	}
-	printWarnings(stderr, spec.Warnings)
-	if err := checkUpdate(formats, spec, f, epoch); err != nil {
-		return nil, err
-	}
-	if err := f.secureBoot.check(spec); err != nil {
-		return nil, err
-	}
-	var key *sign.PrivateKey
+	opts = append(opts, sbOpts...)
 	if f.signKey != "" {
-		if key, err = loadSignKey(f.signKey); err != nil {
-			return nil, err
-		}
+		opts = append(opts, build.WithSignKeyRef(f.signKey))
 	}
-	refs := specRefs(spec)
-	if slices.ContainsFunc(formats, isDiskFormat) {
-		refs = appendDiskRefs(refs, spec)
-	}
-	progress("resolving %d image references", len(refs))
-	images, sum, err := resolveSpec(ctx, spec, refs, specs[0], f, stderr)
+	b, err := build.New(specs, opts...)
 	if err != nil {
 		return nil, err
 	}
-	for _, img := range sum.Images {
-		progress("  %s -> %s", img.Ref, img.Digest)
-	}
-	progress("assembling the root")
-	host, err := rootfs.Assemble(ctx, spec, images, assembleOptions(spec, specs[0], epoch)...)
+	r, err := b.Build(ctx)
 	if err != nil {
-		return nil, err // rootfs names the step: "assembling root: …"
+		return nil, explain(err, stderr)
 	}
-	// Every file of the build goes to a stage inside the output directory
-	// and moves into place only once every format and gate succeeded.
-	stage, err := output.NewStage(f.out)
-	if err != nil {
-		return nil, err
-	}
-	defer stage.Abort()
-	job := &buildJob{spec: spec, text: text, specs: specs, host: host, images: images, sum: sum,
-		formats: formats, key: key, f: f, comp: comp, epoch: epoch, stderr: stderr, progress: progress}
-	if err := job.write(ctx, stage); err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := stage.Commit(); err != nil {
-		return nil, err
-	}
-	for i := range sum.Outputs {
-		sum.Outputs[i].Path = stage.Final(sum.Outputs[i].Path)
-	}
-	return sum, nil
+	return summarize(r), nil
 }
 
-// buildJob is a build whose root is assembled: what writing it needs.
-type buildJob struct {
-	spec     *config.Spec
-	text     []byte
-	specs    []string
-	host     *rootfs.Host
-	images   map[string]*resolve.Image
-	sum      *buildSummary
-	formats  []string
-	key      *sign.PrivateKey
-	f        buildFlags
-	comp     output.Compression
-	epoch    int64
+// terminal shows a build's events: warnings on stderr, steps through
+// progress.
+type terminal struct {
 	stderr   io.Writer
 	progress func(format string, args ...any)
 }
 
-// write runs the gates and writes every format, the reports and the
-// signatures into the stage.
-func (j *buildJob) write(ctx context.Context, stage *output.Stage) error {
-	j.f.out = stage.Dir()
-	j.progress("root: %d entries", j.host.Tree.Len())
-	j.progress("checking the kernel and scanning the root")
-	gates, err := runGates(ctx, j.spec, j.text, j.specs[0], j.host, j.images, j.f, j.epoch, j.stderr)
-	if err != nil {
-		return err
+func (t terminal) Event(e build.Event) {
+	switch {
+	case e.Warning && e.Pos != (config.Pos{}):
+		fmt.Fprintf(t.stderr, "%s: warning: %s\n", e.Pos, e.Message)
+	case e.Warning:
+		fmt.Fprintf(t.stderr, "bulkhead build: warning: %s\n", e.Message)
+	default:
+		t.progress("%s", e.Message)
 	}
-	if err := j.writeFormats(ctx); err != nil {
-		return err
-	}
-	// The SBOMs and reports are artifacts too: listed, and signed with the
-	// rest.
-	reports, err := gates.write(stage)
-	if err != nil {
-		return err
-	}
-	for _, r := range reports {
-		if err := j.add(r[0], r[1]); err != nil {
-			return err
-		}
-	}
-	if j.key == nil {
-		return nil
-	}
-	j.progress("signing the outputs")
-	platform, _ := v1.ParsePlatform("linux/" + j.f.arch)
-	return signBuild(ctx, j.key, j.f.out, j.specs, j.sum, *platform)
 }
 
-// writeFormats writes each output format.
-func (j *buildJob) writeFormats(ctx context.Context) error {
-	// Only bulkhead's init can boot a verified root.
-	verified := hasBulkheadInit(j.host.Tree)
-	var db *diskBuild
-	defer func() { db.close() }()
-	for _, format := range j.formats {
-		j.progress("writing %s", format)
-		if db == nil && (usesRootImage(format) || format == "kernel+initrd" && verified) {
-			if !verified {
-				return fmt.Errorf("writing %s: a verified root needs bulkhead's init as /init (the image bulkhead/init, %s): it checks and mounts the root image", format, initPackage)
-			}
-			j.progress("writing the verified root image")
-			var err error
-			if db, err = newDiskBuild(ctx, j.spec, j.host, j.images, j.f, j.comp, j.epoch); err != nil {
-				return fmt.Errorf("writing %s: %w", format, err)
-			}
-			j.sum.Root = db.summary()
-		}
-		paths, err := writeFormat(ctx, format, j.host, db, j.f, j.comp)
-		if err != nil {
-			return fmt.Errorf("writing %s: %w", format, err)
-		}
-		for _, p := range paths {
-			if err := j.add(p, format); err != nil {
-				return err
-			}
-		}
+// explain prints what a failed build found (the images' problems, the
+// gates' findings, the kernel report) on stderr and returns the error for
+// the exit status.
+func explain(err error, stderr io.Writer) error {
+	var ie *build.ImageErrors
+	var ge *build.GateError
+	var ke *build.KernelPolicyError
+	switch {
+	case errors.As(err, &ie):
+		fmt.Fprintln(stderr, ie)
+		return exitError{1}
+	case errors.As(err, &ge):
+		ge.Report.Summary(stderr)
+	case errors.As(err, &ke):
+		stderr.Write(ke.Report)
 	}
-	return nil
+	return err
 }
 
-// add lists an output file in the summary.
-func (j *buildJob) add(path, format string) error {
-	o, err := describeOutput(path, format)
-	if err != nil {
-		return err
+// summarize is the --json summary of a build.
+func summarize(r *build.Result) *buildSummary {
+	sum := &buildSummary{Images: []imageSummary{}, Outputs: []outputSummary{}}
+	for _, img := range r.Images {
+		sum.Images = append(sum.Images, imageSummary{Ref: img.Ref, Name: img.Name, Digest: img.Digest})
 	}
-	j.sum.Outputs = append(j.sum.Outputs, o)
-	return nil
+	for _, o := range r.Outputs {
+		sum.Outputs = append(sum.Outputs, outputSummary{Path: o.Path, Format: o.Format, Size: o.Size, Digest: o.Digest})
+	}
+	if root := r.Root; root != nil {
+		sum.Root = &rootSummary{Version: root.Version, RootHash: root.RootHash, Verity: root.Verity, Size: root.Size}
+	}
+	return sum
 }
 
 // newProgress reports build steps on w when it is a terminal, and nothing
@@ -305,121 +242,6 @@ func parseFormats(s string) ([]string, error) {
 		}
 	}
 	return out, nil
-}
-
-// resolveSpec resolves the spec's image references, pinned by the
-// lock file next to the first spec when there is one.
-func resolveSpec(ctx context.Context, spec *config.Spec, refs []specRef, first string, f buildFlags, stderr io.Writer) (map[string]*resolve.Image, *buildSummary, error) {
-	platform, err := v1.ParsePlatform("linux/" + f.arch)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: --arch %q: %v", errUsage, f.arch, err)
-	}
-	lock, err := resolve.LoadLockIfExists(resolve.LockPath(first))
-	if err != nil {
-		return nil, nil, err
-	}
-	storeDir := f.store
-	if storeDir == "" {
-		if storeDir, err = resolve.DefaultStoreDir(); err != nil {
-			return nil, nil, err
-		}
-	}
-	store, err := resolve.OpenStore(storeDir)
-	if err != nil {
-		return nil, nil, err
-	}
-	r, err := resolve.NewResolver(resolve.WithStore(store), resolve.WithPlatform(*platform), resolve.WithLimits(layerLimits(spec)),
-		resolve.WithDir(filepath.Dir(first)), resolve.WithLock(lock),
-		resolve.WithLocked(f.locked), resolve.WithOffline(f.offline))
-	if err != nil {
-		return nil, nil, err
-	}
-	imgs, err := r.ResolveAll(ctx, refStrings(refs))
-	if err != nil {
-		for _, e := range positioned(err, refs) {
-			fmt.Fprintln(stderr, e)
-		}
-		return nil, nil, exitError{1}
-	}
-	if _, err := checkTrust(ctx, spec, refs, imgs, lock, *platform, store, f.offline, f.locked); err != nil {
-		fmt.Fprintln(stderr, err)
-		return nil, nil, exitError{1}
-	}
-	images := map[string]*resolve.Image{}
-	sum := &buildSummary{Images: []imageSummary{}, Outputs: []outputSummary{}}
-	for i, ref := range refs {
-		images[ref.ref] = imgs[i]
-		sum.Images = append(sum.Images, imageSummary{Ref: ref.ref, Name: imgs[i].Name, Digest: imgs[i].Digest.String()})
-	}
-	return images, sum, nil
-}
-
-func writeFormat(ctx context.Context, format string, host *rootfs.Host, db *diskBuild, f buildFlags, comp output.Compression) ([]string, error) {
-	switch format {
-	case "raw-efi":
-		p, err := db.writeRaw(ctx)
-		return []string{p}, err
-	case "iso-efi":
-		p, err := db.writeISO(ctx)
-		return []string{p}, err
-	case "update":
-		p, err := db.writeUpdate(ctx)
-		return []string{p}, err
-	case "kernel+initrd":
-		if db != nil {
-			return db.writeKernelInitrd(ctx)
-		}
-		return writeKernelInitrd(ctx, host, f, comp)
-	case "tar":
-		p := filepath.Join(f.out, f.name+".tar")
-		af, err := output.Create(p)
-		if err != nil {
-			return nil, err
-		}
-		defer af.Abort()
-		if err := output.WriteTar(ctx, af, host.Tree); err != nil {
-			return nil, err
-		}
-		return []string{p}, af.Commit()
-	}
-	return nil, fmt.Errorf("unknown format %q", format)
-}
-
-func writeKernelInitrd(ctx context.Context, host *rootfs.Host, f buildFlags, comp output.Compression) ([]string, error) {
-	if host.Kernel == nil {
-		return nil, fmt.Errorf("the spec names no kernel image")
-	}
-	kernel, c, err := host.Kernel.ReaderAt()
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	in := output.Inputs{Cmdline: host.Cmdline, Tree: host.Tree, Kernel: kernel, KernelSize: host.Kernel.Size}
-	opts, done, err := initrdOptions(host, comp)
-	if err != nil {
-		return nil, err
-	}
-	defer done()
-	ki, err := output.WriteKernelInitrd(ctx, f.out, f.name, in, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return []string{ki.Kernel, ki.Initrd, ki.Cmdline}, nil
-}
-
-// initrdOptions are the initrd writer's options for host: the compression
-// and, when the kernel image has microcode, the microcode in front. done
-// releases the microcode's file.
-func initrdOptions(host *rootfs.Host, comp output.Compression) (opts []output.Option, done func(), err error) {
-	opts = []output.Option{output.WithCompression(comp)}
-	if host.Ucode == nil {
-		return opts, func() {}, nil
-	}
-	rc, err := host.Ucode.Open()
-	if err != nil {
-		return nil, nil, err
-	}
-	return append(opts, output.WithUcode(rc)), func() { rc.Close() }, nil
 }
 
 // checkOutputName accepts a --name that is a plain file name: outputs are

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -72,12 +73,12 @@ func TestBuildCanceledLeavesNothing(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	progress := func(format string, args ...any) {
-		if format == "writing %s" && args[0] == "kernel+initrd" {
+		if fmt.Sprintf(format, args...) == "writing kernel+initrd" {
 			cancel()
 		}
 	}
 	f := buildFlags{out: out, name: "host", formats: "tar,kernel+initrd", arch: "amd64", store: t.TempDir(), compression: "zstd"}
-	if _, err := build(ctx, []string{spec}, f, 0, io.Discard, progress); err == nil {
+	if _, err := buildHost(ctx, []string{spec}, f, 0, io.Discard, progress); err == nil {
 		t.Fatal("a canceled build succeeded")
 	}
 	if got := dirNames(t, out); len(got) != 0 {

@@ -220,6 +220,13 @@ func TestBuildMissingImageWritesNothing(t *testing.T) {
 
 func TestBuildLockedRefusesUnpinned(t *testing.T) {
 	spec := fixture(t)
+	lock := strings.TrimSuffix(spec, ".yml") + ".lock"
+	if _, se, code := buildOnce(t, t.TempDir(), spec, "--locked"); code != 1 || se != "bulkhead build: "+lock+" not found: run bulkhead lock "+spec+"\n" {
+		t.Errorf("no lock file: exit %d, stderr %q", code, se)
+	}
+	if err := os.WriteFile(lock, []byte("version: 1\nimages: []\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	out, se, code := buildOnce(t, t.TempDir(), spec, "--locked")
 	if code != 1 || !strings.Contains(se, "not pinned") {
 		t.Fatalf("exit %d, stderr %q: want a not-pinned error", code, se)

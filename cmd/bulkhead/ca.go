@@ -13,23 +13,14 @@ import (
 )
 
 func caCommand() command {
-	return command{
-		name:    "ca",
-		summary: "make the operator CA (ca init) and client certificates for the host API (ca issue)",
-		run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-			if len(args) == 0 {
-				fmt.Fprintln(stderr, "Usage: bulkhead ca init [--dir DIR]\n       bulkhead ca issue [--dir DIR] [--days N] NAME")
-				return fmt.Errorf("%w: missing subcommand", errUsage)
-			}
-			switch args[0] {
-			case "init":
-				return runCAInit(args[1:], stdout, stderr)
-			case "issue":
-				return runCAIssue(args[1:], stdout, stderr)
-			}
-			return fmt.Errorf("%w: unknown subcommand %q (want init or issue)", errUsage, args[0])
-		},
-	}
+	return groupCommand("ca", "make the operator CA (ca init) and client certificates for the host API (ca issue)", []subcommand{
+		{"init", "make the operator CA: DIR/ca.pem and DIR/ca.key", func(_ context.Context, args []string, stdout, stderr io.Writer) error {
+			return runCAInit(args, stdout, stderr)
+		}},
+		{"issue", "issue a client certificate NAME.pem and key NAME.key, signed by the CA", func(_ context.Context, args []string, stdout, stderr io.Writer) error {
+			return runCAIssue(args, stdout, stderr)
+		}},
+	})
 }
 
 const caHelp = `
@@ -44,7 +35,7 @@ func runCAInit(args []string, stdout, stderr io.Writer) error {
 	fs.Usage = func() { usage(); fmt.Fprint(stderr, caHelp) }
 	dir := fs.String("dir", "ca", "directory to write ca.pem and ca.key into")
 	name := fs.String("name", "bulkhead operators", "the CA's common name")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {

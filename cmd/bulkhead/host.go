@@ -18,6 +18,7 @@ import (
 func hostCommand() command {
 	return command{
 		name:    "host",
+		subs:    []string{"status", "update", "rollback", "reboot", "logs"},
 		summary: "operate a running host through its API: status, update, rollback, reboot, logs",
 		run:     runHost,
 	}

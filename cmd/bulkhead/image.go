@@ -7,9 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"text/tabwriter"
 	"time"
 
+	"github.com/bulkhead-dev/bulkhead/builder/build"
 	"github.com/bulkhead-dev/bulkhead/builder/recipe"
 	"github.com/bulkhead-dev/bulkhead/builder/resolve"
 	"github.com/bulkhead-dev/bulkhead/builder/sign"
@@ -18,34 +18,14 @@ import (
 )
 
 func imageCommand() command {
-	return command{
-		name:    "image",
-		summary: "build component images from recipes (image build), list the store (image ls)",
-		run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-			if len(args) == 0 {
-				fmt.Fprintf(stderr, "Usage: bulkhead image build [flags] images/<name>...\n       bulkhead image ls [flags]\n")
-				return fmt.Errorf("%w: missing subcommand", errUsage)
-			}
-			switch args[0] {
-			case "build":
-				return runImageBuild(ctx, args[1:], stdout, stderr)
-			case "ls":
-				return runImageLs(ctx, args[1:], stdout, stderr)
-			}
-			return fmt.Errorf("%w: unknown subcommand %q (want build or ls)", errUsage, args[0])
-		},
-	}
+	return groupCommand("image", "build component images from recipes, and manage the image store (image build, ls, rm, prune, save, load, push, pull, bump)", imageSubcommands())
 }
 
 // storeFlag adds --store to fs, defaulting to resolve.DefaultStoreDir.
 func storeFlag(fs interface {
 	String(name, value, usage string) *string
 }) *string {
-	def, err := resolve.DefaultStoreDir()
-	if err != nil {
-		def = ""
-	}
-	return fs.String("store", def, "image store directory ($BULKHEAD_STORE)")
+	return fs.String("store", "", "image store `DIR`ectory (default $BULKHEAD_STORE, else $XDG_CACHE_HOME/bulkhead/store, else ~/.cache/bulkhead/store)")
 }
 
 func runImageBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -57,7 +37,7 @@ func runImageBuild(ctx context.Context, args []string, stdout, stderr io.Writer)
 	var forSpecs stringList
 	fs.Var(&forSpecs, "for", "build only the recipes whose images `SPEC` uses (repeatable: the specs merged); the boot loader too with --format")
 	formats := fs.String("format", "kernel+initrd", "with --for: the output `formats` the spec will be built in (raw-efi and iso-efi need the boot loader)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
@@ -88,7 +68,7 @@ func runImageBuild(ctx context.Context, args []string, stdout, stderr io.Writer)
 			return err
 		}
 	}
-	store, err := resolve.OpenStore(*storeDir)
+	store, err := build.OpenStore(*storeDir)
 	if err != nil {
 		return err
 	}
@@ -162,33 +142,4 @@ func sourceDateEpoch() (int64, error) {
 		return 0, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a number of seconds", s)
 	}
 	return n, nil
-}
-
-func runImageLs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("image ls", "[flags]", stderr)
-	storeDir := storeFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() != 0 {
-		return fmt.Errorf("%w: image ls takes no arguments", errUsage)
-	}
-	store, err := resolve.OpenStore(*storeDir)
-	if err != nil {
-		return err
-	}
-	idx, err := store.Layout().ImageIndex()
-	if err != nil {
-		return fmt.Errorf("reading the store: %w", err)
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		return fmt.Errorf("reading the store: %w", err)
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tDIGEST\tSOURCE")
-	for _, d := range im.Manifests {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", d.Annotations[resolve.AnnotationRefName], d.Digest, d.Annotations[resolve.AnnotationSource])
-	}
-	return tw.Flush()
 }

@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
+	"github.com/bulkhead-dev/bulkhead/builder/build"
 	"github.com/bulkhead-dev/bulkhead/builder/config"
 	"github.com/bulkhead-dev/bulkhead/builder/recipe"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -32,13 +32,9 @@ func recipesFor(recipes []*recipe.Recipe, specs []string, formats string, stderr
 	if err != nil {
 		return nil, err
 	}
-	refs := specRefs(spec)
-	if slices.ContainsFunc(fmts, isDiskFormat) {
-		refs = appendDiskRefs(refs, spec)
-	}
 	used := map[string]bool{}
-	for _, r := range refs {
-		used[canonicalRef(r.ref)] = true
+	for _, r := range build.BuildRefs(spec, fmts) {
+		used[canonicalRef(r.Ref)] = true
 	}
 	var keep, skipped []*recipe.Recipe
 	for _, r := range recipes {

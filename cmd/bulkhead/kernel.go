@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,39 +13,24 @@ import (
 
 	"strings"
 	"syscall"
-	"text/tabwriter"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/bulkhead-dev/bulkhead/builder/build"
 	"github.com/bulkhead-dev/bulkhead/builder/config"
 	"github.com/bulkhead-dev/bulkhead/builder/kernelcheck"
 	"github.com/bulkhead-dev/bulkhead/builder/resolve"
-	"github.com/bulkhead-dev/bulkhead/internal/init/sysctl"
+	"github.com/bulkhead-dev/bulkhead/internal/host/sysctl"
 )
 
 func kernelCommand() command {
-	return command{
-		name:    "kernel",
-		summary: "check a kernel against the hardening and container-host policy (kernel check)",
-		run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-			if len(args) == 0 {
-				fmt.Fprintf(stderr, "Usage: bulkhead kernel check [flags] CONFIG|KERNEL-IMAGE|SPEC.yml\n")
-				return fmt.Errorf("%w: missing subcommand", errUsage)
-			}
-			switch args[0] {
-			case "check":
-				return runKernelCheck(ctx, args[1:], stdout, stderr)
-			case "-h", "--help", "help":
-				fmt.Fprintf(stdout, "Usage: bulkhead kernel check [flags] CONFIG|KERNEL-IMAGE|SPEC.yml\n")
-				return nil
-			}
-			return fmt.Errorf("%w: unknown subcommand %q (want check)", errUsage, args[0])
-		},
-	}
+	return groupCommand("kernel", "check a kernel against the hardening and container-host policy (kernel check)", []subcommand{
+		{"check", "score a kernel config, kernel image or a spec's kernel against bulkhead's rules", runKernelCheck},
+	})
 }
 
 // defaultKernelPolicy applies when neither the spec nor the flags give one.
-var defaultKernelPolicy = config.KernelPolicy{MinScore: 80, Require: []string{"container"}}
+var defaultKernelPolicy = build.DefaultKernelPolicy()
 
 type kernelCheckFlags struct {
 	asJSON   bool
@@ -78,7 +62,7 @@ func runKernelCheck(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.StringVar(&f.store, "store", "", "image store directory (default $BULKHEAD_STORE, else $XDG_CACHE_HOME/bulkhead/store)")
 	fs.StringVar(&f.arch, "arch", "amd64", "architecture of the kernel image (os linux)")
 	fs.BoolVar(&f.offline, "offline", false, "never contact a registry; use the local store only")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -108,7 +92,7 @@ func runKernelCheck(ctx context.Context, args []string, stdout, stderr io.Writer
 		if err := enc.Encode(out); err != nil {
 			return err
 		}
-	} else if err := writeKernelReport(stdout, rep, out.Verdict); err != nil {
+	} else if err := rep.WriteText(stdout, out.Verdict); err != nil {
 		return err
 	}
 	if !out.Verdict.Pass {
@@ -231,81 +215,4 @@ func storeKernelConfig(ctx context.Context, ref, binary, specPath string, f kern
 		return nil, "", err
 	}
 	return kernelcheck.ImageConfig(img, binary)
-}
-
-// writeKernelReport prints one aligned table per category and the verdict.
-func writeKernelReport(w io.Writer, rep *kernelcheck.Report, v kernelcheck.Verdict) error {
-	for _, c := range rep.Categories {
-		if !c.Checked {
-			fmt.Fprintf(w, "%s: %s: not checked (%d rules; %s unknown)\n\n", c.Name, c.Title, len(c.Rows), unknownInput(c))
-			continue
-		}
-		fmt.Fprintf(w, "%s: %s: %d%%\n", c.Name, c.Title, c.Score)
-		if err := writeCategoryTable(w, c); err != nil {
-			return err
-		}
-		// Conflict notes go below the table, so they do not break its columns.
-		for _, row := range c.Rows {
-			if row.Checked && !row.OK && row.Conflict != "" {
-				fmt.Fprintf(w, "  %s (KSPP vs container host): %s\n", row.Rule, row.Conflict)
-			}
-		}
-		fmt.Fprintln(w)
-	}
-	verdict := "passes"
-	if !v.Pass {
-		verdict = "fails"
-	}
-	notChecked := 0
-	for _, c := range rep.Categories {
-		if !c.Checked {
-			notChecked += len(c.Rows)
-		}
-	}
-	fmt.Fprintf(w, "%d passed, %d failed, %d not checked\n", rep.Passed, rep.Failed, notChecked)
-	fmt.Fprintf(w, "score %d%% (%s: min %d%%)\n", rep.Score, verdict, v.MinScore)
-	for _, r := range v.Reasons {
-		fmt.Fprintf(w, "  %s\n", r)
-	}
-	return nil
-}
-
-// writeCategoryTable aligns a category's rows: mark, rule, expected, actual
-// and, for failures, why the rule exists. Every row ends its actual cell
-// with a tab so the column spans the whole table; the padding this leaves
-// at line ends is trimmed.
-func writeCategoryTable(w io.Writer, c kernelcheck.CategoryResult) error {
-	var buf bytes.Buffer
-	tw := tabwriter.NewWriter(&buf, 0, 8, 2, ' ', 0)
-	why := ""
-	if c.Score < 100 {
-		why = "WHY"
-	}
-	fmt.Fprintf(tw, "\tRULE\tEXPECTED\tACTUAL\t%s\n", why)
-	for _, row := range c.Rows {
-		mark, why := "OK", ""
-		if !row.OK {
-			mark, why = "FAIL", row.Reason
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", mark, row.Rule, row.Expected, row.Actual, why)
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	for _, line := range strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n") {
-		if _, err := io.WriteString(w, strings.TrimRight(line, " ")+"\n"); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func unknownInput(c kernelcheck.CategoryResult) string {
-	if len(c.Rows) > 0 && c.Rows[0].Kind == kernelcheck.KindSysctl {
-		return "sysctls"
-	}
-	if len(c.Rows) > 0 && c.Rows[0].Kind == kernelcheck.KindCmdline {
-		return "command line"
-	}
-	return "input"
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 
 	"github.com/bulkhead-dev/bulkhead/builder/kernelcheck"
-	"github.com/bulkhead-dev/bulkhead/internal/testkernel"
+	"github.com/bulkhead-dev/bulkhead/internal/test/testkernel"
 )
 
 // hardenedConfig meets every kconfig rule; weakConfig then turns kexec on.

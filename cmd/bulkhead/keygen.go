@@ -22,7 +22,7 @@ func keygenCommand() command {
 func runKeygen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("keygen", "[--alg ecdsa-p256|ed25519] [PREFIX]", stderr)
 	alg := fs.String("alg", string(sign.ECDSAP256), "key algorithm: ecdsa-p256 or ed25519")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	prefix := "bulkhead"

@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
 
+	"github.com/bulkhead-dev/bulkhead/builder/build"
 	"github.com/bulkhead-dev/bulkhead/builder/config"
 	"github.com/bulkhead-dev/bulkhead/builder/resolve"
 	"github.com/bulkhead-dev/bulkhead/builder/trust"
@@ -21,17 +21,12 @@ func lockCommand() command {
 	}
 }
 
-// specRef is an image reference of a spec and where it was written.
-type specRef struct {
-	ref string
-	pos config.Pos
-}
-
 func runLock(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("lock", "[--arch amd64] [--store DIR] SPEC...", stderr)
 	arch := fs.String("arch", "amd64", "architecture to pin images for (os linux), e.g. amd64, arm64, arm64/v8")
 	storeDir := fs.String("store", "", "image store directory (default $BULKHEAD_STORE, else $XDG_CACHE_HOME/bulkhead/store)")
-	if err := fs.Parse(args); err != nil {
+	asJSON := fs.Bool("json", false, "print the pins as a JSON array")
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	specs := fs.Args()
@@ -47,23 +42,23 @@ func runLock(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	refs := specRefs(spec)
-	r, err := newLockResolver(*storeDir, *platform, filepath.Dir(specs[0]), layerLimits(spec))
+	refs := build.Refs(spec)
+	r, err := newLockResolver(*storeDir, *platform, filepath.Dir(specs[0]), build.LayerLimits(spec))
 	if err != nil {
 		return err
 	}
-	imgs, err := r.ResolveAll(ctx, refStrings(refs))
+	imgs, err := r.ResolveAll(ctx, build.RefStrings(refs))
 	if err != nil {
-		for _, e := range positioned(err, refs) {
+		for _, e := range build.Positioned(err, refs) {
 			fmt.Fprintln(stderr, e)
 		}
 		return exitError{1}
 	}
-	store, err := openStore(*storeDir)
+	store, err := build.OpenStore(*storeDir)
 	if err != nil {
 		return err
 	}
-	ids, err := checkTrust(ctx, spec, refs, imgs, nil, *platform, store, false, false)
+	ids, err := build.CheckTrust(ctx, spec, refs, imgs, nil, *platform, store, false, false)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitError{1}
@@ -72,25 +67,30 @@ func runLock(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := writeLock(path, refs, imgs, ids, *platform); err != nil {
 		return err
 	}
+	if *asJSON {
+		pins := make([]lockPin, len(refs))
+		for i, ref := range refs {
+			pins[i] = lockPin{Ref: ref.Ref, Name: imgs[i].Name, Digest: imgs[i].Digest.String(), Platform: platform.String(), Lock: path}
+		}
+		return writeJSON(stdout, pins)
+	}
 	for i, ref := range refs {
-		fmt.Fprintf(stdout, "%s %s\n", ref.ref, imgs[i].Digest)
+		fmt.Fprintf(stdout, "%s %s\n", ref.Ref, imgs[i].Digest)
 	}
 	return nil
 }
 
-func openStore(storeDir string) (*resolve.Store, error) {
-	if storeDir == "" {
-		d, err := resolve.DefaultStoreDir()
-		if err != nil {
-			return nil, err
-		}
-		storeDir = d
-	}
-	return resolve.OpenStore(storeDir)
+// lockPin is one reference of lock's --json array.
+type lockPin struct {
+	Ref      string `json:"ref"`  // as the spec writes it
+	Name     string `json:"name"` // expanded
+	Digest   string `json:"digest"`
+	Platform string `json:"platform"`
+	Lock     string `json:"lock"` // the lock file written
 }
 
 func newLockResolver(storeDir string, platform v1.Platform, specDir string, limits resolve.Limits) (*resolve.Resolver, error) {
-	store, err := openStore(storeDir)
+	store, err := build.OpenStore(storeDir)
 	if err != nil {
 		return nil, err
 	}
@@ -99,14 +99,14 @@ func newLockResolver(storeDir string, platform v1.Platform, specDir string, limi
 
 // writeLock pins the resolved images in the lock file at path, keeping
 // other platforms' pins of references the spec still uses.
-func writeLock(path string, refs []specRef, imgs []*resolve.Image, ids []trust.KeyID, platform v1.Platform) error {
+func writeLock(path string, refs []build.Ref, imgs []*resolve.Image, ids []trust.KeyID, platform v1.Platform) error {
 	lock, err := resolve.LoadLockIfExists(path)
 	if err != nil {
 		return err
 	}
 	used := map[string]bool{}
 	for _, r := range refs {
-		used[r.ref] = true
+		used[r.Ref] = true
 	}
 	lock.Keep(func(e resolve.LockEntry) bool { return used[e.Ref] && e.Platform != platform.String() })
 	for _, img := range imgs {
@@ -116,76 +116,12 @@ func writeLock(path string, refs []specRef, imgs []*resolve.Image, ids []trust.K
 	return lock.Write(path)
 }
 
-// specRefs lists the spec's image references in spec order, each once, at
-// its first position.
-func specRefs(s *config.Spec) []specRef {
-	var refs []specRef
-	seen := map[string]bool{}
-	add := func(ref string, pos config.Pos) {
-		if ref == "" || seen[ref] {
-			return
-		}
-		seen[ref] = true
-		refs = append(refs, specRef{ref, pos})
-	}
-	add(s.Kernel.Image, s.Kernel.Pos)
-	for _, r := range s.Init {
-		add(r.Ref, r.Pos)
-	}
-	for _, list := range [][]*config.Image{s.Onboot, s.Onshutdown, s.Services} {
-		for _, img := range list {
-			add(img.Image, img.ImagePos)
-		}
-	}
-	for _, v := range s.Volumes {
-		add(v.Image, v.ImagePos)
-	}
-	if s.Disk != nil {
-		b := bootloaderRef(s)
-		add(b.ref, b.pos)
-	}
-	if wantsUKI(s) {
-		add(defaultStub, s.Boot.Pos)
-	}
-	return refs
-}
-
-// appendRef adds r to refs unless it is there already.
-func appendRef(refs []specRef, r specRef) []specRef {
-	for _, have := range refs {
-		if have.ref == r.ref {
-			return refs
-		}
-	}
-	return append(refs, r)
-}
-
-func refStrings(refs []specRef) []string {
-	out := make([]string, len(refs))
+// pinKeys records in the lock the key that verified each image.
+func pinKeys(lock *resolve.Lock, refs []build.Ref, ids []trust.KeyID, platform v1.Platform) {
 	for i, r := range refs {
-		out[i] = r.ref
-	}
-	return out
-}
-
-// positioned prefixes each resolution error with the spec position of its
-// reference.
-func positioned(err error, refs []specRef) []error {
-	pos := map[string]config.Pos{}
-	for _, r := range refs {
-		pos[r.ref] = r.pos
-	}
-	errs := []error{err}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
-	}
-	out := make([]error, len(errs))
-	for i, e := range errs {
-		var re *resolve.Error
-		if errors.As(e, &re) && pos[re.Ref] != (config.Pos{}) {
-			e = fmt.Errorf("%s: %w", pos[re.Ref], e)
+		if e, ok := lock.Find(r.Ref, platform); ok && ids[i] != "" {
+			e.Key = ids[i]
+			lock.Set(e)
 		}
-		out[i] = e
 	}
-	return out
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log"
@@ -99,6 +100,17 @@ volumes:
 			t.Errorf("stdout:\n%s\nwant:\n%s", stdout.String(), wantOut)
 		}
 	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"lock", spec, "--json", "--store", store}, &stdout, &stderr); code != 0 {
+		t.Fatalf("lock --json: exit %d: %s", code, stderr.String())
+	}
+	var pins []lockPin
+	if err := json.Unmarshal(stdout.Bytes(), &pins); err != nil || len(pins) != 5 {
+		t.Fatalf("lock --json: %v: %s", err, stdout.String())
+	}
+	if p := pins[0]; p.Ref != host+"/kernel:6.6" || p.Digest != want[p.Ref]["amd64"].String() || p.Platform != "linux/amd64" || p.Lock != filepath.Join(dir, "host.lock") {
+		t.Errorf("lock --json: first pin %+v", p)
+	}
 	lock, err := resolve.LoadLock(filepath.Join(dir, "host.lock"))
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +157,8 @@ services:
 	srv.Close()
 	stderr.Reset()
 	run(context.Background(), []string{"lock", "--store", filepath.Join(dir, "store2"), spec}, &stdout, &stderr)
-	if got := stderr.String(); !strings.Contains(got, fmt.Sprintf("%s:2:5: resolving image %q: registry %s is unreachable", spec, host+"/init:v1", host)) {
+	if got := stderr.String(); !strings.Contains(got, fmt.Sprintf("%s:2:5: resolving image %q: not in the image store", spec, host+"/init:v1")) ||
+		!strings.Contains(got, fmt.Sprintf("registry %s is unreachable", host)) {
 		t.Fatalf("stderr %q", got)
 	}
 }

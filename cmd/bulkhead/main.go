@@ -24,6 +24,9 @@ func main() {
 type command struct {
 	name    string
 	summary string
+	// subs names the subcommands of a command group (for completion and
+	// the manual).
+	subs []string
 	// run gets the arguments after the verb. It returns errUsage (wrapped or
 	// not) for a usage error, which exits 2.
 	run func(ctx context.Context, args []string, stdout, stderr io.Writer) error
@@ -38,6 +41,7 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code)
 
 func commands() []command {
 	return []command{
+		initCommand(),
 		buildCommand(),
 		validateCommand(),
 		lockCommand(),
@@ -52,6 +56,9 @@ func commands() []command {
 		updateCommand(),
 		caCommand(),
 		hostCommand(),
+		schemaCommand(),
+		completionCommand(),
+		manCommand(),
 		versionCommand(),
 	}
 }
@@ -76,15 +83,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch args[0] {
-	case "-h", "--help", "help":
+	case "-h", "--help":
 		usage(stdout)
 		return 0
+	case "help":
+		if len(args) == 1 {
+			usage(stdout)
+			return 0
+		}
+		args = append(append([]string{}, args[1:]...), "--help")
+	case "--version":
+		args = []string{"version"}
 	}
 	for _, c := range commands() {
 		if c.name != args[0] {
 			continue
 		}
-		err := c.run(ctx, args[1:], stdout, stderr)
+		errOut := stderr
+		if helpAsked(args[1:]) {
+			errOut = stdout // help asked for is the answer, not a complaint
+		}
+		err := c.run(ctx, args[1:], stdout, errOut)
 		var ee exitError
 		switch {
 		case err == nil:
@@ -101,8 +120,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	fmt.Fprintf(stderr, "bulkhead: unknown command %q\n", args[0])
-	usage(stderr)
+	var names []string
+	for _, c := range commands() {
+		names = append(names, c.name)
+	}
+	fmt.Fprintf(stderr, "bulkhead: unknown command %q%s; run 'bulkhead --help' for the list\n", args[0], didYouMean(args[0], names))
 	return 2
 }
 
@@ -115,4 +137,18 @@ func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// helpAsked reports whether args ask for help (-h or --help before any
+// "--").
+func helpAsked(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
 }

@@ -24,7 +24,7 @@ const (
 	runExitKilled  = 130
 )
 
-const runSynopsis = "qemu [flags] PREFIX|DISK.img|IMAGE.iso"
+const runSynopsis = "[qemu] [flags] PREFIX|DISK.img|IMAGE.iso"
 
 const runHelp = `
 Boots PREFIX-kernel, PREFIX-initrd.img and PREFIX-cmdline (what 'bulkhead
@@ -32,8 +32,12 @@ build --format kernel+initrd' writes) in qemu, or the files named by
 --kernel/--initrd/--cmdline. A raw-efi disk (NAME.img, or --disk) or an
 iso-efi image (NAME.iso, or --iso) boots through UEFI firmware (OVMF) with
 a fresh variable store per run; the guest writes to the disk image as a
-host writes to its disk (the data partition, boot counting), so boot a
-copy to keep the original. The serial console streams to stdout. Published ports listen on 127.0.0.1 only; the guest reaches nothing
+host writes to its disk (the data partition, boot counting): --snapshot
+sends those writes to a temporary overlay instead, so the image (and its
+signed digest) stays as it was. The serial console streams to stdout;
+stderr says what is published and how to stop, and names a service that
+keeps restarting. qemu is the only backend: "bulkhead run NAME" is "bulkhead
+run qemu NAME". Published ports listen on 127.0.0.1 only; the guest reaches nothing
 outside. An interrupt (Ctrl-C) presses the guest's power button; a second
 one kills qemu.
 
@@ -93,6 +97,7 @@ func parseRunArgs(args []string, stderr io.Writer) (runOptions, error) {
 	fs.StringVar(&c.Disk, "disk", "", "raw disk image `file` to boot")
 	fs.StringVar(&c.ISO, "iso", "", "ISO image `file` to boot")
 	fs.BoolVar(&c.UEFI, "uefi", false, "boot through UEFI firmware (OVMF), with a fresh variable store")
+	fs.BoolVar(&c.Snapshot, "snapshot", false, "leave the disk image unchanged: the guest's writes go to a temporary overlay")
 	fs.IntVar(&c.MemoryMB, "mem", qemu.DefaultMemoryMB, "guest memory in `MB`")
 	fs.IntVar(&c.CPUs, "cpus", qemu.DefaultCPUs, "guest CPUs")
 	fs.DurationVar(&c.Timeout, "timeout", 0, "kill the guest after this `duration` (exit 124); 0: never")
@@ -115,6 +120,9 @@ func parseRunArgs(args []string, stderr io.Writer) (runOptions, error) {
 	default:
 		return opts, fmt.Errorf("%w: --accel %q: want auto, kvm or tcg", errUsage, c.Accel)
 	}
+	if len(rest) == 1 && rest[0] != "qemu" {
+		rest = []string{"qemu", rest[0]} // qemu is the default backend
+	}
 	if len(rest) == 0 || rest[0] != "qemu" {
 		fs.Usage()
 		return opts, fmt.Errorf("%w: the only backend is qemu: bulkhead run %s", errUsage, runSynopsis)
@@ -136,18 +144,10 @@ func parseRunArgs(args []string, stderr io.Writer) (runOptions, error) {
 // parseInterspersed parses flags anywhere among the arguments and returns
 // the positional ones.
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var rest []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return rest, nil
-		}
-		rest = append(rest, args[0])
-		args = args[1:]
+	if err := parseArgs(fs, args); err != nil {
+		return nil, err
 	}
+	return fs.Args(), nil
 }
 
 // resolveFiles fills the kernel, initrd and command line from PREFIX where
@@ -160,6 +160,14 @@ func (o *runOptions) resolveFiles(prefix, cmdlineFile string) error {
 			c.Disk, prefix = prefix, ""
 		case ".iso":
 			c.ISO, prefix = prefix, ""
+		case ".tar":
+			return fmt.Errorf("%w: %s is a tar (--format tar), which does not boot: build --format kernel+initrd and run the PREFIX (%s), or raw-efi (.img) or iso-efi (.iso)",
+				errUsage, prefix, strings.TrimSuffix(prefix, ".tar"))
+		}
+	}
+	if prefix != "" && c.Kernel == "" {
+		if _, err := os.Stat(prefix + "-kernel"); errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%w: %s-kernel does not exist: PREFIX names what build --format kernel+initrd writes (PREFIX-kernel, PREFIX-initrd.img, PREFIX-cmdline); or run NAME.img or NAME.iso", errUsage, prefix)
 		}
 	}
 	if prefix != "" && c.Kernel == "" {
@@ -250,7 +258,7 @@ func runQemu(ctx context.Context, opts runOptions, stdout, stderr io.Writer, int
 		console = io.MultiWriter(stdout, f)
 	}
 	cfg := opts.cfg
-	cfg.Console = console
+	cfg.Console = io.MultiWriter(console, newServiceWatch(stderr))
 	vm, err := qemu.Start(ctx, cfg)
 	if err != nil {
 		return err
@@ -258,6 +266,7 @@ func runQemu(ctx context.Context, opts runOptions, stdout, stderr io.Writer, int
 	if a := vm.Accel(); a.Why != "" {
 		fmt.Fprintf(stderr, "bulkhead run: using software emulation (tcg): %s\n", a.Why)
 	}
+	printBanner(stderr, cfg, vm.Accel().Name)
 	go forwardInterrupts(vm, interrupts, stderr)
 	res, err := vm.Wait()
 	if err != nil {

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/qemu"
-	"github.com/bulkhead-dev/bulkhead/internal/qemu/qemutest"
-	"github.com/bulkhead-dev/bulkhead/internal/testkernel"
+	"github.com/bulkhead-dev/bulkhead/internal/test/qemutest"
+	"github.com/bulkhead-dev/bulkhead/internal/test/testkernel"
 )
 
 func TestParsePublish(t *testing.T) {
@@ -119,9 +119,9 @@ func TestRunUsage(t *testing.T) {
 			t.Errorf("%q: exit %d, want 2; stderr:\n%s", args, code, stderr.String())
 		}
 	}
-	var stderr bytes.Buffer
-	if code := run(context.Background(), []string{"run", "--help"}, io.Discard, &stderr); code != 0 || !strings.Contains(stderr.String(), "124  --timeout ran out") {
-		t.Errorf("--help: exit %d, stderr:\n%s", code, stderr.String())
+	var stdout bytes.Buffer
+	if code := run(context.Background(), []string{"run", "--help"}, &stdout, io.Discard); code != 0 || !strings.Contains(stdout.String(), "124  --timeout ran out") {
+		t.Errorf("--help: exit %d, stdout:\n%s", code, stdout.String())
 	}
 }
 
@@ -142,7 +142,7 @@ func TestRunExitCodes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			prefix := writePrefix(t, tc.cmdline)
 			log := filepath.Join(t.TempDir(), "console.log")
-			args := append([]string{"run", "qemu", "--console-log", log}, tc.flags...)
+			args := append([]string{"run", "--console-log", log}, tc.flags...) // qemu is the default backend
 			var stdout, stderr bytes.Buffer
 			code := run(context.Background(), append(args, prefix), &stdout, &stderr)
 			if code != tc.want {
@@ -159,6 +159,10 @@ func TestRunExitCodes(t *testing.T) {
 				t.Errorf("stdout has no console:\n%s", stdout.String())
 			}
 			wantAccelLine(t, stderr.String())
+			if !strings.Contains(stderr.String(), "bulkhead run: booting "+prefix+"-kernel under ") ||
+				!strings.Contains(stderr.String(), "bulkhead run: Ctrl-C powers the guest off; a second Ctrl-C kills it\n") {
+				t.Errorf("no banner on stderr:\n%s", stderr.String())
+			}
 		})
 	}
 }

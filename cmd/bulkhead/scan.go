@@ -7,12 +7,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
-	"github.com/bulkhead-dev/bulkhead/builder/resolve"
-	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/bulkhead-dev/bulkhead/builder/build"
 	"github.com/bulkhead-dev/bulkhead/builder/scan"
 	"github.com/bulkhead-dev/bulkhead/internal/regfile"
 )
@@ -29,6 +29,7 @@ type scanFlags struct {
 	build           buildFlags
 	vulndb, policy  string
 	asJSON          bool
+	html            string
 	maxDecompressed sizeValue
 	maxRatio        int64
 }
@@ -45,11 +46,12 @@ func runScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.BoolVar(&f.build.locked, "locked", false, "refuse any image reference the lock file does not pin (spec only)")
 	fs.BoolVar(&f.build.offline, "offline", false, "never contact a registry; use the local store only (spec only)")
 	fs.BoolVar(&f.asJSON, "json", false, "print scan.json instead of the summary")
+	fs.StringVar(&f.html, "html", "", "also write the report as one self-contained HTML `FILE`: a size treemap by component and file, the packages, the gates")
 	addSpecLimitFlags(fs, &f.build.limits)
 	f.maxDecompressed = scan.DefaultMaxDecompressed
 	fs.Var(&f.maxDecompressed, "max-decompressed", "largest an artifact's initrd may be once decompressed, a `SIZE` such as 4G (artifact only)")
 	fs.Int64Var(&f.maxRatio, "max-ratio", scan.DefaultMaxRatio, fmt.Sprintf("largest compression ratio of an artifact's initrd beyond the first %s (artifact only)", regfile.Size(scan.RatioFloor)))
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	paths := fs.Args()
@@ -92,6 +94,11 @@ func reportScan(r *scan.Report, f scanFlags, stdout io.Writer) error {
 			return err
 		}
 	}
+	if f.html != "" {
+		if err := writeHTMLReport(f.html, r); err != nil {
+			return err
+		}
+	}
 	if f.asJSON {
 		js, err := r.JSON()
 		if err != nil {
@@ -116,36 +123,37 @@ func isSpec(p string) bool {
 
 // scanInputFromSpec resolves and assembles the spec as build does.
 func scanInputFromSpec(ctx context.Context, in *scan.Input, specs []string, f buildFlags, epoch int64, stderr io.Writer) error {
-	spec, text, err := loadSpecs(specs, f.limits)
+	platform, err := v1.ParsePlatform("linux/" + f.arch)
+	if err != nil {
+		return fmt.Errorf("%w: --arch %q: %v", errUsage, f.arch, err)
+	}
+	b, err := build.New(specs, build.WithName(f.name), build.WithPlatform(*platform), build.WithStore(f.store),
+		build.WithLocked(f.locked), build.WithOffline(f.offline), build.WithSpecOptions(f.limits.options()...), build.WithEpoch(epoch))
 	if err != nil {
 		return err
 	}
-	images, _, err := resolveSpec(ctx, spec, specRefs(spec), specs[0], f, stderr)
+	l, err := b.Load()
 	if err != nil {
 		return err
 	}
-	host, err := rootfs.Assemble(ctx, spec, images, assembleOptions(spec, specs[0], epoch)...)
+	res, err := b.ResolveSpec(ctx, l)
+	if err != nil {
+		return explain(err, stderr)
+	}
+	host, err := b.Assemble(ctx, l, res)
 	if err != nil {
 		return err // rootfs names the step: "assembling root: …"
 	}
+	spec := l.Spec
 	in.Tree, in.Cmdline, in.Policy, in.Outside = host.Tree, host.Cmdline, spec.Policy, host.Outside
-	in.Spec, in.SpecName = text, filepath.Base(specs[0])
-	in.Images = sortedImages(images)
+	in.Spec, in.SpecName = l.Text, filepath.Base(specs[0])
+	in.Images = build.SortedImages(res.Images)
 	if spec.Kernel.Image != "" {
-		if in.Kernel, err = scan.KernelInfo(host.Kernel, images[spec.Kernel.Image]); err != nil {
+		if in.Kernel, err = scan.KernelInfo(host.Kernel, res.Images[spec.Kernel.Image]); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func sortedImages(m map[string]*resolve.Image) []*resolve.Image {
-	out := make([]*resolve.Image, 0, len(m))
-	for _, img := range m {
-		out = append(out, img)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Ref < out[j].Ref })
-	return out
 }
 
 // scanInputFromArtifact reads a tar, an initrd, a raw-efi disk or an iso-efi

@@ -38,9 +38,13 @@ func TestScanArtifact(t *testing.T) {
 	})
 	out := t.TempDir()
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"scan", "-o", out, tarPath}, &stdout, &stderr)
+	page := filepath.Join(out, "scan.html")
+	code := run(context.Background(), []string{"scan", "-o", out, tarPath, "--html", page}, &stdout, &stderr)
 	if code != 1 {
 		t.Fatalf("exit %d, want 1; stderr: %s", code, stderr.String())
+	}
+	if html, err := os.ReadFile(page); err != nil || !bytes.Contains(html, []byte(`class="comp"`)) || !bytes.Contains(html, []byte("secret aws-access-key-id at root/.aws/credentials:1")) {
+		t.Errorf("scan --html: %v\n%.500s", err, html)
 	}
 	if !strings.Contains(stdout.String(), "secret aws-access-key-id at root/.aws/credentials:1") {
 		t.Errorf("summary:\n%s", stdout.String())

@@ -12,21 +12,15 @@ import (
 )
 
 func securebootCommand() command {
-	return command{
-		name:    "secureboot",
-		summary: "make Secure Boot keys (PK, KEK, db) and the .auth files that enroll them",
-		run:     runSecureboot,
-	}
+	return groupCommand("secureboot", "make Secure Boot keys (secureboot keys: PK, KEK, db and the .auth files that enroll them)", []subcommand{
+		{"keys", "make PK, KEK and db and the signed .auth files that enroll them", runSecurebootKeys},
+	})
 }
 
-func runSecureboot(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "keys" {
-		fmt.Fprintf(stderr, "Usage: bulkhead secureboot keys [--owner NAME] DIR\n")
-		return fmt.Errorf("%w: the only subcommand is keys", errUsage)
-	}
+func runSecurebootKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("secureboot keys", "[--owner NAME] DIR", stderr)
 	owner := fs.String("owner", "bulkhead", "the name in the certificates' subjects (\"NAME PK\", \"NAME KEK\", \"NAME db\")")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {

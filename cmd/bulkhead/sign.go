@@ -11,6 +11,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/bulkhead-dev/bulkhead/builder/build"
 	"github.com/bulkhead-dev/bulkhead/builder/resolve"
 	"github.com/bulkhead-dev/bulkhead/builder/sign"
 )
@@ -39,7 +40,7 @@ func runSign(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	arch := fs.String("arch", "amd64", "architecture whose lock file pins the provenance names")
 	var specs specList
 	fs.Var(&specs, "spec", "spec file the outputs were built from (repeat, in merge order); its lock file names the inputs")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() < 1 {
@@ -65,7 +66,7 @@ func runSign(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	info, err := buildInfo(specs, images, *platform)
+	info, err := build.BuildInfo(specs, images, *platform, bulkheadVersion())
 	if err != nil {
 		return err
 	}
@@ -129,32 +130,4 @@ func lockMaterials(specs []string, platform v1.Platform) ([]sign.Material, error
 		}
 	}
 	return out, nil
-}
-
-// buildInfo describes a build for its provenance: the spec files and the
-// lock file by digest, the images, the platform and bulkhead's version.
-func buildInfo(specs []string, images []sign.Material, platform v1.Platform) (sign.BuildInfo, error) {
-	info := sign.BuildInfo{
-		Images:         images,
-		Parameters:     map[string]string{"platform": platform.String()},
-		BuilderVersion: bulkheadVersion(),
-	}
-	for _, s := range specs {
-		m, err := sign.FileMaterial(s)
-		if err != nil {
-			return info, fmt.Errorf("describing the build: %w", err)
-		}
-		info.Specs = append(info.Specs, m)
-	}
-	if len(specs) > 0 {
-		lockPath := resolve.LockPath(specs[0])
-		m, err := sign.FileMaterial(lockPath)
-		switch {
-		case err == nil:
-			info.Lock = &m
-		case !errors.Is(err, fs.ErrNotExist):
-			return info, fmt.Errorf("describing the build: %w", err)
-		}
-	}
-	return info, nil
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/bulkhead-dev/bulkhead/builder/build"
 	"github.com/bulkhead-dev/bulkhead/builder/config"
 	"github.com/bulkhead-dev/bulkhead/builder/resolve"
 	"github.com/bulkhead-dev/bulkhead/builder/sign"
@@ -54,17 +57,9 @@ func TestKeygenBuildSignVerify(t *testing.T) {
 	if code := run(context.Background(), []string{"lock", "--store", store, spec}, new(bytes.Buffer), new(bytes.Buffer)); code != 0 {
 		t.Fatal("lock failed")
 	}
-	key, err := loadSignKey(keys + ".key")
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := t.TempDir()
-	f := buildFlags{out: out, name: "host", formats: "kernel+initrd", arch: "amd64", store: store, compression: "zstd", locked: true}
-	sum, err := build(context.Background(), []string{spec}, f, 0, new(bytes.Buffer), func(string, ...any) {})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := signBuild(context.Background(), key, out, []string{spec}, sum, v1.Platform{OS: "linux", Architecture: "amd64"}); err != nil {
+	f := buildFlags{out: out, name: "host", formats: "kernel+initrd", arch: "amd64", store: store, compression: "zstd", locked: true, signKey: keys + ".key"}
+	if _, err := buildHost(context.Background(), []string{spec}, f, 0, new(bytes.Buffer), func(string, ...any) {}); err != nil {
 		t.Fatal(err)
 	}
 	code, so, se := cli(t, verifyCommand(), "--key", keys+".pub", out)
@@ -97,9 +92,53 @@ func TestKeygenBuildSignVerify(t *testing.T) {
 		if code != 1 || strings.Count(so, "FAIL") != 1 || !strings.Contains(so, "FAIL  "+owner+":") {
 			t.Errorf("flipped %s: exit %d\n%s", target, code, so)
 		}
+		if target == "host-initrd.img" && !strings.Contains(so, "FAIL  host-initrd.img: content changed (sha256 "+sha256Hex(b)+", signed "+sha256Hex(orig)+")\n") {
+			t.Errorf("flipped %s: the line does not say the content changed:\n%s", target, so)
+		}
 		if err := os.WriteFile(path, orig, 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// sha256Hex is the SHA-256 of b in hex.
+func sha256Hex(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// TestVerifyReportsUnsigned: a file beside signed outputs that no
+// signature covers is listed (and fails with --strict); --json gives the
+// same as objects.
+func TestVerifyReportsUnsigned(t *testing.T) {
+	dir := t.TempDir()
+	keys := filepath.Join(t.TempDir(), "release")
+	if code, _, se := cli(t, keygenCommand(), keys); code != 0 {
+		t.Fatal(se)
+	}
+	key, err := loadSignKey(keys + ".key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string]string{"host.tar": "signed", "extra.sh": "not signed"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sign.SignArtifacts(context.Background(), dir, []string{"host.tar"}, key, sign.BuildInfo{}); err != nil {
+		t.Fatal(err)
+	}
+	code, so, se := cli(t, verifyCommand(), "--key", keys+".pub", dir)
+	if code != 0 || !strings.Contains(so, "unsigned extra.sh: no signature covers it (not in SHA256SUMS)\n") || strings.Count(so, "ok ") != 3 {
+		t.Errorf("verify: exit %d\n%s%s", code, so, se)
+	}
+	if code, so, _ := cli(t, verifyCommand(), "--strict", "--key", keys+".pub", dir); code != 1 {
+		t.Errorf("verify --strict: exit %d\n%s", code, so)
+	}
+	code, so, _ = cli(t, verifyCommand(), dir, "--json", "--key", keys+".pub")
+	var lines []verifyLine
+	if err := json.Unmarshal([]byte(so), &lines); code != 0 || err != nil || len(lines) != 4 || lines[3] != (verifyLine{Name: "extra.sh", Status: "unsigned", Error: "no signature covers it (not in SHA256SUMS)"}) {
+		t.Errorf("verify --json: exit %d, %v, %+v", code, err, lines)
 	}
 }
 
@@ -211,13 +250,13 @@ func TestCheckTrust(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	refs := specRefs(s)
-	imgs, err := r.ResolveAll(ctx, refStrings(refs))
+	refs := build.Refs(s)
+	imgs, err := r.ResolveAll(ctx, build.RefStrings(refs))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := v1.Platform{OS: "linux", Architecture: "amd64"}
-	_, err = checkTrust(ctx, s, refs, imgs, nil, p, store, false, false)
+	_, err = build.CheckTrust(ctx, s, refs, imgs, nil, p, store, false, false)
 	if err == nil {
 		t.Fatal("unsigned images passed")
 	}
@@ -238,7 +277,7 @@ func TestCheckTrust(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ids, err := checkTrust(ctx, s, refs, imgs, nil, p, store, false, false)
+	ids, err := build.CheckTrust(ctx, s, refs, imgs, nil, p, store, false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,10 +292,10 @@ func TestCheckTrust(t *testing.T) {
 		}
 	}
 	// Pinned by the lock, the images pass under a pinned policy, offline.
-	if _, err := checkTrust(ctx, s, refs, imgs, lock, p, store, true, true); err != nil {
+	if _, err := build.CheckTrust(ctx, s, refs, imgs, lock, p, store, true, true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := checkTrust(ctx, s, refs, imgs, nil, p, store, true, true); err == nil || !strings.Contains(err.Error(), "not pinned by digest") {
+	if _, err := build.CheckTrust(ctx, s, refs, imgs, nil, p, store, true, true); err == nil || !strings.Contains(err.Error(), "not pinned by digest") {
 		t.Fatalf("unpinned under --locked: %v", err)
 	}
 }

@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"flag"
-	"path/filepath"
 
 	"github.com/bulkhead-dev/bulkhead/builder/config"
-	"github.com/bulkhead-dev/bulkhead/builder/resolve"
-	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
 	"github.com/bulkhead-dev/bulkhead/internal/regfile"
 )
 
@@ -67,21 +64,4 @@ func (v *sizeValue) Set(s string) error {
 	}
 	*v = sizeValue(n)
 	return nil
-}
-
-// layerLimits are the spec's policy.limits on uncompressed layers.
-func layerLimits(spec *config.Spec) resolve.Limits {
-	l := spec.Policy.Sizes()
-	return resolve.Limits{Layer: l.Layer, Image: l.Image, Host: l.Host}
-}
-
-// assembleOptions are the root assembly options of a build or scan of
-// spec (first is its first file): the epoch, where relative sources
-// start, the spec's limits, and whether it refuses files from outside its
-// directory.
-func assembleOptions(spec *config.Spec, first string, epoch int64) []rootfs.Option {
-	return []rootfs.Option{
-		rootfs.WithEpoch(epoch), rootfs.WithBaseDir(filepath.Dir(first)),
-		rootfs.WithLimits(spec.Policy.Sizes()), rootfs.WithRefuseOutside(spec.Policy.Forbids("outside-files")),
-	}
 }

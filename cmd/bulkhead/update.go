@@ -18,7 +18,8 @@ const updateUsage = `Usage:
   bulkhead build --format update --sign-key KEY [flags] SPEC...   write NAME.bundle
   bulkhead update inspect [--json] NAME.bundle                      show what a bundle claims (signature not checked)
   bulkhead update verify --key PUB NAME.bundle                      check its signature, every payload, its expiry
-  bulkhead update push NAME.bundle REF                              publish it to an OCI registry, chunked (a host fetches what it lacks)
+  bulkhead update push [--from OLD.bundle] NAME.bundle REF          publish it to an OCI registry, chunked (a host fetches what it lacks;
+                                                                    with --from, hosts on OLD fetch deltas of changed chunks)
   bulkhead update plan --from OLD.bundle|REF NEW.bundle|REF         bytes a host on OLD fetches for NEW, by component
 
 A bundle needs boot.version in the spec and an expiry (update.expires, or
@@ -28,6 +29,7 @@ build --expires); update.keys names the keys the built host will accept.
 func updateCommand() command {
 	return command{
 		name:    "update",
+		subs:    []string{"inspect", "verify", "push", "plan"},
 		summary: "read update bundles (update inspect, update verify), publish them (update push, update plan); build --format update writes them",
 		run: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			if len(args) == 0 {
@@ -65,7 +67,7 @@ type bundleInfo struct {
 func runUpdateInspect(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("update inspect", "[--json] NAME.bundle", stderr)
 	asJSON := fs.Bool("json", false, "print the manifest and signers as JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -132,7 +134,7 @@ func orText(s, alt string) string {
 func runUpdateVerify(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("update verify", "--key PUB NAME.bundle", stderr)
 	keyPath := fs.String("key", "", "public key(s) (PEM; a file may hold several) one of which must have signed the bundle")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if *keyPath == "" || fs.NArg() != 1 {

@@ -25,9 +25,10 @@ func registryOptions(ctx context.Context) []remote.Option {
 
 // runUpdatePush publishes a bundle to a registry (update push).
 func runUpdatePush(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("update push", "NAME.bundle REF", stderr)
+	fs := newFlags("update push", "[--from OLD.bundle] NAME.bundle REF", stderr)
 	asJSON := fs.Bool("json", false, "print what was pushed as JSON")
-	if err := fs.Parse(args); err != nil {
+	from := fs.String("from", "", "also store deltas of the new root chunks against the root of `OLD.bundle` (hosts running it fetch those instead)")
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 2 {
@@ -47,18 +48,26 @@ func runUpdatePush(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
+	if *from != "" {
+		if err := publish.AddDeltas(ctx, a, *from, dir); err != nil {
+			return err
+		}
+	}
 	p, err := publish.Push(ctx, a, ref, registryOptions(ctx)...)
 	if err != nil {
 		return err
 	}
 	size, _ := a.Size()
 	out := map[string]any{"ref": ref.String(), "digest": p.Digest.String(), "signature": p.Signature.String(),
-		"chunks": len(a.Index.Refs()), "packs": len(a.Packs), "bytes": size}
+		"chunks": len(a.Index.Refs()), "packs": len(a.Packs), "bytes": size, "deltas": a.Deltas()}
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(out)
 	}
 	fmt.Fprintf(stdout, "pushed %s@%s\n  %d chunks in %d packs, %s in all\n  signature %s\n",
 		ref.Context(), p.Digest, out["chunks"], len(a.Packs), humanize.Bytes(uint64(size)), p.Signature)
+	if n := a.Deltas(); n > 0 {
+		fmt.Fprintf(stdout, "  %d deltas against %s\n", n, *from)
+	}
 	return nil
 }
 
@@ -67,7 +76,7 @@ func runUpdatePlan(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs := newFlags("update plan", "--from OLD.bundle|REF NEW.bundle|REF", stderr)
 	from := fs.String("from", "", "the version the host runs: a bundle or a reference")
 	asJSON := fs.Bool("json", false, "print the plan as JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 || *from == "" {

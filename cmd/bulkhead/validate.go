@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/bulkhead-dev/bulkhead/builder/config"
 )
@@ -33,7 +34,7 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	asJSON := fs.Bool("json", false, "print problems as a JSON array on stdout")
 	var limits specLimits
 	addSpecLimitFlags(fs, &limits)
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	files := fs.Args()
@@ -49,6 +50,10 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	var warns config.Errors
 	if spec != nil {
 		warns = spec.Warnings
+		home, _ := os.UserHomeDir()
+		if err := config.CheckHost(spec, home); !errors.As(err, &errs) && err != nil {
+			return err
+		}
 	}
 	if *asJSON {
 		return printProblemsJSON(stdout, errs, warns)

@@ -21,7 +21,7 @@ func writeSpec(t *testing.T, name, data string) string {
 }
 
 func TestValidate(t *testing.T) {
-	good := writeSpec(t, "good.yml", "kernel:\n  image: linuxkit/kernel:6.6\nservices:\n  - name: getty\n    image: linuxkit/getty:v1\n    binds: [\"data:/data\"]\n")
+	good := writeSpec(t, "good.yml", "kernel:\n  image: linuxkit/kernel:6.6\ninit: [linuxkit/init:v1]\nservices:\n  - name: getty\n    image: linuxkit/getty:v1\n    binds: [\"data:/data\"]\n")
 	vols := writeSpec(t, "vols.yml", "volumes:\n  - name: data\n")
 	bad := writeSpec(t, "bad.yml", "sevices: []\nservices:\n  - name: getty\n    image: linuxkit/getty:v2\n")
 
@@ -39,7 +39,7 @@ func TestValidate(t *testing.T) {
 		t.Fatalf("exit %d, want 1", code)
 	}
 	want := bad + `:1:1: unknown field "sevices" (did you mean "services"?)` + "\n" +
-		bad + `:3:5: duplicate container name "getty" (first defined at ` + good + ":4:5)\n"
+		bad + `:3:5: duplicate container name "getty" (first defined at ` + good + ":5:5)\n"
 	if stderr.String() != want || stdout.Len() != 0 {
 		t.Errorf("stderr:\n%s\nwant:\n%s\nstdout: %q", stderr.String(), want, stdout.String())
 	}
@@ -74,7 +74,7 @@ func TestValidateSpecLimits(t *testing.T) {
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	big := writeSpec(t, "big.yml", "# "+strings.Repeat("x", 4000)+"\n")
+	big := writeSpec(t, "big.yml", "# "+strings.Repeat("x", 4000)+"\nkernel: {image: k}\ninit: [i]\n")
 	esc := writeSpec(t, "esc.yml", "files:\n  - path: ../x\n    contents: x\n")
 	for _, tc := range []struct {
 		args []string
@@ -123,5 +123,21 @@ func TestValidateWarnings(t *testing.T) {
 	}
 	if len(problems) != 1 || problems[0]["severity"] != "warning" || problems[0]["line"] != 9.0 {
 		t.Errorf("problems = %v", problems)
+	}
+}
+
+// TestValidateHost: what the spec's text allows but the host cannot boot
+// or build with is an error at validate, not at boot.
+func TestValidateHost(t *testing.T) {
+	noInit := writeSpec(t, "noinit.yml", "kernel:\n  image: bulkhead/kernel:6.1-cloud\n")
+	noSource := writeSpec(t, "nosrc.yml", "kernel:\n  image: k\ninit: [i]\nfiles:\n  - path: etc/x\n    source: nothere.txt\n")
+	for _, tc := range []struct{ spec, want string }{
+		{noInit, noInit + ":2:10: no init: images: a host needs an init"},
+		{noSource, noSource + `:5:5: files "etc/x": source "nothere.txt" does not exist`},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), []string{"validate", tc.spec}, &stdout, &stderr); code != 1 || !strings.HasPrefix(stderr.String(), tc.want) {
+			t.Errorf("validate %s: exit %d, stderr %q, want prefix %q", tc.spec, code, stderr.String(), tc.want)
+		}
 	}
 }

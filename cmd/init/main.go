@@ -1,5 +1,5 @@
-// Command init is the bulkhead host's PID 1 (see internal/init/boot), and
-// also containerd and its runc shim (see internal/ctrdmain): the image links
+// Command init is the bulkhead host's PID 1 (see internal/host/boot), and
+// also containerd and its runc shim (see internal/host/ctrdmain): the image links
 // /usr/bin/containerd and /usr/bin/containerd-shim-runc-v2 to it, and it
 // picks its role from the name it was started under.
 package main
@@ -10,8 +10,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/bulkhead-dev/bulkhead/internal/ctrdmain"
-	"github.com/bulkhead-dev/bulkhead/internal/init/boot"
+	"github.com/bulkhead-dev/bulkhead/internal/host/boot"
+	"github.com/bulkhead-dev/bulkhead/internal/host/ctrdmain"
 )
 
 func main() {

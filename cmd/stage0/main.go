@@ -12,9 +12,10 @@ import (
 	"log"
 	"os"
 
-	"github.com/bulkhead-dev/bulkhead/internal/init/logline"
-	"github.com/bulkhead-dev/bulkhead/internal/init/power"
-	"github.com/bulkhead-dev/bulkhead/internal/init/stage0"
+	"github.com/bulkhead-dev/bulkhead/internal/host/logline"
+	"github.com/bulkhead-dev/bulkhead/internal/host/pid1"
+	"github.com/bulkhead-dev/bulkhead/internal/host/power"
+	"github.com/bulkhead-dev/bulkhead/internal/host/stage0"
 	"github.com/bulkhead-dev/bulkhead/internal/verity"
 )
 
@@ -26,19 +27,19 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bulkhead stage0: must run as PID 1")
 		os.Exit(1)
 	}
-	l := logline.New(stage0.Prefix, logline.Locked(stage0.OpenConsole()))
+	l := logline.New(pid1.Prefix, logline.Locked(pid1.OpenConsole()))
 	log.SetOutput(l)
 	log.SetFlags(0)
 	logf := func(format string, args ...any) { fmt.Fprintf(l, format+"\n", args...) }
 	if _, err := stage0.Running(); err != nil {
 		logf("stage0: %v", err)
 	}
-	logf("stage0: running from the initramfs (uptime %s)", stage0.Uptime())
-	cmdline := stage0.Cmdline()
+	logf("stage0: running from the initramfs (uptime %s)", pid1.Uptime())
+	cmdline := pid1.Cmdline()
 	if _, verified, _ := stage0.ParseVerifiedRoot(cmdline); !verified {
 		logf("fatal: stage0: no %s= on the kernel command line; this initrd boots only a verified root", verity.CmdlineKey)
-		stage0.Halt(logf, power.Reboot)
+		pid1.Halt(logf, power.Reboot)
 	}
 	stage0.Run(context.Background(), next, cmdline, logf)
-	stage0.Halt(logf, power.Reboot)
+	pid1.Halt(logf, power.Reboot)
 }

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/qemu"
-	"github.com/bulkhead-dev/bulkhead/internal/qemu/qemutest"
+	"github.com/bulkhead-dev/bulkhead/internal/test/qemutest"
 )
 
 // bootTimeout bounds a boot; one takes a few seconds of TCG.

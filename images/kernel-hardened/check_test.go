@@ -8,6 +8,8 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/builder/config"
 	"github.com/bulkhead-dev/bulkhead/builder/kernelcheck"
+
+	"github.com/bulkhead-dev/bulkhead/internal/host/sysctl"
 )
 
 // hardenedSpec chooses the hardened kernel, with a strict policy.kernel.
@@ -44,7 +46,7 @@ func TestBuiltKernelPassesCheck(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rep, v, err := kernelcheck.CheckHost(data, spec.Kernel.Cmdline, spec.Policy.Kernel)
+		rep, v, err := kernelcheck.CheckHost(data, spec.Kernel.Cmdline, sysctl.Hardening, spec.Policy.Kernel)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}

@@ -2,7 +2,7 @@
 // its kernel and initrd under /bulkhead/<version>/ and a Boot Loader
 // Specification entry, loader/entries/bulkhead-<version>[+<tries>].conf,
 // that boots them from one root slot. The disk writer (builder/disk) and
-// the update on the host (internal/init/apply) both write it from here, so
+// the update on the host (internal/host/apply) both write it from here, so
 // an updated slot boots exactly as a freshly imaged one. With Secure Boot
 // this is where a version becomes a signed UKI instead.
 package bootentry

@@ -10,7 +10,7 @@ package hostapi
 import (
 	"time"
 
-	"github.com/bulkhead-dev/bulkhead/internal/init/attempts"
+	"github.com/bulkhead-dev/bulkhead/internal/host/attempts"
 )
 
 // DefaultPort is where the API listens unless the spec says otherwise.

@@ -3,10 +3,15 @@ package qemu_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 
 	"strings"
 	"sync"
@@ -14,8 +19,8 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/qemu"
-	"github.com/bulkhead-dev/bulkhead/internal/qemu/qemutest"
-	"github.com/bulkhead-dev/bulkhead/internal/testkernel"
+	"github.com/bulkhead-dev/bulkhead/internal/test/qemutest"
+	"github.com/bulkhead-dev/bulkhead/internal/test/testkernel"
 )
 
 // bootTimeout bounds every boot; a healthy one takes a few seconds of TCG.
@@ -272,5 +277,56 @@ func TestForcedKVM(t *testing.T) {
 	}
 	if on, err := vm.KVMEnabled(); err != nil || !on {
 		t.Fatalf("KVMEnabled = %v, %v under a forced kvm", on, err)
+	}
+}
+
+// TestSnapshotLeavesDiskAlone: the guest writes to its disk; with
+// Snapshot the image's bytes stay as they were, without it they change
+// (so the guest really wrote).
+func TestSnapshotLeavesDiskAlone(t *testing.T) {
+	for _, snapshot := range []bool{true, false} {
+		disk := filepath.Join(t.TempDir(), "disk.img")
+		if err := os.WriteFile(disk, make([]byte, 1<<20), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		before := fileDigest(t, disk)
+		var console syncBuffer
+		vm := boot(t, qemu.Config{Disk: disk, Snapshot: snapshot, Console: &console},
+			"bulkhead.write=/dev/vda bulkhead.guest=poweroff", qemutest.DiskModules...)
+		res, err := vm.Wait()
+		if err != nil || res.Reason != qemu.Poweroff {
+			t.Fatalf("snapshot %v: %v %v\n%s", snapshot, res, err, console.String())
+		}
+		if !strings.Contains(console.String(), "wrote /dev/vda") {
+			t.Fatalf("snapshot %v: the guest did not write:\n%s", snapshot, console.String())
+		}
+		if changed := fileDigest(t, disk) != before; changed == snapshot {
+			t.Errorf("snapshot %v: disk changed %v", snapshot, changed)
+		}
+	}
+}
+
+func fileDigest(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// TestPortInUse: a host port another program holds is named before qemu
+// starts.
+func TestPortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	_, err = qemu.Start(context.Background(), qemu.Config{Kernel: "/nonexistent", Forwards: []qemu.Forward{{HostPort: port, GuestPort: 80}}})
+	if !errors.Is(err, qemu.ErrPortInUse) || !strings.Contains(err.Error(), fmt.Sprintf("port 127.0.0.1:%d/tcp already in use", port)) {
+		t.Errorf("Start with a taken port: %v", err)
 	}
 }

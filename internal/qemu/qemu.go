@@ -43,6 +43,9 @@ type Config struct {
 
 	Disk string // raw disk image, attached as a virtio disk
 	ISO  string // ISO image, attached as a CD-ROM
+	// Snapshot leaves Disk as it was: the guest's writes go to a temporary
+	// overlay that qemu discards when it exits.
+	Snapshot bool
 
 	// UEFI boots through OVMF with a fresh copy of the variable store per run.
 	UEFI     bool
@@ -91,6 +94,34 @@ type Forward struct {
 // String returns the forward as qemu's hostfwd value.
 func (f Forward) String() string {
 	return fmt.Sprintf("%s:%s:%d-:%d", f.Proto, f.HostAddr, f.HostPort, f.GuestPort)
+}
+
+// ErrPortInUse reports a forward whose host port another program holds.
+var ErrPortInUse = errors.New("already in use")
+
+// checkPortsFree refuses forwards whose host port is taken now (qemu would
+// fail with no word on which): a moment later it may be taken again, but
+// the common case, a second run or a server left running, is named.
+func checkPortsFree(fwds []Forward) error {
+	for _, f := range fwds {
+		addr := net.JoinHostPort(f.HostAddr, strconv.Itoa(f.HostPort))
+		var err error
+		if f.Proto == "udp" {
+			var c net.PacketConn
+			if c, err = net.ListenPacket("udp", addr); err == nil {
+				c.Close()
+			}
+		} else {
+			var l net.Listener
+			if l, err = net.Listen("tcp", addr); err == nil {
+				l.Close()
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("port %s/%s %w (another program, or another run, holds it): publish another host port", addr, f.Proto, ErrPortInUse)
+		}
+	}
+	return nil
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
@@ -206,7 +237,11 @@ func (c Config) args(dir string) []string {
 		}
 	}
 	if c.Disk != "" {
-		a = append(a, "-drive", "if=virtio,format=raw,file="+c.Disk)
+		drive := "if=virtio,format=raw,file=" + c.Disk
+		if c.Snapshot {
+			drive += ",snapshot=on"
+		}
+		a = append(a, "-drive", drive)
 	}
 	if c.ISO != "" {
 		a = append(a, "-drive", "if=none,id=cd0,media=cdrom,readonly=on,file="+c.ISO,
@@ -285,6 +320,9 @@ const (
 func Start(ctx context.Context, cfg Config) (*VM, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
+		return nil, fmt.Errorf("starting qemu: %w", err)
+	}
+	if err := checkPortsFree(cfg.Forwards); err != nil {
 		return nil, fmt.Errorf("starting qemu: %w", err)
 	}
 	accel, err := ResolveAccel(ctx, cfg.Binary, cfg.Accel)

@@ -2,103 +2,176 @@ package version
 
 import "strings"
 
-// apk suffix ranks: pre-releases sort before the release, patches after.
-var apkSuffix = map[string]int{
-	"alpha": -4, "beta": -3, "pre": -2, "rc": -1,
-	"cvs": 1, "svn": 2, "git": 3, "hg": 4, "p": 5,
+// Apk orders two Alpine versions as apk-tools does (src/version.c):
+// digit{.digit}...{letter}{_suffix{#}}...{~hash}{-r#}, compared token by
+// token. There is no maintained Go library for this order, so this follows
+// apk's tokenizer step for step and TestApkOracle holds it to apk-tools' own
+// test vectors. Invalid versions compare as apk compares them: up to the
+// first token it cannot read.
+func Apk(a, b string) int { return apkCompare(a, b, false) }
+
+// ApkValid reports whether apk accepts v as a version.
+func ApkValid(v string) bool {
+	t := apkToken{s: v}
+	for t.first(); t.kind < tokEnd; t.next() {
+	}
+	return t.kind == tokEnd
 }
 
-type apkVersion struct {
-	nums     []string
-	letter   byte
-	suffixes [][2]string // name, number
-	rev      string
-	valid    bool
+// Token kinds, in the order apk allows them to follow one another.
+const (
+	tokInitialDigit = iota
+	tokDigit
+	tokLetter
+	tokSuffix
+	tokSuffixNo
+	tokCommitHash
+	tokRevisionNo
+	tokEnd
+	tokInvalid
+)
+
+// apk suffix ranks; sufNone is the release itself.
+const sufNone = 5
+
+var apkSuffixes = map[string]int{
+	"alpha": 1, "beta": 2, "pre": 3, "rc": 4,
+	"cvs": 6, "svn": 7, "git": 8, "hg": 9, "p": 10,
 }
 
-func parseApk(v string) apkVersion {
-	var p apkVersion
-	s := v
-	if i := strings.LastIndex(s, "-r"); i >= 0 {
-		p.rev, s = s[i+2:], s[:i]
-		if d, rest := digits(p.rev); d == "" || rest != "" {
-			return p
-		}
-	}
-	for {
-		d, rest := digits(s)
-		if d == "" {
-			return p
-		}
-		p.nums = append(p.nums, d)
-		s = rest
-		if !strings.HasPrefix(s, ".") {
-			break
-		}
-		s = s[1:]
-	}
-	if s != "" && s[0] >= 'a' && s[0] <= 'z' {
-		p.letter, s = s[0], s[1:]
-	}
-	for s != "" {
-		if s[0] != '_' {
-			return p
-		}
-		end := 1
-		for end < len(s) && s[end] >= 'a' && s[end] <= 'z' {
-			end++
-		}
-		name := s[1:end]
-		if _, ok := apkSuffix[name]; !ok {
-			return p
-		}
-		num, rest := digits(s[end:])
-		p.suffixes = append(p.suffixes, [2]string{name, num})
-		s = rest
-	}
-	p.valid = true
-	return p
+// apkToken walks the tokens of one version string.
+type apkToken struct {
+	s      string // what is left
+	kind   int
+	suffix int
+	value  string
 }
 
-// Apk orders two Alpine versions as apk does: dotted numbers, an optional
-// letter, suffixes (_alpha < _beta < _pre < _rc < release < _cvs < _svn <
-// _git < _hg < _p, each with an optional number), then the -rN revision.
-// Versions apk would reject compare as strings.
-func Apk(a, b string) int {
-	pa, pb := parseApk(a), parseApk(b)
-	if !pa.valid || !pb.valid {
-		return strings.Compare(a, b)
+func (t *apkToken) first() {
+	t.kind = tokInitialDigit
+	t.digits()
+}
+
+func (t *apkToken) digits() {
+	t.value, t.s = digits(t.s)
+	if t.value == "" {
+		t.kind = tokInvalid
 	}
-	for i := 0; i < len(pa.nums) || i < len(pb.nums); i++ {
-		switch {
-		case i >= len(pa.nums):
-			return -1
-		case i >= len(pb.nums):
-			return 1
+}
+
+// span takes the leading run of s made of bytes for which ok holds.
+func (t *apkToken) span(ok func(byte) bool) {
+	i := 0
+	for i < len(t.s) && ok(t.s[i]) {
+		i++
+	}
+	t.value, t.s = t.s[:i], t.s[i:]
+}
+
+func (t *apkToken) next() {
+	if t.s == "" {
+		t.kind = tokEnd
+		return
+	}
+	switch c := t.s[0]; {
+	case c >= 'a' && c <= 'z':
+		if t.kind > tokDigit {
+			t.kind = tokInvalid
+			return
 		}
-		if c := cmpDigits(pa.nums[i], pb.nums[i]); c != 0 {
+		t.value, t.s, t.kind = t.s[:1], t.s[1:], tokLetter
+	case c == '.' || isDigit(c):
+		if c == '.' && t.kind > tokDigit {
+			t.kind = tokInvalid
+			return
+		}
+		t.s = strings.TrimPrefix(t.s, ".")
+		switch t.kind {
+		case tokInitialDigit, tokDigit:
+			t.kind = tokDigit
+		case tokSuffix:
+			t.kind = tokSuffixNo
+		default:
+			t.kind = tokInvalid
+			return
+		}
+		t.digits()
+	case c == '_':
+		if t.kind > tokSuffixNo {
+			t.kind = tokInvalid
+			return
+		}
+		t.s = t.s[1:]
+		t.span(func(c byte) bool { return c >= 'a' && c <= 'z' })
+		var ok bool
+		if t.suffix, ok = apkSuffixes[t.value]; !ok {
+			t.kind = tokInvalid
+			return
+		}
+		t.kind = tokSuffix
+	case c == '~':
+		if t.kind >= tokCommitHash {
+			t.kind = tokInvalid
+			return
+		}
+		t.s = t.s[1:]
+		t.span(func(c byte) bool { return isDigit(c) || c >= 'a' && c <= 'f' })
+		t.kind = tokCommitHash
+		if t.value == "" {
+			t.kind = tokInvalid
+		}
+	case c == '-':
+		if t.kind >= tokRevisionNo || !strings.HasPrefix(t.s, "-r") {
+			t.kind = tokInvalid
+			return
+		}
+		t.s = t.s[2:]
+		t.kind = tokRevisionNo
+		t.digits()
+	default:
+		t.kind = tokInvalid
+	}
+}
+
+// cmpToken compares two tokens of the same kind.
+func cmpToken(a, b *apkToken) int {
+	switch a.kind {
+	case tokDigit:
+		if a.value[0] == '0' || b.value[0] == '0' {
+			// a leading zero compares as a string (as Gentoo does)
+			return strings.Compare(a.value, b.value)
+		}
+		return cmpDigits(a.value, b.value)
+	case tokInitialDigit, tokSuffixNo, tokRevisionNo:
+		return cmpDigits(a.value, b.value)
+	case tokSuffix:
+		return sign(a.suffix - b.suffix)
+	}
+	return strings.Compare(a.value, b.value)
+}
+
+// apkCompare is apk_version_compare_fuzzy: with fuzzy, a matches b when b
+// is a prefix of a ("3.6.9" ~ "3.6").
+func apkCompare(a, b string, fuzzy bool) int {
+	ta, tb := apkToken{s: a}, apkToken{s: b}
+	ta.first()
+	tb.first()
+	for ta.kind == tb.kind && ta.kind < tokEnd {
+		if c := cmpToken(&ta, &tb); c != 0 {
 			return c
 		}
+		ta.next()
+		tb.next()
 	}
-	if pa.letter != pb.letter {
-		return sign(int(pa.letter) - int(pb.letter))
+	switch {
+	case ta.kind == tb.kind, tb.kind == tokEnd && fuzzy:
+		return 0
+	case ta.kind == tokSuffix && ta.suffix < sufNone:
+		return -1
+	case tb.kind == tokSuffix && tb.suffix < sufNone:
+		return 1
+	case ta.kind > tb.kind:
+		return -1
 	}
-	for i := 0; i < len(pa.suffixes) || i < len(pb.suffixes); i++ {
-		ra, na := suffixAt(pa.suffixes, i)
-		rb, nb := suffixAt(pb.suffixes, i)
-		if ra != rb {
-			return sign(ra - rb)
-		}
-		if c := cmpDigits(na, nb); c != 0 {
-			return c
-		}
-	}
-	return cmpDigits(pa.rev, pb.rev)
-}
-
-func suffixAt(s [][2]string, i int) (int, string) {
-	if i >= len(s) {
-		return 0, ""
-	}
-	return apkSuffix[s[i][0]], s[i][1]
+	return 1
 }

@@ -1,69 +1,25 @@
 package version
 
-import "strings"
+import (
+	"strings"
+
+	"golang.org/x/mod/semver"
+)
 
 // Semver orders two semantic versions, with or without a leading "v"
-// (Go module versions, pseudo-versions included). Build metadata is
-// ignored; a pre-release sorts before its release.
+// (Go module versions, pseudo-versions included), as the go command does.
+// Build metadata is ignored; a pre-release sorts before its release; an
+// invalid version sorts before every valid one.
 func Semver(a, b string) int {
-	ca, pa := splitSemver(a)
-	cb, pb := splitSemver(b)
-	for i := 0; i < 3; i++ {
-		if c := cmpDigits(part(ca, i), part(cb, i)); c != 0 {
-			return c
-		}
-	}
-	switch {
-	case pa == pb:
-		return 0
-	case pa == "":
-		return 1
-	case pb == "":
-		return -1
-	}
-	return cmpPrerelease(pa, pb)
+	return semver.Compare(canonical(a), canonical(b))
 }
 
-func splitSemver(v string) ([]string, string) {
-	v = strings.TrimPrefix(strings.TrimSpace(v), "v")
-	v, _, _ = strings.Cut(v, "+")
-	core, pre, _ := strings.Cut(v, "-")
-	return strings.Split(core, "."), pre
-}
-
-func part(p []string, i int) string {
-	if i < len(p) {
-		return p[i]
+func canonical(v string) string {
+	v = strings.TrimSpace(v)
+	if !strings.HasPrefix(v, "v") {
+		v = "v" + v
 	}
-	return "0"
-}
-
-func cmpPrerelease(a, b string) int {
-	as, bs := strings.Split(a, "."), strings.Split(b, ".")
-	for i := 0; i < len(as) && i < len(bs); i++ {
-		x, y := as[i], bs[i]
-		xn, yn := isNumeric(x), isNumeric(y)
-		var c int
-		switch {
-		case xn && yn:
-			c = cmpDigits(x, y)
-		case xn:
-			c = -1
-		case yn:
-			c = 1
-		default:
-			c = strings.Compare(x, y)
-		}
-		if c != 0 {
-			return c
-		}
-	}
-	return sign(len(as) - len(bs))
-}
-
-func isNumeric(s string) bool {
-	d, rest := digits(s)
-	return d != "" && rest == ""
+	return v
 }
 
 // GoToolchain turns a Go toolchain version ("go1.22.3", "go1.21rc2",
@@ -92,5 +48,14 @@ func GoToolchain(v string) string {
 	for len(parts) < 3 {
 		parts = append(parts, "0")
 	}
-	return strings.Join(parts[:3], ".") + pre
+	s := strings.Join(parts[:3], ".") + pre
+	if !semver.IsValid("v" + s) {
+		return ""
+	}
+	return s
+}
+
+func isNumeric(s string) bool {
+	d, rest := digits(s)
+	return d != "" && rest == ""
 }

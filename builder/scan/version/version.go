@@ -1,6 +1,8 @@
 // Package version orders package versions the way each packaging ecosystem
-// does: semantic versioning for Go modules and the Go toolchain, dpkg's order
-// for Debian, apk's order for Alpine.
+// does: semantic versioning for Go modules and the Go toolchain
+// (golang.org/x/mod/semver, the go command's own), dpkg's order for Debian
+// (github.com/knqyf263/go-deb-version, checked against dpkg), apk's order for
+// Alpine (a port of apk-tools' tokenizer, checked against its test vectors).
 package version
 
 import "strings"
@@ -47,5 +49,4 @@ func digits(s string) (string, string) {
 	return s[:i], s[i:]
 }
 
-func isDigit(c byte) bool  { return c >= '0' && c <= '9' }
-func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }

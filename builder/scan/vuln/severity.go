@@ -1,8 +1,13 @@
 package vuln
 
 import (
-	"math"
+	"fmt"
 	"strings"
+
+	gocvss20 "github.com/pandatix/go-cvss/20"
+	gocvss30 "github.com/pandatix/go-cvss/30"
+	gocvss31 "github.com/pandatix/go-cvss/31"
+	gocvss40 "github.com/pandatix/go-cvss/40"
 )
 
 // Severity levels, lowest first. Unknown is a record with no rating.
@@ -34,26 +39,33 @@ func normalize(s string) string {
 }
 
 // recordSeverity is the affected entry's or the record's rating: a
-// database's own word, else the CVSS v3 base score.
+// database's own word, else the CVSS base score of the newest CVSS version
+// the record carries (OSV's CVSS_V4, CVSS_V3, CVSS_V2).
 func recordSeverity(rec *record, a *affected) string {
 	for _, s := range []string{a.EcosystemSpecific.Severity, a.DatabaseSpecific.Severity, rec.DatabaseSpecific.Severity} {
 		if n := normalize(s); n != "" {
 			return n
 		}
 	}
-	for _, sv := range append(append([]severity{}, a.Severity...), rec.Severity...) {
-		if sv.Type == "CVSS_V3" {
-			if score, ok := CVSS3(sv.Score); ok {
-				return rating(score)
+	all := append(append([]severity{}, a.Severity...), rec.Severity...)
+	for _, typ := range []string{"CVSS_V4", "CVSS_V3", "CVSS_V2"} {
+		for _, sv := range all {
+			if sv.Type != typ {
+				continue
+			}
+			if score, err := CVSS(sv.Score); err == nil {
+				return rating(typ, score)
 			}
 		}
 	}
 	return ""
 }
 
-func rating(score float64) string {
+// rating maps a base score onto a level: the v3 and v4 bands of their
+// specifications, and for v2 (which has no "critical") NVD's bands.
+func rating(typ string, score float64) string {
 	switch {
-	case score >= 9:
+	case score >= 9 && typ != "CVSS_V2":
 		return "critical"
 	case score >= 7:
 		return "high"
@@ -65,68 +77,34 @@ func rating(score float64) string {
 	return ""
 }
 
-var cvssWeights = map[string]map[string]float64{
-	"AV": {"N": 0.85, "A": 0.62, "L": 0.55, "P": 0.2},
-	"AC": {"L": 0.77, "H": 0.44},
-	"UI": {"N": 0.85, "R": 0.62},
-	"C":  {"H": 0.56, "L": 0.22, "N": 0},
-	"I":  {"H": 0.56, "L": 0.22, "N": 0},
-	"A":  {"H": 0.56, "L": 0.22, "N": 0},
-}
-
-// CVSS3 computes the base score of a CVSS v3.x vector
-// ("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H").
-func CVSS3(vector string) (float64, bool) {
-	m := map[string]string{}
-	for _, part := range strings.Split(vector, "/") {
-		if k, v, ok := strings.Cut(part, ":"); ok {
-			m[k] = v
+// CVSS computes the base score of a CVSS v2, v3.0, v3.1 or v4.0 vector
+// ("AV:N/AC:L/Au:N/C:P/I:P/A:P", "CVSS:3.1/AV:N/…", "CVSS:4.0/AV:N/…").
+func CVSS(vector string) (float64, error) {
+	switch {
+	case strings.HasPrefix(vector, "CVSS:4.0/"):
+		v, err := gocvss40.ParseVector(vector)
+		if err != nil {
+			return 0, fmt.Errorf("reading CVSS vector %q: %w", vector, err)
 		}
-	}
-	if !strings.HasPrefix(m["CVSS"], "3") {
-		return 0, false
-	}
-	w := map[string]float64{}
-	for k, table := range cvssWeights {
-		v, ok := table[m[k]]
-		if !ok {
-			return 0, false
+		return v.Score(), nil
+	case strings.HasPrefix(vector, "CVSS:3.1/"):
+		v, err := gocvss31.ParseVector(vector)
+		if err != nil {
+			return 0, fmt.Errorf("reading CVSS vector %q: %w", vector, err)
 		}
-		w[k] = v
+		return v.BaseScore(), nil
+	case strings.HasPrefix(vector, "CVSS:3.0/"):
+		v, err := gocvss30.ParseVector(vector)
+		if err != nil {
+			return 0, fmt.Errorf("reading CVSS vector %q: %w", vector, err)
+		}
+		return v.BaseScore(), nil
+	case strings.HasPrefix(vector, "CVSS:"):
+		return 0, fmt.Errorf("reading CVSS vector %q: unknown version", vector)
 	}
-	changed := m["S"] == "C"
-	if m["S"] != "C" && m["S"] != "U" {
-		return 0, false
+	v, err := gocvss20.ParseVector(vector)
+	if err != nil {
+		return 0, fmt.Errorf("reading CVSS vector %q: %w", vector, err)
 	}
-	pr, ok := map[string]float64{"N": 0.85, "L": 0.62, "H": 0.27}[m["PR"]]
-	if !ok {
-		return 0, false
-	}
-	if changed && m["PR"] == "L" {
-		pr = 0.68
-	} else if changed && m["PR"] == "H" {
-		pr = 0.5
-	}
-	iss := 1 - (1-w["C"])*(1-w["I"])*(1-w["A"])
-	impact := 6.42 * iss
-	if changed {
-		impact = 7.52*(iss-0.029) - 3.25*math.Pow(iss-0.02, 15)
-	}
-	expl := 8.22 * w["AV"] * w["AC"] * pr * w["UI"]
-	if impact <= 0 {
-		return 0, true
-	}
-	if changed {
-		return roundup(math.Min(1.08*(impact+expl), 10)), true
-	}
-	return roundup(math.Min(impact+expl, 10)), true
-}
-
-// roundup is CVSS 3.1's Roundup: the smallest one-decimal number not below x.
-func roundup(x float64) float64 {
-	i := int64(math.Round(x * 100000))
-	if i%10000 == 0 {
-		return float64(i) / 100000
-	}
-	return float64(i/10000+1) / 10
+	return v.BaseScore(), nil
 }

@@ -127,16 +127,51 @@ func TestApply(t *testing.T) {
 	}
 }
 
-func TestCVSS3(t *testing.T) {
+// TestCVSS checks base scores against the examples of each specification
+// and NVD's published scores.
+func TestCVSS(t *testing.T) {
 	for v, want := range map[string]float64{
-		"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H": 9.8,
-		"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H": 10,
-		"CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:N/A:N": 5.5,
-		"CVSS:3.0/AV:N/AC:H/PR:N/UI:R/S:U/C:L/I:N/A:N": 3.1,
-		"CVSS:3.1/AV:N/AC:L/PR:L/UI:N/S:C/C:L/I:L/A:N": 6.4,
+		"AV:N/AC:L/Au:N/C:P/I:P/A:P":                                      7.5,
+		"AV:N/AC:M/Au:N/C:N/I:P/A:N":                                      4.3,
+		"AV:N/AC:L/Au:N/C:C/I:C/A:C":                                      10,
+		"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H":                    9.8,
+		"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H":                    10,
+		"CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:N/A:N":                    5.5,
+		"CVSS:3.0/AV:N/AC:H/PR:N/UI:R/S:U/C:L/I:N/A:N":                    3.1,
+		"CVSS:3.1/AV:N/AC:L/PR:L/UI:N/S:C/C:L/I:L/A:N":                    6.4,
+		"CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N": 9.3,
+		"CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:N/VI:N/VA:N/SC:N/SI:N/SA:N": 0,
 	} {
-		if got, ok := CVSS3(v); !ok || got != want {
-			t.Errorf("CVSS3(%s) = %v, %v; want %v", v, got, ok, want)
+		if got, err := CVSS(v); err != nil || got != want {
+			t.Errorf("CVSS(%s) = %v, %v; want %v", v, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "CVSS:3.1/AV:N", "CVSS:5.0/AV:N", "AV:X/AC:L/Au:N/C:P/I:P/A:P"} {
+		if _, err := CVSS(bad); err == nil {
+			t.Errorf("CVSS(%q): want error", bad)
+		}
+	}
+}
+
+// TestRecordSeverity: a v4 vector outranks an older one, v2 has no
+// critical, and an unreadable vector falls through to the next.
+func TestRecordSeverity(t *testing.T) {
+	v2 := severity{Type: "CVSS_V2", Score: "AV:N/AC:L/Au:N/C:C/I:C/A:C"}
+	v3 := severity{Type: "CVSS_V3", Score: "CVSS:3.1/AV:L/AC:L/PR:L/UI:N/S:U/C:H/I:N/A:N"}
+	v4 := severity{Type: "CVSS_V4", Score: "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N"}
+	bad := severity{Type: "CVSS_V4", Score: "CVSS:4.0/AV:N"}
+	for _, c := range []struct {
+		sev  []severity
+		want string
+	}{
+		{[]severity{v2}, "high"},
+		{[]severity{v2, v3}, "medium"},
+		{[]severity{v3, v4}, "critical"},
+		{[]severity{bad, v3}, "medium"},
+		{nil, ""},
+	} {
+		if got := recordSeverity(&record{Severity: c.sev}, &affected{}); got != c.want {
+			t.Errorf("recordSeverity(%v) = %q, want %q", c.sev, got, c.want)
 		}
 	}
 }

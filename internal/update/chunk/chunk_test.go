@@ -2,6 +2,7 @@ package chunk
 
 import (
 	"bytes"
+	"encoding/json"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -101,5 +102,64 @@ func TestIndexCheck(t *testing.T) {
 	}
 	if _, err := ParseIndex(append(b[:len(b)-1], []byte(`,"x":1}`)...)); err == nil {
 		t.Error("an unknown field accepted")
+	}
+}
+
+// TestIndexDeltasCheck: a delta must have a bounded base, make a chunk
+// the index stores, and only deltas may have a base.
+func TestIndexDeltasCheck(t *testing.T) {
+	d, sum := "sha256:"+strings.Repeat("a", 64), strings.Repeat("b", 64)
+	good := Index{Format: IndexFormat, Params: Default, Encoding: EncodingZstd,
+		Packs:      []Pack{{Digest: d, Size: 10, Chunks: []Chunk{{SHA256: sum, Size: 100, Offset: 0, Stored: 10}}}},
+		Components: []Component{{Name: "root", Size: 100, Chunks: []int{0}}},
+		Deltas: &Deltas{Packs: []Pack{{Digest: "sha256:" + strings.Repeat("d", 64), Size: 3,
+			Chunks: []Chunk{{SHA256: sum, Size: 100, Offset: 0, Stored: 3, Base: &Base{Offset: 4096, Size: 1 << 20, List: strings.Repeat("c", 64)}}}}}}}
+	b, err := good.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ParseIndex(b); err != nil {
+		t.Fatal(err)
+	}
+	for name, edit := range map[string]func(x *Index){
+		"a delta without a base":        func(x *Index) { x.Deltas.Packs[0].Chunks[0].Base = nil },
+		"a base over MaxBase":           func(x *Index) { x.Deltas.Packs[0].Chunks[0].Base.Size = MaxBase + 1 },
+		"a negative base offset":        func(x *Index) { x.Deltas.Packs[0].Chunks[0].Base.Offset = -1 },
+		"a delta of a chunk not stored": func(x *Index) { x.Deltas.Packs[0].Chunks[0].SHA256 = strings.Repeat("e", 64) },
+		"a stored chunk with a base":    func(x *Index) { x.Packs[0].Chunks[0].Base = &Base{Size: 1} },
+		"a bad base list digest":        func(x *Index) { x.Deltas.Packs[0].Chunks[0].Base.List = "c" },
+		"a delta pack with a gap":       func(x *Index) { x.Deltas.Packs[0].Size = 4 },
+	} {
+		var x Index
+		if err := json.Unmarshal(b, &x); err != nil {
+			t.Fatal(err)
+		}
+		edit(&x)
+		if x.Check() == nil {
+			t.Errorf("%s accepted", name)
+		}
+	}
+}
+
+// TestCutsBase: a base covers whole chunks around the range asked for,
+// and content has it only when the same chunks sit at the same place.
+func TestCutsBase(t *testing.T) {
+	var a, b Cuts
+	for i, sum := range []string{"a", "b", "c", "d"} {
+		a.Add(int64(i)*100, 100, strings.Repeat(sum, 64))
+		b.Add(int64(i)*100, 100, strings.Repeat(map[string]string{"c": "e"}[sum]+sum, 64)[:64])
+	}
+	base := a.Base(150, 250)
+	if base.Offset != 100 || base.Size != 200 {
+		t.Fatalf("base %+v, want chunks b and c (100+200)", base)
+	}
+	if !a.Has(base) {
+		t.Error("content lacks its own base")
+	}
+	if b.Has(base) {
+		t.Error("other content has the base")
+	}
+	if a.Has(Base{Offset: 150, Size: 100, List: base.List}) {
+		t.Error("a base off the chunk boundaries found")
 	}
 }

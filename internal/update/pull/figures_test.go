@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +25,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/builder/publish"
 	"github.com/bulkhead-dev/bulkhead/internal/bootentry"
-	"github.com/bulkhead-dev/bulkhead/internal/init/apply"
+	"github.com/bulkhead-dev/bulkhead/internal/host/apply"
 	"github.com/bulkhead-dev/bulkhead/internal/update"
 	"github.com/bulkhead-dev/bulkhead/internal/update/chunk"
 	"github.com/bulkhead-dev/bulkhead/internal/update/pull"
@@ -52,20 +54,25 @@ func TestRegistryFigures(t *testing.T) {
 		t.Fatal(err)
 	}
 	logf := func(format string, args ...any) { t.Logf("figures: "+format, args...) }
-	logf("%-8s %-8s %10s %10s %8s %9s %9s %9s %8s %9s", "spec", "change", "bundle", "fetched", "%", "pull", "fetching", "crane", "ratio", "peak RSS")
+	runs := 5
+	if n, err := strconv.Atoi(os.Getenv("BULKHEAD_REGBENCH_RUNS")); err == nil && n > 0 {
+		runs = n
+	}
+	logf("times are medians of %d pulls (BULKHEAD_REGBENCH_RUNS), each against crane blob right after it", runs)
+	logf("%-8s %-8s %10s %10s %8s %9s %9s %9s %8s %9s %9s", "spec", "change", "bundle", "fetched", "%", "pull", "fetching", "crane", "ratio", "peak RSS", "no delta")
 	for _, spec := range strings.Fields(cmp.Or(os.Getenv("BULKHEAD_REGBENCH_SPECS"), "minimal large")) {
 		host := newBenchHost(t, filepath.Join(dir, spec+"-1.0.0.bundle"), filepath.Join(dir, "release.pub"))
 		root, _ := host.m.Payload(update.PayloadRoot)
 		logf("%s: root image %d bytes", spec, root.Size)
 		for _, change := range []string{"service", "runc", "kernel", "init", "none"} {
 			bundle := filepath.Join(dir, spec+"-"+change+".bundle")
-			r := host.measure(t, bundle, crane, 0)
-			logf("%-8s %-8s %10d %10d %7.2f%% %9s %9s %9s %7.1fx %7.1fMB", spec, change, r.bundle, r.served, 100*float64(r.served)/float64(r.bundle),
-				r.pull.Round(time.Millisecond), r.stats.Fetch.Round(time.Millisecond), r.crane.Round(time.Millisecond),
-				float64(r.stats.Fetch)/float64(max(r.crane, 1)), float64(r.rss)/(1<<20))
+			r := host.measure(t, bundle, crane, 0, runs)
+			logf("%-8s %-8s %10d %10d %7.2f%% %9s %9s %9s %7.1fx %7.1fMB %8.2f%%", spec, change, r.bundle, r.served, 100*float64(r.served)/float64(r.bundle),
+				r.pull.Round(time.Millisecond), r.fetch.Round(time.Millisecond), r.crane.Round(time.Millisecond),
+				r.ratio, float64(r.rss)/(1<<20), 100*float64(r.plain)/float64(r.bundle))
 			if change == "service" {
-				cut := host.measure(t, bundle, crane, r.served/2)
-				logf("%-8s cut at 50%%: first pull verified %d chunk bytes; resumed pull fetched %d chunk bytes; a whole pull %d: %d verified bytes fetched again",
+				cut := host.measure(t, bundle, crane, r.served-r.stats.ChunkBytes/2, 1)
+				logf("%-8s cut at half the chunk bytes: first pull verified %d chunk bytes; resumed pull fetched %d chunk bytes; a whole pull %d: %d verified bytes fetched again",
 					spec, cut.firstChunks, cut.stats.ChunkBytes, r.stats.ChunkBytes, cut.firstChunks+cut.stats.ChunkBytes-r.stats.ChunkBytes)
 			}
 		}
@@ -79,11 +86,19 @@ type benchHost struct {
 	m               *update.Manifest
 	kernel, initrd  string
 	keys            string
+	// bundle is the host's version's bundle, base its chunk index.
+	bundle string
+	base   *publish.Published
 }
 
 func newBenchHost(t *testing.T, bundle, keys string) *benchHost {
 	t.Helper()
-	h := &benchHost{dir: t.TempDir(), keys: keys}
+	h := &benchHost{dir: t.TempDir(), keys: keys, bundle: bundle}
+	base, err := publish.Load(t.Context(), bundle, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.base = base
 	h.slotA, h.esp = filepath.Join(h.dir, "root-a"), filepath.Join(h.dir, "esp")
 	f, err := os.Open(bundle)
 	if err != nil {
@@ -131,15 +146,20 @@ func newBenchHost(t *testing.T, bundle, keys string) *benchHost {
 type benchResult struct {
 	bundle, served int64
 	pull, crane    time.Duration
+	fetch          time.Duration
+	ratio          float64 // median of each run's fetch time over crane's
+	plain          int64   // what the plan says a host fetches without deltas
 	rss            int64
 	stats          pull.Stats
 	firstChunks    int64
 }
 
 // measure pushes bundle to a fresh counting registry and has a child
-// process pull it onto a fresh copy of slot b (and ESP); with cutAt > 0 a
-// first pull is cut after that many blob bytes.
-func (h *benchHost) measure(t *testing.T, bundle, crane string, cutAt int64) benchResult {
+// process pull it onto slot b (and a fresh copy of the ESP and an empty
+// cache) runs times; with cutAt > 0 a first pull is cut after that many
+// blob bytes. Times are the median of the runs, each pull's fetch phase
+// timed against crane blob fetching as many bytes right after it.
+func (h *benchHost) measure(t *testing.T, bundle, crane string, cutAt int64, runs int) benchResult {
 	t.Helper()
 	reg := &countingRegistry{h: registry.New(registry.Logger(log.New(io.Discard, "", 0))), served: map[string]int64{}}
 	srv := httptest.NewServer(reg)
@@ -149,6 +169,11 @@ func (h *benchHost) measure(t *testing.T, bundle, crane string, cutAt int64) ben
 	if err != nil {
 		t.Fatal(err)
 	}
+	ib, _ := a.Index.Marshal()
+	plain := publish.MakePlan(h.base, &publish.Published{Index: a.Index, Meta: int64(len(ib) + len(a.ManifestJSON) + len(a.Envelope))})
+	if err := publish.AddDeltas(t.Context(), a, h.bundle, work); err != nil {
+		t.Fatal(err)
+	}
 	host := strings.TrimPrefix(srv.URL, "http://")
 	ref := host + "/hosts/bench:new"
 	r, _ := name.ParseReference(ref)
@@ -156,40 +181,59 @@ func (h *benchHost) measure(t *testing.T, bundle, crane string, cutAt int64) ben
 		t.Fatal(err)
 	}
 	fi, _ := os.Stat(bundle)
-	res := benchResult{bundle: fi.Size()}
-	esp := filepath.Join(work, "esp")
-	if err := exec.Command("cp", "-a", h.esp, esp).Run(); err != nil {
-		t.Fatal(err)
-	}
+	res := benchResult{bundle: fi.Size(), plain: plain.Fetch}
 	slotB := filepath.Join(work, "root-b")
 	if err := os.WriteFile(slotB, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	os.Truncate(slotB, 2<<30)
-	cache := filepath.Join(work, "chunks")
-	if cutAt > 0 {
-		reg.reset()
-		reg.budget, reg.budgetOn = cutAt, true
-		first, _, _, err := h.child(t, ref, slotB, esp, cache)
-		if err == nil {
-			t.Fatalf("a pull cut at %d bytes succeeded", cutAt)
+	var pulls, fetches, cranes []time.Duration
+	var blob string
+	for i := range runs {
+		esp, cache := filepath.Join(work, fmt.Sprintf("esp-%d", i)), filepath.Join(work, fmt.Sprintf("chunks-%d", i))
+		if err := exec.Command("cp", "-a", h.esp, esp).Run(); err != nil {
+			t.Fatal(err)
 		}
-		res.firstChunks = first.ChunkBytes
-		reg.budgetOn = false
+		if cutAt > 0 {
+			reg.reset()
+			reg.budget, reg.budgetOn = cutAt, true
+			first, _, _, err := h.child(t, ref, slotB, esp, cache)
+			if err == nil {
+				t.Fatalf("a pull cut at %d bytes succeeded", cutAt)
+			}
+			res.firstChunks = first.ChunkBytes
+			reg.budgetOn = false
+		}
+		reg.reset()
+		st, d, rss, err := h.child(t, ref, slotB, esp, cache)
+		if err != nil {
+			t.Fatalf("pulling %s: %v", bundle, err)
+		}
+		res.stats, res.rss = st, max(res.rss, rss)
+		res.served, _ = reg.total()
+		if blob == "" {
+			blob = pushBlob(t, host, res.served)
+		}
+		pulls, fetches = append(pulls, d), append(fetches, st.Fetch)
+		cranes = append(cranes, craneBlob(t, crane, blob))
 	}
-	reg.reset()
-	st, d, rss, err := h.child(t, ref, slotB, esp, cache)
-	if err != nil {
-		t.Fatalf("pulling %s: %v", bundle, err)
+	res.pull, res.fetch, res.crane = median(pulls), median(fetches), median(cranes)
+	ratios := make([]float64, runs)
+	for i := range ratios {
+		ratios[i] = float64(fetches[i]) / float64(max(cranes[i], 1))
 	}
-	res.stats, res.pull, res.rss = st, d, rss
-	res.served, _ = reg.total()
-	res.crane = craneBlob(t, crane, host, res.served)
+	res.ratio = median(ratios)
 	return res
 }
 
-// craneBlob times crane blob fetching n bytes: one blob of n random bytes.
-func craneBlob(t *testing.T, crane, host string, n int64) time.Duration {
+func median[T cmp.Ordered](xs []T) T {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// pushBlob pushes a blob of n random bytes and returns its reference.
+func pushBlob(t *testing.T, host string, n int64) string {
 	t.Helper()
 	b := make([]byte, n)
 	rand.Read(b)
@@ -199,8 +243,14 @@ func craneBlob(t *testing.T, crane, host string, n int64) time.Duration {
 		t.Fatal(err)
 	}
 	d, _ := l.Digest()
+	return repo.String() + "@" + d.String()
+}
+
+// craneBlob times crane blob fetching blob.
+func craneBlob(t *testing.T, crane, blob string) time.Duration {
+	t.Helper()
 	start := time.Now()
-	cmd := exec.Command(crane, "blob", "--insecure", repo.String()+"@"+d.String())
+	cmd := exec.Command(crane, "blob", "--insecure", blob)
 	var stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
 	if err := cmd.Run(); err != nil {

@@ -24,7 +24,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
 	"github.com/bulkhead-dev/bulkhead/builder/rootimg"
 	"github.com/bulkhead-dev/bulkhead/builder/sign"
-	"github.com/bulkhead-dev/bulkhead/internal/init/apply"
+	"github.com/bulkhead-dev/bulkhead/internal/host/apply"
 	"github.com/bulkhead-dev/bulkhead/internal/update"
 	"github.com/bulkhead-dev/bulkhead/internal/update/chunk"
 	"github.com/bulkhead-dev/bulkhead/internal/update/pull"
@@ -73,8 +73,13 @@ func files(v string, changed int) map[string][]byte {
 
 func buildVersion(t testing.TB, dir, v string) version {
 	t.Helper()
+	return buildVersionFiles(t, dir, v, files(v, 17))
+}
+
+func buildVersionFiles(t testing.TB, dir, v string, fs map[string][]byte) version {
+	t.Helper()
 	tr := rootfs.New()
-	for p, data := range files(v, 17) {
+	for p, data := range fs {
 		tr.Put(&rootfs.Entry{Path: p, Kind: rootfs.KindFile, Mode: 0o644, Size: int64(len(data)), ModTime: epoch, Content: rootfs.Content{Data: data}})
 	}
 	root := filepath.Join(dir, v+".root")
@@ -159,6 +164,12 @@ func newFixture(t testing.TB) *fixture {
 
 // push publishes v signed with key at tag v.name and returns its ref.
 func (f *fixture) push(t testing.TB, v version, key *sign.PrivateKey) (string, *publish.Artifact) {
+	return f.pushDeltas(t, v, key, nil)
+}
+
+// pushDeltas publishes v, with deltas against the root of from when it
+// is not nil.
+func (f *fixture) pushDeltas(t testing.TB, v version, key *sign.PrivateKey, from *version) (string, *publish.Artifact) {
 	t.Helper()
 	dir := t.TempDir()
 	p := filepath.Join(dir, v.name+".bundle")
@@ -168,6 +179,15 @@ func (f *fixture) push(t testing.TB, v version, key *sign.PrivateKey) (string, *
 	a, err := publish.Chunk(t.Context(), p, dir, chunk.Default)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if from != nil {
+		old := filepath.Join(dir, "from.bundle")
+		if _, err := bundler.Write(t.Context(), old, from.input(), key); err != nil {
+			t.Fatal(err)
+		}
+		if err := publish.AddDeltas(t.Context(), a, old, dir); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ref := strings.TrimPrefix(f.srv.URL, "http://") + "/hosts/test:" + v.name
 	r, err := name.ParseReference(ref)

@@ -11,10 +11,11 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"sync/atomic"
 	"time"
 
-	"github.com/bulkhead-dev/bulkhead/internal/init/apply"
+	"github.com/bulkhead-dev/bulkhead/internal/host/apply"
 	"github.com/bulkhead-dev/bulkhead/internal/update"
 	"github.com/bulkhead-dev/bulkhead/internal/update/chunk"
 	"github.com/bulkhead-dev/bulkhead/internal/verity"
@@ -51,6 +52,9 @@ func (u *Update) Prepare(ctx context.Context, t apply.Target) error {
 	u.stats.ChunksLocal, u.stats.Scan = len(u.where), time.Since(begin)
 	u.o.progress(fmt.Sprintf("%d of %d chunks on the host; fetching the others", len(u.where), len(u.need)))
 	begin = time.Now()
+	if err := u.fetchDeltas(ctx); err != nil {
+		return err
+	}
 	err := u.fetchMissing(ctx, u.need)
 	u.stats.Fetch = time.Since(begin)
 	return err
@@ -73,7 +77,11 @@ func (u *Update) fetchIndex(ctx context.Context) error {
 	if err := u.checkIndex(x); err != nil {
 		return fmt.Errorf("checking chunk index: %w", err)
 	}
-	for _, p := range x.Packs {
+	packs := x.Packs
+	if x.Deltas != nil {
+		packs = append(slices.Clone(packs), x.Deltas.Packs...)
+	}
+	for _, p := range packs {
 		if !u.hasLayer(p.Digest) {
 			return fmt.Errorf("checking chunk index: pack %s is not in the artifact", p.Digest)
 		}

@@ -6,10 +6,12 @@
 // in the slot about to be overwritten, in the installed versions' kernels
 // and initrds, and in the chunk cache under /var that keeps every chunk
 // fetched and verified so far, so a cut connection or a power cut resumes
-// without fetching a verified chunk twice. Each fetched chunk is checked
+// without fetching a verified chunk twice. A chunk with a delta against
+// the running root (update push --from) is fetched as the delta and
+// decoded against that root. Each fetched chunk is checked
 // against its digest before it is kept; the root is assembled in the
 // inactive slot, its verity tree recomputed (never downloaded) and checked
-// against the signed root hash, and the commit is internal/init/apply's.
+// against the signed root hash, and the commit is internal/host/apply's.
 package pull
 
 import (

@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/bulkhead-dev/bulkhead/internal/bootentry"
-	"github.com/bulkhead-dev/bulkhead/internal/init/apply"
+	"github.com/bulkhead-dev/bulkhead/internal/host/apply"
 	"github.com/bulkhead-dev/bulkhead/internal/update/chunk"
 	"github.com/bulkhead-dev/bulkhead/internal/verity"
 )
@@ -61,12 +61,20 @@ func (u *Update) scanCache(need map[string]int64) error {
 // scanSeeds cuts every seed as the index was cut and notes the needed
 // chunks found, preferring a stable seed over a volatile one.
 func (u *Update) scanSeeds(ctx context.Context, need map[string]int64) error {
+	u.cuts = make([]*chunk.Cuts, len(u.o.seeds))
 	for i, s := range u.o.seeds {
+		cuts := &chunk.Cuts{}
+		if !s.Volatile && u.index.Deltas != nil {
+			u.cuts[i] = cuts
+		}
 		err := chunk.Split(io.NewSectionReader(s.R, 0, s.Size), u.index.Params, func(off int64, b []byte) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 			sum := chunk.Sum(b)
+			if u.cuts[i] != nil {
+				cuts.Add(off, int64(len(b)), sum)
+			}
 			if _, ok := need[sum]; !ok {
 				return nil
 			}

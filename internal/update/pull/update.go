@@ -30,6 +30,7 @@ type Update struct {
 	index  *chunk.Index
 	need   map[string]int64    // chunk digest -> size, for every component
 	where  map[string]location // chunk digest -> where the host has it
+	cuts   []*chunk.Cuts       // the stable seeds' chunks, when there are deltas
 	stats  Stats
 }
 
@@ -42,6 +43,10 @@ type Stats struct {
 	// bytes); Refetched the chunks fetched again after bad bytes or a cut.
 	ChunksFetched, Refetched int
 	ChunkBytes               int64
+	// Deltas counts the chunks made from deltas (among ChunksFetched),
+	// and DeltaBytes the delta bytes read, refetches included.
+	Deltas     int
+	DeltaBytes int64
 	// ChunksLocal are the chunks found on the host (slots, ESP, cache).
 	ChunksLocal int
 	// Scan is the time spent looking for chunks on the host, Fetch the

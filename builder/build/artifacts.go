@@ -1,0 +1,311 @@
+package build
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/bulkhead-dev/bulkhead/builder/config"
+	"github.com/bulkhead-dev/bulkhead/builder/disk"
+	"github.com/bulkhead-dev/bulkhead/builder/output"
+	"github.com/bulkhead-dev/bulkhead/builder/resolve"
+	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
+	"github.com/bulkhead-dev/bulkhead/internal/bootparam"
+)
+
+// artifacts writes the output formats of one host into dir. The root
+// image, the boot loader and the stage-0 initrd carrying the root are
+// made once, when the first format needs them.
+type artifacts struct {
+	b        *Builder
+	dir      string
+	spec     *config.Spec
+	host     *rootfs.Host
+	images   map[string]*resolve.Image
+	hostInit Init
+
+	root       *RootImage
+	bootloader []byte
+	withRoot   []byte // the stage-0 initrd carrying the root image
+}
+
+func (a *artifacts) close() { a.root.Remove() }
+
+// write writes each format and returns the files, in format order.
+func (a *artifacts) write(ctx context.Context) ([]Output, error) {
+	// Only bulkhead's init can boot a verified root.
+	verified := a.hostInit == BulkheadInit
+	var outs []Output
+	for _, format := range a.b.o.formats {
+		a.b.step("write", "writing %s", format)
+		if a.root == nil && (usesRootImage(format) || format == "kernel+initrd" && verified) {
+			if !verified {
+				return nil, fmt.Errorf("writing %s: a verified root needs bulkhead's init as /init (the image bulkhead/init, %s): it checks and mounts the root image", format, InitPackage)
+			}
+			a.b.step("root image", "writing the verified root image")
+			root, err := a.b.RootImage(ctx, a.spec, a.host, a.dir)
+			if err != nil {
+				return nil, fmt.Errorf("writing %s: %w", format, err)
+			}
+			a.root = root
+		}
+		paths, err := a.format(ctx, format)
+		if err != nil {
+			return nil, fmt.Errorf("writing %s: %w", format, err)
+		}
+		for _, p := range paths {
+			o, err := describe(p, format)
+			if err != nil {
+				return nil, err
+			}
+			outs = append(outs, o)
+		}
+	}
+	return outs, nil
+}
+
+func (a *artifacts) format(ctx context.Context, format string) ([]string, error) {
+	switch format {
+	case "raw-efi":
+		p, err := a.writeRaw(ctx)
+		return []string{p}, err
+	case "iso-efi":
+		p, err := a.writeISO(ctx)
+		return []string{p}, err
+	case "update":
+		p, err := a.writeUpdate(ctx)
+		return []string{p}, err
+	case "kernel+initrd":
+		if a.root != nil {
+			return a.writeVerifiedKernelInitrd(ctx)
+		}
+		return a.writeKernelInitrd(ctx)
+	case "tar":
+		p := a.path(".tar")
+		af, err := output.Create(p)
+		if err != nil {
+			return nil, err
+		}
+		defer af.Abort()
+		if err := output.WriteTar(ctx, af, a.host.Tree); err != nil {
+			return nil, err
+		}
+		return []string{p}, af.Commit()
+	}
+	return nil, fmt.Errorf("unknown format %q", format)
+}
+
+// path is the output file NAME+suffix.
+func (a *artifacts) path(suffix string) string { return filepath.Join(a.dir, a.b.o.name+suffix) }
+
+// writeKernelInitrd writes the kernel and the whole root as the initrd.
+func (a *artifacts) writeKernelInitrd(ctx context.Context) ([]string, error) {
+	host := a.host
+	if host.Kernel == nil {
+		return nil, fmt.Errorf("the spec names no kernel image")
+	}
+	kernel, c, err := host.Kernel.ReaderAt()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	in := output.Inputs{Cmdline: host.Cmdline, Tree: host.Tree, Kernel: kernel, KernelSize: host.Kernel.Size}
+	opts, done, err := initrdOptions(host, a.b.o.compression)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	ki, err := output.WriteKernelInitrd(ctx, a.dir, a.b.o.name, in, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return []string{ki.Kernel, ki.Initrd, ki.Cmdline}, nil
+}
+
+// writeVerifiedKernelInitrd writes kernel+initrd that boots the verified
+// root: the stage-0 initrd carries the root image, the command line its
+// verity parameters.
+func (a *artifacts) writeVerifiedKernelInitrd(ctx context.Context) ([]string, error) {
+	initrd, err := a.rootInitrd(ctx)
+	if err != nil {
+		return nil, err
+	}
+	k := a.root.Kernel
+	in := output.Inputs{Kernel: bytes.NewReader(k), KernelSize: int64(len(k)), Cmdline: a.root.options(rootImgParam), Initrd: initrd}
+	ki, err := output.WriteKernelInitrd(ctx, a.dir, a.b.o.name, in)
+	if err != nil {
+		return nil, err
+	}
+	return []string{ki.Kernel, ki.Initrd, ki.Cmdline}, nil
+}
+
+func (a *artifacts) loadBootloader() error {
+	if a.bootloader != nil {
+		return nil
+	}
+	ref := BootloaderRef(a.spec)
+	img := a.images[ref.Ref]
+	if img == nil {
+		return fmt.Errorf("boot loader image %s was not resolved", ref.Ref)
+	}
+	t, err := rootfs.Flatten(img, rootfs.WithEpoch(a.b.o.epoch))
+	if err != nil {
+		return err
+	}
+	if a.bootloader, err = t.ReadFile(bootloaderPath); err != nil {
+		return fmt.Errorf("boot loader image %s: %w", ref.Ref, err)
+	}
+	return nil
+}
+
+func (a *artifacts) writeRaw(ctx context.Context) (string, error) {
+	var sizes [3]int64
+	if dk := a.spec.Disk; dk != nil {
+		for i, s := range []string{dk.ESPSize, dk.RootSize, dk.DataSize} {
+			if s == "" {
+				continue
+			}
+			n, err := config.ParseSize(s)
+			if err != nil {
+				return "", fmt.Errorf("%s: disk: %w", dk.Pos, err)
+			}
+			sizes[i] = n
+		}
+	}
+	boot, err := a.bootloaderImage()
+	if err != nil {
+		return "", err
+	}
+	enroll, err := a.enroll()
+	if err != nil {
+		return "", err
+	}
+	initrd, err := stage0Initrd(ctx, a.host, a.b.o.compression)
+	if err != nil {
+		return "", err
+	}
+	mkUKI, err := a.ukiBuilder(initrd)
+	if err != nil {
+		return "", err
+	}
+	p := a.path(".img")
+	_, err = disk.WriteRaw(ctx, p, disk.RawInput{
+		Bootloader: disk.FromBytes(boot),
+		Entries: []disk.Entry{{
+			Version: a.root.Version,
+			Kernel:  disk.FromBytes(a.root.Kernel),
+			Initrd:  disk.FromBytes(initrd),
+			Options: a.root.options(),
+			Slot:    "a",
+			Tries:   a.root.Tries,
+			UKI:     mkUKI,
+		}},
+		RootA:    disk.FromFile(a.root.Path),
+		ESPSize:  sizes[0],
+		RootSize: sizes[1],
+		DataSize: sizes[2],
+		Seed:     diskSeed(a.b.o.name, a.root),
+		Enroll:   enroll,
+	})
+	if err != nil {
+		return "", err
+	}
+	return p, nil
+}
+
+// writeISO boots the same system from an ISO: the root image rides in the
+// initrd and stage 0 attaches it to a loop device.
+func (a *artifacts) writeISO(ctx context.Context) (string, error) {
+	boot, err := a.bootloaderImage()
+	if err != nil {
+		return "", err
+	}
+	initrd, err := a.rootInitrd(ctx)
+	if err != nil {
+		return "", err
+	}
+	mkUKI, err := a.ukiBuilder(initrd)
+	if err != nil {
+		return "", err
+	}
+	p := a.path(".iso")
+	err = disk.WriteISO(ctx, p, disk.ISOInput{
+		Bootloader: disk.FromBytes(boot),
+		Entry: disk.Entry{
+			Version: a.root.Version,
+			Kernel:  disk.FromBytes(a.root.Kernel),
+			Initrd:  disk.FromBytes(initrd),
+			Options: a.root.options(rootImgParam),
+			UKI:     mkUKI,
+		},
+		VolumeID: isoVolumeID(a.b.o.name),
+	})
+	if err != nil {
+		return "", err
+	}
+	return p, nil
+}
+
+// rootInitrd is the stage-0 initrd carrying the root image, the same for
+// iso-efi and kernel+initrd: compressed once.
+func (a *artifacts) rootInitrd(ctx context.Context) ([]byte, error) {
+	if a.withRoot == nil {
+		b, err := stage0Initrd(ctx, a.host, a.b.o.compression, a.rootEntry())
+		if err != nil {
+			return nil, err
+		}
+		a.withRoot = b
+	}
+	return a.withRoot, nil
+}
+
+// rootEntry is the root image as a file of an initrd, for iso-efi and
+// kernel+initrd boots.
+func (a *artifacts) rootEntry() *rootfs.Entry {
+	return &rootfs.Entry{
+		Path: bootparam.RootImageFile, Kind: rootfs.KindFile, Mode: 0o444,
+		Size: a.root.Image.Size, ModTime: a.b.o.epoch, Content: rootfs.Content{Blob: a.root.Path},
+		Origin: rootfs.OriginBulkhead,
+	}
+}
+
+// isoVolumeID makes an ISO 9660 volume id (A-Z 0-9 _, at most 32) of name.
+func isoVolumeID(name string) string {
+	var b strings.Builder
+	for _, r := range strings.ToUpper(name) {
+		switch {
+		case r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+		if b.Len() == 32 {
+			break
+		}
+	}
+	if b.Len() == 0 {
+		return disk.DefaultVolumeID
+	}
+	return b.String()
+}
+
+// describe measures a written output file: size and sha256 digest.
+func describe(path, format string) (Output, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Output{}, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return Output{}, err
+	}
+	return Output{Path: path, Format: format, Size: n, Digest: "sha256:" + hex.EncodeToString(h.Sum(nil))}, nil
+}

@@ -1,0 +1,177 @@
+package build
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"path/filepath"
+	"sort"
+
+	"github.com/bulkhead-dev/bulkhead/builder/config"
+	"github.com/bulkhead-dev/bulkhead/builder/kernelcheck"
+	"github.com/bulkhead-dev/bulkhead/builder/output"
+	"github.com/bulkhead-dev/bulkhead/builder/resolve"
+	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
+	"github.com/bulkhead-dev/bulkhead/builder/scan"
+	"github.com/bulkhead-dev/bulkhead/internal/host/sysctl"
+)
+
+// KernelReportName is the kernel check's report beside the outputs.
+const KernelReportName = "kernel-check.txt"
+
+// DefaultKernelPolicy applies when the spec has no policy.kernel.
+func DefaultKernelPolicy() config.KernelPolicy {
+	return config.KernelPolicy{MinScore: 80, Require: []string{"container"}}
+}
+
+// Gates are the build's checks: the scan's report, the kernel check's
+// report, and the SBOM to embed in the root.
+type Gates struct {
+	Scan *scan.Report
+	// KernelReport is the kernel check's report, nil without a kernel.
+	KernelReport []byte
+	// SBOM is the SPDX SBOM as a file of the root (scan.EmbedPath).
+	SBOM *rootfs.Entry
+}
+
+// GateError is a build stopped by a gate the policy enforces; Report
+// holds the findings.
+type GateError struct {
+	Report *scan.Report
+}
+
+func (e *GateError) Error() string {
+	return fmt.Sprintf("the host fails its policy (%d gate failures, listed above); nothing was written", len(e.Report.Failed()))
+}
+
+// KernelPolicyError is a kernel that fails an enforced policy.kernel;
+// Report is the kernel check's report.
+type KernelPolicyError struct {
+	Report []byte
+	Err    error
+}
+
+func (e *KernelPolicyError) Error() string { return e.Err.Error() }
+func (e *KernelPolicyError) Unwrap() error { return e.Err }
+
+// Gates checks the kernel against policy.kernel (the default policy,
+// report only, when the spec has none), with the sysctls init applies,
+// and runs the scan gates on the host. A gate the policy enforces fails
+// the build (*GateError, *KernelPolicyError); an unenforced kernel failure
+// is a warning.
+func (b *Builder) Gates(ctx context.Context, l *Loaded, res *Resolved, host *rootfs.Host, hostInit Init) (*Gates, error) {
+	g := &Gates{}
+	if err := b.checkKernel(g, l.Spec, host, res.Images, hostInit); err != nil {
+		return nil, err
+	}
+	spec := l.Spec
+	in := scan.Input{
+		Name: b.o.name, Tree: host.Tree, Images: SortedImages(res.Images), Cmdline: host.Cmdline,
+		Spec: l.Text, SpecName: filepath.Base(b.specs[0]), Policy: spec.Policy, Outside: host.Outside,
+		VulnDB: b.o.vulndb, Now: b.o.now().UTC(), Epoch: b.o.epoch,
+	}
+	if spec.Kernel.Image != "" {
+		k, err := scan.KernelInfo(host.Kernel, res.Images[spec.Kernel.Image])
+		if err != nil {
+			return nil, err
+		}
+		in.Kernel = k
+	}
+	r, err := scan.Run(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	if len(r.Failed()) > 0 {
+		return nil, &GateError{Report: r}
+	}
+	g.Scan = r
+	g.SBOM = r.Entry(b.o.epoch)
+	return g, nil
+}
+
+// Sysctls are the sysctls a host with hostInit applies at boot.
+func Sysctls(hostInit Init) []sysctl.Setting {
+	if hostInit == BulkheadInit {
+		return sysctl.Hardening
+	}
+	return nil
+}
+
+func (b *Builder) checkKernel(g *Gates, spec *config.Spec, host *rootfs.Host, images map[string]*resolve.Image, hostInit Init) error {
+	if spec.Kernel.Image == "" {
+		return nil
+	}
+	cfg, _, err := kernelcheck.ImageConfig(images[spec.Kernel.Image], spec.Kernel.Binary)
+	if err != nil {
+		b.warn("gates", config.Pos{}, "kernel check skipped: %v", err)
+		return nil
+	}
+	policy := DefaultKernelPolicy()
+	if spec.Policy != nil && spec.Policy.Kernel != nil {
+		policy = *spec.Policy.Kernel
+	}
+	rep, v, err := kernelcheck.CheckHost(cfg, host.Cmdline, Sysctls(hostInit), &policy)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if err := rep.WriteText(&buf, v); err != nil {
+		return err
+	}
+	g.KernelReport = buf.Bytes()
+	if v.Pass {
+		return nil
+	}
+	if v.Enforce {
+		return &KernelPolicyError{Report: g.KernelReport,
+			Err: fmt.Errorf("%s: the kernel fails policy.kernel (score %d%%, min %d%%); nothing was written", spec.Policy.Pos, rep.Score, v.MinScore)}
+	}
+	b.warn("gates", config.Pos{}, "kernel %s scores %d%% and fails the kernel policy (min %d%%, %d rules failed); see %s",
+		spec.Kernel.Image, rep.Score, v.MinScore, rep.Failed, KernelReportName)
+	return nil
+}
+
+// Apply returns host with the SBOM in its root: a new tree, sharing no
+// entry with host's.
+func (g *Gates) Apply(host *rootfs.Host) *rootfs.Host {
+	h := *host
+	h.Tree = host.Tree.Clone()
+	sbom := *g.SBOM
+	h.Tree.Put(&sbom)
+	return &h
+}
+
+// write puts the reports beside the outputs and returns their paths and
+// formats: sbom.spdx.json, sbom.cdx.json, scan.json, scan.txt and
+// kernel-check.txt.
+func (g *Gates) write(stage *output.Stage) ([][2]string, error) {
+	dir := stage.Dir()
+	if err := g.Scan.WriteFiles(dir); err != nil {
+		return nil, err
+	}
+	out := [][2]string{
+		{filepath.Join(dir, scan.SPDXFile), "spdx"},
+		{filepath.Join(dir, scan.CycloneDXFile), "cyclonedx"},
+		{filepath.Join(dir, scan.JSONFile), "scan-json"},
+		{filepath.Join(dir, scan.TextFile), "scan-text"},
+	}
+	p := filepath.Join(dir, KernelReportName)
+	if g.KernelReport == nil {
+		stage.Obsolete(KernelReportName) // a stale one would mislead
+		return out, nil
+	}
+	if err := output.WriteFile(p, g.KernelReport); err != nil {
+		return nil, err
+	}
+	return append(out, [2]string{p, "kernel-check"}), nil
+}
+
+// SortedImages lists the images by reference.
+func SortedImages(m map[string]*resolve.Image) []*resolve.Image {
+	out := make([]*resolve.Image, 0, len(m))
+	for _, img := range m {
+		out = append(out, img)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Ref < out[j].Ref })
+	return out
+}

@@ -1,0 +1,83 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/builder/bundler"
+	"github.com/bulkhead-dev/bulkhead/builder/config"
+)
+
+// writeUpdate writes NAME.bundle: what raw-efi writes into a slot and onto
+// the ESP for this version, signed with the build's key.
+func (a *artifacts) writeUpdate(ctx context.Context) (string, error) {
+	in, err := a.updateInput(ctx)
+	if err != nil {
+		return "", err
+	}
+	if a.b.o.key == nil {
+		return "", errors.New("an update bundle must be signed: give a signing key")
+	}
+	p := a.path(".bundle")
+	if _, err := bundler.Write(ctx, p, in, a.b.o.key); err != nil {
+		return "", err
+	}
+	return p, nil
+}
+
+func (a *artifacts) updateInput(ctx context.Context) (bundler.Input, error) {
+	expires, err := a.b.updateExpiry(a.spec)
+	if err != nil {
+		return bundler.Input{}, err
+	}
+	initrd, err := stage0Initrd(ctx, a.host, a.b.o.compression)
+	if err != nil {
+		return bundler.Input{}, err
+	}
+	o := a.b.o
+	in := bundler.Input{
+		Host: o.name, Version: a.root.Version, Arch: o.platform.Architecture + variant(o.platform.Variant),
+		Created: time.Unix(o.epoch, 0).UTC(), Expires: expires,
+		Root: a.root.Path, Verity: a.root.Image.Verity,
+		Kernel: a.root.Kernel, Initrd: initrd, Options: a.root.options(), Tries: a.root.Tries,
+	}
+	if u := a.spec.Update; u != nil {
+		in.From, in.Downgrade = u.From, u.Downgrade
+	}
+	return in, nil
+}
+
+func variant(v string) string {
+	if v == "" {
+		return ""
+	}
+	return "/" + v
+}
+
+// updateExpiry is the expiry given WithExpires, else the spec's
+// update.expires; a duration counts from the epoch, "now+DURATION" from
+// the clock.
+func (b *Builder) updateExpiry(spec *config.Spec) (time.Time, error) {
+	s, where := b.o.expires, "--expires"
+	if s == "" && spec.Update != nil && spec.Update.Expires != "" {
+		s, where = spec.Update.Expires, spec.Update.ExpiresPos.String()+": update.expires"
+	}
+	if s == "" {
+		return time.Time{}, errors.New("an update bundle needs an expiry: update.expires in the spec or --expires")
+	}
+	from := b.o.epoch
+	if rest, ok := strings.CutPrefix(s, "now+"); ok {
+		s, from = rest, b.o.now().Unix()
+	}
+	t, err := config.ParseExpiry(s, from)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s: %w", where, err)
+	}
+	if !t.After(time.Unix(b.o.epoch, 0)) {
+		return time.Time{}, fmt.Errorf("%s: %s is not after the build time (SOURCE_DATE_EPOCH)", where, t.Format(time.RFC3339))
+	}
+	return t, nil
+}

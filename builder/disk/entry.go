@@ -26,9 +26,12 @@ type Entry struct {
 	Tries int
 	// UKI, when set, makes the entry a unified kernel image
 	// EFI/Linux/bulkhead-<Version>[+N].efi (see bootentry.Entry.UKI): it
-	// returns the image for the entry's whole command line (the raw
-	// writer's, with the slot's root=), which it must carry inside.
-	// Kernel and Initrd then only say what the image holds.
+	// returns the image for the entry's command line, which it must carry
+	// inside. That is Options as it is: no root= or bulkhead.data=, since
+	// one image serves either slot (stage 0 boots the root slot holding
+	// the root hash of bulkhead.verity=, and the host finds its data
+	// partition by type). Kernel and Initrd then only say what the image
+	// holds.
 	UKI func(cmdline string) ([]byte, error)
 }
 

@@ -187,6 +187,11 @@ func roundUp(v, to int64) int64 { return (v + to - 1) / to * to }
 func rawESP(in RawInput, l *Layout) (*memDisk, error) {
 	data, _ := l.Partition(partitionNameData)
 	options := func(e Entry) string {
+		if e.UKI != nil {
+			// One image serves either slot: stage 0 boots the root slot
+			// holding the command line's root hash.
+			return e.Options
+		}
 		slot, _ := l.Partition("root-" + e.Slot)
 		o, _ := bootentry.SlotOptions(e.Options, slot.GUID, data.GUID) // validated by planRaw
 		return o

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bulkhead-dev/bulkhead/internal/bootparam"
 	"github.com/bulkhead-dev/bulkhead/internal/host/apply"
 	"github.com/bulkhead-dev/bulkhead/internal/host/attempts"
 	"github.com/bulkhead-dev/bulkhead/internal/host/bless"
@@ -37,7 +38,7 @@ const (
 )
 
 // typeRootX86 is the Discoverable Partitions type GUID of an x86-64 root.
-const typeRootX86 = "4f68bce3-e8cd-4db1-96e7-fbcaf984b709"
+const typeRootX86 = bootparam.TypeRoot
 
 // espMu serialises mounting the ESP (blessing and the API both do).
 var espMu sync.Mutex
@@ -178,11 +179,14 @@ func (a agent) target(ctx context.Context) (apply.Host, apply.Target, func(), er
 	if err != nil {
 		return h, t, nil, err
 	}
-	rootGUID, ok := blockdev.PartUUIDFromCmdline(cmdline(), "root")
-	if !ok {
-		return h, t, nil, errors.New("not booted from a root partition (root=PARTUUID=): nothing to update")
+	running, err := bootSlot()
+	if err != nil {
+		return h, t, nil, fmt.Errorf("finding the root slot: %w", err)
 	}
-	dataGUID, _ := blockdev.PartUUIDFromCmdline(cmdline(), DataParam)
+	if running.root == "" {
+		return h, t, nil, errors.New("not booted from a root partition: nothing to update")
+	}
+	rootGUID, dataGUID := running.root, running.data
 	keys, err := update.ReadKeys("/")
 	if err != nil {
 		return h, t, nil, fmt.Errorf("%w: %v", hostapi.ErrRefused, err)

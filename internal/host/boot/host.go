@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/bulkhead-dev/bulkhead/internal/host/blockdev"
 	"github.com/bulkhead-dev/bulkhead/internal/host/ctrd"
 	"github.com/bulkhead-dev/bulkhead/internal/host/kmod"
 	"github.com/bulkhead-dev/bulkhead/internal/host/logline"
@@ -79,7 +78,11 @@ func (h *host) run(ctx context.Context) {
 
 	// containerd keeps nothing on /var, so it starts while the modules
 	// load and the data partition (which needs the disk's modules) mounts.
-	dataUUID, withData := blockdev.PartUUIDFromCmdline(cmdline(), DataParam)
+	slot, err := bootSlot()
+	if err != nil {
+		h.logf("finding the root slot: %v", err)
+	}
+	dataUUID, withData := slot.data, slot.data != ""
 	h.system(withData)
 	ready := h.startContainerd()
 	h.loadModules()

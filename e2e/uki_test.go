@@ -100,3 +100,46 @@ func TestUKIBoot(t *testing.T) {
 		t.Fatalf("UKIs after the boot: %v, %v; want %s.efi", names, err, name)
 	}
 }
+
+// TestUKIUpdate: a host booting 1.0.0 as a UKI from slot a takes a signed
+// 2.0.0 bundle that carries 2.0.0's UKI (the same image for either slot:
+// its command line names none) through its API, reboots into it, and
+// stage 0 boots slot b, the one holding 2.0.0's root hash; the UKI is
+// blessed and the service answers.
+func TestUKIUpdate(t *testing.T) {
+	u := newUpdateHost(t)
+	v2 := u.bundle(u.spec("2.0.0", nil, "  uki: true\n"), "release")
+	u.files = serveFiles(t, filepath.Dir(v2))
+	v1 := u.spec("1.0.0", nil, "  uki: true\n")
+	cli(t, "build", "--format", "raw-efi", "-o", filepath.Join(u.dir, "out1"), v1)
+	img := filepath.Join(u.dir, "out1", "host.img")
+	layout, err := disk.ReadLayout(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootA, _ := layout.Partition("root-a")
+	rootB, _ := layout.Partition("root-b")
+	u.dev = copyImage(t, img)
+	u.coldBoot()
+	waitFor(t, u.vm, "(PARTUUID="+rootA.GUID+"), found in", 5*time.Minute)
+	waitFor(t, u.vm, "boot: blessed entry bulkhead-1.0.0.efi", 5*time.Minute)
+	if got := u.host("update", "--reboot", "http://10.0.2.100/"+filepath.Base(v2)); !strings.Contains(got, "installed 2.0.0") {
+		t.Fatalf("update: %s", got)
+	}
+	waitFor(t, u.vm, "(PARTUUID="+rootB.GUID+"), found in", 5*time.Minute)
+	waitFor(t, u.vm, "boot: blessed entry bulkhead-2.0.0.efi", 5*time.Minute)
+	if body := get(t, u.ports[0], time.Minute); !strings.Contains(body, "hello from minimal") {
+		t.Fatalf("service after the update: %q", body)
+	}
+	if st := u.status(); st.Version != "2.0.0" {
+		t.Fatalf("status after the update: %+v", st)
+	}
+	powerOff(t, u.vm)
+	names, err := disk.ReadUKIs(u.dev)
+	if err != nil || strings.Join(names, " ") != "bulkhead-1.0.0.efi bulkhead-2.0.0.efi" {
+		t.Fatalf("UKIs after the update: %v, %v", names, err)
+	}
+	if names, err := disk.ReadEntries(u.dev); err == nil && len(names) > 0 {
+		t.Fatalf("type #1 entries beside the UKIs: %v", names)
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 
 	"github.com/bulkhead-dev/bulkhead/builder/config"
 	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
@@ -64,9 +63,6 @@ func (b *Builder) checkSecureBoot(spec *config.Spec) error {
 	}
 	if (o.sbKey != "" || o.pcrKey != "") && !wantsUKI(spec) {
 		return errors.New("Secure Boot signing and PCR policies are for unified kernel images: set boot.uki: true in the spec")
-	}
-	if wantsUKI(spec) && slices.Contains(o.formats, "update") {
-		return fmt.Errorf("%s: boot.uki: update bundles do not carry unified kernel images yet", spec.Boot.Pos)
 	}
 	if o.pcrKey != "" && o.pcrSigner == nil {
 		k, err := loadRSAKey(o.pcrKey)

@@ -13,8 +13,7 @@ import (
 
 // TestSecureBootChecks: signing and PCR policies need boot.uki; a key
 // that does not match its certificate is refused; enrolling needs a key;
-// a UKI spec builds no update bundle (yet), and says where; good options
-// load the signers, and a UKI spec resolves the stub.
+// good options load the signers, and a UKI spec resolves the stub.
 func TestSecureBootChecks(t *testing.T) {
 	ks, err := secureboot.GenerateKeys("t", time.Unix(1700000000, 0))
 	if err != nil {
@@ -44,7 +43,6 @@ func TestSecureBootChecks(t *testing.T) {
 		{"pcr key without boot.uki", plain, "boot.uki: true", []Option{WithPCRKey(key)}},
 		{"enroll without key", uki, "needs a Secure Boot key", []Option{WithSecureBootEnroll(dir)}},
 		{"cert of another key", uki, "Secure Boot key " + key, []Option{WithSecureBoot(key, otherCert)}},
-		{"update of a UKI spec", uki, "uki.yml:6:3: boot.uki: update bundles", []Option{WithFormats("update"), WithSignKeyRef(key)}},
 	} {
 		b, err := New([]string{tc.spec}, tc.opts...)
 		if err != nil {

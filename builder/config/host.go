@@ -49,8 +49,9 @@ type Boot struct {
 	// kernel image, EFI/Linux/bulkhead-<version>[+N].efi (systemd-stub
 	// with the kernel, initrd and command line inside, signed as a whole
 	// with --secureboot-key), instead of a kernel, an initrd and an entry
-	// file whose command line anyone with the ESP can edit. Update bundles
-	// do not carry UKIs yet, so a spec with uki builds no update format.
+	// file whose command line anyone with the ESP can edit. The image
+	// names no root slot (stage 0 boots the slot holding its root hash),
+	// so the update bundle carries the same image for either slot.
 	UKI bool `json:"uki,omitempty" yaml:"uki,omitempty"`
 
 	Pos Pos `json:"-" yaml:"-"`

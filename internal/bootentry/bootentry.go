@@ -78,6 +78,8 @@ func (e Entry) Check() error {
 const (
 	Kernel = "kernel"
 	Initrd = "initrd"
+	// UKI is a version's unified kernel image: the entry itself.
+	UKI = "uki"
 )
 
 // File is one file a version puts on the ESP: which payload it holds and
@@ -177,23 +179,31 @@ type Name struct {
 	Counted bool
 	// Left is the tries left (0 with a counter: bad).
 	Left int
+	// UKI: a unified kernel image in LinuxDir (.efi), not an entry file
+	// in EntriesDir (.conf).
+	UKI bool
 }
 
-// ParseName reads a bulkhead entry file name; ok is false for any other
-// file.
+// ParseName reads a bulkhead entry file name (an entry file's, .conf, or
+// a unified kernel image's, .efi); ok is false for any other file.
 func ParseName(file string) (n Name, ok bool) {
 	base, found := strings.CutPrefix(file, Prefix)
 	if !found {
 		return Name{}, false
 	}
-	if base, found = strings.CutSuffix(base, ".conf"); !found {
+	base, conf := strings.CutSuffix(base, ".conf")
+	efi := false
+	if !conf {
+		base, efi = strings.CutSuffix(base, ".efi")
+	}
+	if !conf && !efi {
 		return Name{}, false
 	}
 	version, counter, counted := strings.Cut(base, "+")
 	if CheckVersion(version) != nil {
 		return Name{}, false
 	}
-	n = Name{Version: version, Counted: counted}
+	n = Name{Version: version, Counted: counted, UKI: efi}
 	if counted {
 		left, _, _ := strings.Cut(counter, "-")
 		v, err := strconv.ParseUint(left, 10, 8)

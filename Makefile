@@ -51,6 +51,7 @@ bench: deps images
 	scripts/bench/run
 	scripts/bench/linuxkit
 	scripts/bench/registry
+	scripts/bench/secureboot
 
 # Power cuts during updates, in qemu: N cuts (default 50) at random steps
 # and offsets of an A/B update, each followed by a cold boot that must come

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/qemu"
+	"github.com/bulkhead-dev/bulkhead/internal/sdbootdeb"
 )
 
 var bulkhead string // the CLI, built once by TestMain
@@ -37,6 +38,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	sdbootdeb.Cleanup()
 	os.Exit(code)
 }
 

@@ -190,16 +190,25 @@ func (a *artifacts) writeRaw(ctx context.Context) (string, error) {
 			sizes[i] = n
 		}
 	}
-	if err := a.loadBootloader(); err != nil {
+	boot, err := a.bootloaderImage()
+	if err != nil {
+		return "", err
+	}
+	enroll, err := a.enroll()
+	if err != nil {
 		return "", err
 	}
 	initrd, err := stage0Initrd(ctx, a.host, a.b.o.compression)
 	if err != nil {
 		return "", err
 	}
+	mkUKI, err := a.ukiBuilder(initrd)
+	if err != nil {
+		return "", err
+	}
 	p := a.path(".img")
 	l, err := disk.WriteRaw(ctx, p, disk.RawInput{
-		Bootloader: disk.FromBytes(a.bootloader),
+		Bootloader: disk.FromBytes(boot),
 		Entries: []disk.Entry{{
 			Version: a.root.Version,
 			Kernel:  disk.FromBytes(a.root.Kernel),
@@ -207,12 +216,14 @@ func (a *artifacts) writeRaw(ctx context.Context) (string, error) {
 			Options: a.root.options(),
 			Slot:    "a",
 			Tries:   a.root.Tries,
+			UKI:     mkUKI,
 		}},
 		RootA:    disk.FromFile(a.root.Path),
 		ESPSize:  sizes[0],
 		RootSize: sizes[1],
 		DataSize: sizes[2],
 		Seed:     diskSeed(a.b.o.name, a.root),
+		Enroll:   enroll,
 	})
 	if err != nil {
 		return "", err
@@ -224,21 +235,34 @@ func (a *artifacts) writeRaw(ctx context.Context) (string, error) {
 // writeISO boots the same system from an ISO: the root image rides in the
 // initrd and stage 0 attaches it to a loop device.
 func (a *artifacts) writeISO(ctx context.Context) (string, error) {
-	if err := a.loadBootloader(); err != nil {
+	boot, err := a.bootloaderImage()
+	if err != nil {
 		return "", err
 	}
 	initrd, err := a.rootInitrd(ctx)
 	if err != nil {
 		return "", err
 	}
+	// A UKI embeds the initrd, and is assembled and signed in memory.
+	var ukiInitrd []byte
+	if wantsUKI(a.spec) {
+		if ukiInitrd, err = os.ReadFile(initrd); err != nil {
+			return "", err
+		}
+	}
+	mkUKI, err := a.ukiBuilder(ukiInitrd)
+	if err != nil {
+		return "", err
+	}
 	p := a.path(".iso")
 	err = disk.WriteISO(ctx, p, disk.ISOInput{
-		Bootloader: disk.FromBytes(a.bootloader),
+		Bootloader: disk.FromBytes(boot),
 		Entry: disk.Entry{
 			Version: a.root.Version,
 			Kernel:  disk.FromBytes(a.root.Kernel),
 			Initrd:  disk.FromFile(initrd),
 			Options: a.root.options(rootImgParam),
+			UKI:     mkUKI,
 		},
 		VolumeID: isoVolumeID(a.b.o.name),
 	})

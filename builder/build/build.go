@@ -20,6 +20,7 @@ package build
 
 import (
 	"context"
+	"crypto/rsa"
 	"fmt"
 	"slices"
 	"time"
@@ -30,6 +31,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/builder/output"
 	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
 	"github.com/bulkhead-dev/bulkhead/builder/scan"
+	"github.com/bulkhead-dev/bulkhead/builder/secureboot"
 	"github.com/bulkhead-dev/bulkhead/builder/sign"
 )
 
@@ -54,6 +56,10 @@ type options struct {
 	epoch                                      int64
 	now                                        func() time.Time
 	progress                                   Progress
+	// Secure Boot and measured boot (uki.go).
+	sbKey, sbCert, sbEnroll, pcrKey string
+	sbSigner                        *secureboot.Signer // loaded by Check
+	pcrSigner                       *rsa.PrivateKey    // loaded by Check
 }
 
 // Option configures a Builder.

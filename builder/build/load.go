@@ -49,6 +49,9 @@ func (b *Builder) Load() (*Loaded, error) {
 // what the formats asked for need of the spec. Build runs it before
 // resolving anything.
 func (b *Builder) Check(l *Loaded) error {
+	if err := b.checkSecureBoot(l.Spec); err != nil {
+		return err
+	}
 	if slices.Contains(b.o.formats, "update") && b.o.key == nil && b.o.keyRef == "" {
 		return errors.New("an update bundle must be signed: give a signing key")
 	}
@@ -81,7 +84,8 @@ type Ref struct {
 }
 
 // Refs lists the spec's image references in spec order, each once, at its
-// first position; with the disk section, its boot loader.
+// first position; with the disk section, its boot loader; with boot.uki,
+// the UKI stub.
 func Refs(s *config.Spec) []Ref {
 	var refs []Ref
 	seen := map[string]bool{}
@@ -108,15 +112,22 @@ func Refs(s *config.Spec) []Ref {
 		b := BootloaderRef(s)
 		add(b.Ref, b.Pos)
 	}
+	if wantsUKI(s) {
+		add(DefaultStub, s.Boot.Pos)
+	}
 	return refs
 }
 
 // BuildRefs are the references a build of spec in formats resolves: Refs,
-// and the boot loader when a disk format needs one.
+// and the boot loader (and with boot.uki the stub) when a disk format
+// needs one.
 func BuildRefs(spec *config.Spec, formats []string) []Ref {
 	refs := Refs(spec)
 	if slices.ContainsFunc(formats, isDiskFormat) {
 		refs = AppendRef(refs, BootloaderRef(spec))
+		if wantsUKI(spec) {
+			refs = AppendRef(refs, Ref{DefaultStub, spec.Boot.Pos})
+		}
 	}
 	return refs
 }

@@ -47,6 +47,17 @@ func (a *artifacts) updateInput(ctx context.Context) (bundler.Input, error) {
 	if u := a.spec.Update; u != nil {
 		in.From, in.Downgrade = u.From, u.Downgrade
 	}
+	mkUKI, err := a.ukiBuilder(initrd)
+	if err != nil {
+		return bundler.Input{}, err
+	}
+	if mkUKI != nil {
+		// The same image raw-efi installs: its command line names no
+		// slot, so it boots whichever slot the host writes.
+		if in.UKI, err = mkUKI(in.Options); err != nil {
+			return bundler.Input{}, err
+		}
+	}
 	return in, nil
 }
 

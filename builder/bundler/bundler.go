@@ -48,6 +48,26 @@ type Input struct {
 	Kernel, Initrd []byte
 	Options        string
 	Tries          int
+	// UKI, when set, is the version's unified kernel image (holding
+	// Options, and the kernel and initrd): the bundle carries it instead
+	// of Kernel and Initrd.
+	UKI []byte
+}
+
+// espPayloads are the payloads after the root, in bundle order.
+func (in Input) espPayloads() []update.Payload {
+	if in.UKI != nil {
+		return []update.Payload{plain(update.PayloadUKI, in.UKI)}
+	}
+	return []update.Payload{plain(update.PayloadKernel, in.Kernel), plain(update.PayloadInitrd, in.Initrd)}
+}
+
+// espFiles are the contents of espPayloads.
+func (in Input) espFiles() [][]byte {
+	if in.UKI != nil {
+		return [][]byte{in.UKI}
+	}
+	return [][]byte{in.Kernel, in.Initrd}
 }
 
 // Write writes the bundle of in, signed with key, to path (atomically)
@@ -83,7 +103,7 @@ func manifest(in Input, root update.Payload) *update.Manifest {
 		From: in.From, Downgrade: in.Downgrade,
 		Created: in.Created.UTC(), Expires: in.Expires.UTC(),
 		Verity: in.Verity.String(), Options: in.Options, Tries: in.Tries,
-		Payloads: []update.Payload{root, plain(update.PayloadKernel, in.Kernel), plain(update.PayloadInitrd, in.Initrd)},
+		Payloads: append([]update.Payload{root}, in.espPayloads()...),
 	}
 }
 
@@ -119,7 +139,7 @@ func writeFile(path string, env []byte, staged *os.File, in Input) error {
 	if _, err := io.Copy(out, staged); err != nil {
 		return err
 	}
-	for _, b := range [][]byte{in.Kernel, in.Initrd} {
+	for _, b := range in.espFiles() {
 		if _, err := out.Write(b); err != nil {
 			return err
 		}

@@ -45,6 +45,14 @@ type Boot struct {
 	// Version names the host version in boot entries (default: derived
 	// from the root hash).
 	Version string `json:"version,omitempty" yaml:"version,omitempty"`
+	// UKI makes raw-efi and iso-efi boot each version as one unified
+	// kernel image, EFI/Linux/bulkhead-<version>[+N].efi (systemd-stub
+	// with the kernel, initrd and command line inside, signed as a whole
+	// with --secureboot-key), instead of a kernel, an initrd and an entry
+	// file whose command line anyone with the ESP can edit. The image
+	// names no root slot (stage 0 boots the slot holding its root hash),
+	// so the update bundle carries the same image for either slot.
+	UKI bool `json:"uki,omitempty" yaml:"uki,omitempty"`
 
 	Pos Pos `json:"-" yaml:"-"`
 }

@@ -3,66 +3,25 @@ package disk
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/qemu"
+	"github.com/bulkhead-dev/bulkhead/internal/sdbootdeb"
 	"github.com/bulkhead-dev/bulkhead/internal/test/qemutest"
 	"github.com/bulkhead-dev/bulkhead/internal/test/testkernel"
 )
 
-var sdboot struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if sdboot.dir != "" {
-		os.RemoveAll(sdboot.dir)
-	}
+	sdbootdeb.Cleanup()
 	os.Exit(code)
 }
 
-// systemdBoot returns Debian's systemd-bootx64.efi, fetched with apt-get
-// download once per test binary.
-func systemdBoot(t *testing.T) string {
-	t.Helper()
-	sdboot.once.Do(func() {
-		dir, err := os.MkdirTemp("", "bulkhead-sdboot-")
-		if err != nil {
-			sdboot.err = err
-			return
-		}
-		sdboot.dir = dir
-		cmd := exec.Command("apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", "systemd-boot-efi")
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			sdboot.err = &exec.ExitError{Stderr: out}
-			return
-		}
-		debs, _ := filepath.Glob(filepath.Join(dir, "*.deb"))
-		if len(debs) != 1 {
-			sdboot.err = os.ErrNotExist
-			return
-		}
-		if out, err := exec.Command("dpkg-deb", "-x", debs[0], filepath.Join(dir, "x")).CombinedOutput(); err != nil {
-			sdboot.err = &exec.ExitError{Stderr: out}
-			return
-		}
-		sdboot.path = filepath.Join(dir, "x/usr/lib/systemd/boot/efi/systemd-bootx64.efi")
-	})
-	if sdboot.err != nil {
-		t.Fatalf("getting systemd-boot-efi: %v", sdboot.err)
-	}
-	return sdboot.path
-}
+// systemdBoot returns Debian's systemd-bootx64.efi.
+func systemdBoot(t *testing.T) string { return sdbootdeb.Path(t, sdbootdeb.Bootloader) }
 
 // guest is Debian's kernel and the tiny test guest's initrd.
 func guest(t *testing.T) (kernel, initrd Source) {

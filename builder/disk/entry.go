@@ -24,6 +24,15 @@ type Entry struct {
 	// Tries is the boot counter: 0 writes a blessed entry (no counter), N
 	// writes bulkhead-<Version>+N.conf, which systemd-boot tries N times.
 	Tries int
+	// UKI, when set, makes the entry a unified kernel image
+	// EFI/Linux/bulkhead-<Version>[+N].efi (see bootentry.Entry.UKI): it
+	// returns the image for the entry's command line, which it must carry
+	// inside. That is Options as it is: no root= or bulkhead.data=, since
+	// one image serves either slot (stage 0 boots the root slot holding
+	// the root hash of bulkhead.verity=, and the host finds its data
+	// partition by type). Kernel and Initrd then only say what the image
+	// holds.
+	UKI func(cmdline string) ([]byte, error)
 }
 
 // EntryPrefix starts the name of every entry file bulkhead writes.
@@ -32,7 +41,7 @@ const EntryPrefix = bootentry.Prefix
 // boot is the entry as the boot payload both the disk writer and the
 // update on the host write, with options as its whole command line.
 func (e Entry) boot(options string) bootentry.Entry {
-	return bootentry.Entry{Version: e.Version, Initrd: !e.Initrd.IsZero(), Options: options, Tries: e.Tries}
+	return bootentry.Entry{Version: e.Version, Initrd: !e.Initrd.IsZero(), Options: options, Tries: e.Tries, UKI: e.UKI != nil}
 }
 
 // FileName is the entry's file name in /loader/entries.
@@ -84,6 +93,13 @@ func espTree(bootloader Source, entries []Entry, options func(Entry) string) ([]
 
 func entryFiles(e Entry, options string) ([]espFile, error) {
 	b := e.boot(options)
+	if e.UKI != nil {
+		img, err := e.UKI(options)
+		if err != nil {
+			return nil, fmt.Errorf("building the unified kernel image: %w", err)
+		}
+		return []espFile{{"/" + b.Path(), img}}, nil
+	}
 	sources := map[string]Source{bootentry.Kernel: e.Kernel, bootentry.Initrd: e.Initrd}
 	var files []espFile
 	for _, f := range b.Files() {

@@ -48,6 +48,9 @@ type RawInput struct {
 	// Seed derives the disk and partition GUIDs and the ESP's volume id.
 	// Give each host its own seed; the same seed gives the same GUIDs.
 	Seed []byte
+	// Enroll, when set, holds PK.auth, KEK.auth and db.auth: systemd-boot
+	// enrolls them on a machine in Secure Boot setup mode (see withEnroll).
+	Enroll map[string][]byte
 }
 
 // Partition is one GPT partition of a written image.
@@ -218,12 +221,20 @@ func roundUp(v, to int64) int64 { return (v + to - 1) / to * to }
 func rawESP(in RawInput, l *Layout) (*memDisk, error) {
 	data, _ := l.Partition(partitionNameData)
 	options := func(e Entry) string {
+		if e.UKI != nil {
+			// One image serves either slot: stage 0 boots the root slot
+			// holding the command line's root hash.
+			return e.Options
+		}
 		slot, _ := l.Partition("root-" + e.Slot)
 		o, _ := bootentry.SlotOptions(e.Options, slot.GUID, data.GUID) // validated by planRaw
 		return o
 	}
 	files, err := espTree(in.Bootloader, in.Entries, options)
 	if err != nil {
+		return nil, err
+	}
+	if files, err = withEnroll(files, in.Enroll); err != nil {
 		return nil, err
 	}
 	esp, _ := l.Partition(partitionNameESP)

@@ -10,14 +10,22 @@ import (
 
 	"github.com/diskfs/go-diskfs/filesystem/fat32"
 	"github.com/diskfs/go-diskfs/partition/gpt"
+
+	"github.com/bulkhead-dev/bulkhead/internal/bootentry"
 )
 
 // ReadEntries returns the sorted file names in /loader/entries on the ESP
 // of the raw image at path, such as "bulkhead-1.2.0+2-1.conf".
-func ReadEntries(path string) ([]string, error) {
+func ReadEntries(path string) ([]string, error) { return readDirNames(path, bootentry.EntriesDir) }
+
+// ReadUKIs returns the sorted file names in /EFI/Linux on the ESP of the
+// raw image at path, such as "bulkhead-1.2.0+2-1.efi".
+func ReadUKIs(path string) ([]string, error) { return readDirNames(path, bootentry.LinuxDir) }
+
+func readDirNames(path, dir string) ([]string, error) {
 	var names []string
 	err := withESP(path, func(fsys *fat32.FileSystem) error {
-		list, err := fsys.ReadDir("loader/entries")
+		list, err := fsys.ReadDir(dir)
 		if err != nil {
 			return err
 		}

@@ -35,7 +35,8 @@ type buildFlags struct {
 	locked, offline, asJSON                      bool
 	signKey, vulndb                              string
 	limits                                       specLimits
-	expires                                      string // update bundles (build_update.go)
+	expires                                      string          // update bundles
+	secureBoot                                   secureBootFlags // build_uki.go
 }
 
 func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -54,6 +55,7 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&f.signKey, "sign-key", "", "sign the outputs with this private key (a PEM file, or env://NAME)")
 	fs.StringVar(&f.expires, "expires", "", "update bundle expiry: a time, a date, a duration from SOURCE_DATE_EPOCH, or now+DURATION (default: the spec's update.expires)")
 	addSpecLimitFlags(fs, &f.limits)
+	addSecureBootFlags(fs, &f.secureBoot)
 	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
@@ -205,6 +207,11 @@ func runBuilder(ctx context.Context, specs []string, f buildFlags, epoch int64, 
 		build.WithEpoch(epoch), build.WithBuilderVersion(bulkheadVersion()),
 		build.WithProgress(t),
 	}
+	sbOpts, err := f.secureBoot.options()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, sbOpts...)
 	if f.signKey != "" {
 		opts = append(opts, build.WithSignKeyRef(f.signKey))
 	}

@@ -51,6 +51,7 @@ func commands() []command {
 		scanCommand(),
 		kernelCommand(),
 		keygenCommand(),
+		securebootCommand(),
 		signCommand(),
 		verifyCommand(),
 		updateCommand(),

@@ -44,7 +44,7 @@ func printBanner(w io.Writer, c qemu.Config, accel string) {
 // restartAlerts are the restart counts at which a service is named.
 var restartAlerts = map[int]bool{3: true, 10: true, 30: true, 100: true}
 
-// The init's console lines about a service (internal/init/supervise).
+// The init's console lines about a service (internal/host/supervise).
 var (
 	restartRE = regexp.MustCompile(`service (\S+) (?:restarting in|not started, retrying in|crashed \d+ times, backing off)`)
 	reasonRE  = regexp.MustCompile(`service (\S+) (exited with status \d+|failed to start: .*)`)

@@ -12,7 +12,7 @@ import (
 )
 
 // TestServiceWatch feeds the init's console lines (as
-// internal/init/supervise writes them, split across writes) and expects one
+// internal/host/supervise writes them, split across writes) and expects one
 // line at the third restart, with the last reason.
 func TestServiceWatch(t *testing.T) {
 	var out bytes.Buffer

@@ -21,10 +21,12 @@ import (
 const Prefix = "bulkhead-"
 
 // EntriesDir is the ESP directory of entry files, VersionsDir the one of
-// the per-version directories (both relative to the ESP's root).
+// the per-version directories, LinuxDir the one of unified kernel images
+// (Boot Loader Specification type #2; all relative to the ESP's root).
 const (
 	EntriesDir  = "loader/entries"
 	VersionsDir = "bulkhead"
+	LinuxDir    = "EFI/Linux"
 )
 
 // MaxTries is the largest boot counter bulkhead writes.
@@ -53,6 +55,11 @@ type Entry struct {
 	// Tries is the boot counter: 0 writes a blessed entry,
 	// N writes bulkhead-<Version>+N.conf.
 	Tries int
+	// UKI makes the version one unified kernel image,
+	// EFI/Linux/bulkhead-<Version>[+N].efi, holding the kernel, the initrd
+	// and Options: the image is the entry (and its boot counter), and
+	// there are no other files.
+	UKI bool
 }
 
 // Check reports an entry that cannot be written.
@@ -71,6 +78,8 @@ func (e Entry) Check() error {
 const (
 	Kernel = "kernel"
 	Initrd = "initrd"
+	// UKI is a version's unified kernel image: the entry itself.
+	UKI = "uki"
 )
 
 // File is one file a version puts on the ESP: which payload it holds and
@@ -84,6 +93,9 @@ type File struct {
 // order they are written: every writer of a version (the disk image, the
 // update) goes through this list.
 func (e Entry) Files() []File {
+	if e.UKI {
+		return nil
+	}
 	files := []File{{Kernel, e.KernelPath()}}
 	if e.Initrd {
 		files = append(files, File{Initrd, e.InitrdPath()})
@@ -102,16 +114,25 @@ func (e Entry) InitrdPath() string { return e.Dir() + "/initrd" }
 
 // FileName is the entry's file name in EntriesDir.
 func (e Entry) FileName() string {
-	if e.Tries > 0 {
-		return Prefix + e.Version + "+" + strconv.Itoa(e.Tries) + ".conf"
+	ext := ".conf"
+	if e.UKI {
+		ext = ".efi"
 	}
-	return Prefix + e.Version + ".conf"
+	if e.Tries > 0 {
+		return Prefix + e.Version + "+" + strconv.Itoa(e.Tries) + ext
+	}
+	return Prefix + e.Version + ext
 }
 
 // Path is the entry file, relative to the ESP.
-func (e Entry) Path() string { return EntriesDir + "/" + e.FileName() }
+func (e Entry) Path() string {
+	if e.UKI {
+		return LinuxDir + "/" + e.FileName()
+	}
+	return EntriesDir + "/" + e.FileName()
+}
 
-// Conf is the entry file's text.
+// Conf is the entry file's text (of a type #1 entry: not UKI).
 func (e Entry) Conf() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "title Bulkhead %s\n", e.Version)
@@ -158,23 +179,31 @@ type Name struct {
 	Counted bool
 	// Left is the tries left (0 with a counter: bad).
 	Left int
+	// UKI: a unified kernel image in LinuxDir (.efi), not an entry file
+	// in EntriesDir (.conf).
+	UKI bool
 }
 
-// ParseName reads a bulkhead entry file name; ok is false for any other
-// file.
+// ParseName reads a bulkhead entry file name (an entry file's, .conf, or
+// a unified kernel image's, .efi); ok is false for any other file.
 func ParseName(file string) (n Name, ok bool) {
 	base, found := strings.CutPrefix(file, Prefix)
 	if !found {
 		return Name{}, false
 	}
-	if base, found = strings.CutSuffix(base, ".conf"); !found {
+	base, conf := strings.CutSuffix(base, ".conf")
+	efi := false
+	if !conf {
+		base, efi = strings.CutSuffix(base, ".efi")
+	}
+	if !conf && !efi {
 		return Name{}, false
 	}
 	version, counter, counted := strings.Cut(base, "+")
 	if CheckVersion(version) != nil {
 		return Name{}, false
 	}
-	n = Name{Version: version, Counted: counted}
+	n = Name{Version: version, Counted: counted, UKI: efi}
 	if counted {
 		left, _, _ := strings.Cut(counter, "-")
 		v, err := strconv.ParseUint(left, 10, 8)

@@ -33,15 +33,28 @@ func TestParseName(t *testing.T) {
 		"bulkhead-1.2.0+3.conf":   {Version: "1.2.0", Counted: true, Left: 3},
 		"bulkhead-1.2.0+0-3.conf": {Version: "1.2.0", Counted: true, Left: 0},
 		"bulkhead-1.2.0.conf":     {Version: "1.2.0"},
+		"bulkhead-1.2.0+3.efi":    {Version: "1.2.0", Counted: true, Left: 3, UKI: true},
+		"bulkhead-1.2.0.efi":      {Version: "1.2.0", UKI: true},
 	} {
 		got, ok := ParseName(name)
 		if !ok || got != want {
 			t.Errorf("%s: %+v %v, want %+v", name, got, ok, want)
 		}
 	}
-	for _, bad := range []string{"other.conf", "bulkhead-.conf", "bulkhead-1+x.conf", "bulkhead-1.conf.tmp", ".bulkhead-1+3.conf"} {
+	for _, bad := range []string{"other.conf", "bulkhead-.conf", "bulkhead-1+x.conf", "bulkhead-1.conf.tmp", ".bulkhead-1+3.conf", ".bulkhead-1+3.efi.tmp", "bulkhead-1.efi.tmp"} {
 		if _, ok := ParseName(bad); ok {
 			t.Errorf("%s parsed", bad)
 		}
+	}
+}
+
+func TestEntryUKI(t *testing.T) {
+	e := Entry{Version: "1.2.0", Initrd: true, Tries: 3, UKI: true}
+	if e.Path() != "EFI/Linux/bulkhead-1.2.0+3.efi" || len(e.Files()) != 0 {
+		t.Fatalf("path %s, files %v", e.Path(), e.Files())
+	}
+	e.Tries = 0
+	if e.Path() != "EFI/Linux/bulkhead-1.2.0.efi" {
+		t.Fatalf("blessed path %s", e.Path())
 	}
 }

@@ -29,4 +29,11 @@ const (
 	// carries the root image, as a path inside the initramfs without the
 	// leading slash.
 	RootImageFile = "bulkhead/root.img"
+	// TypeRoot is the GPT type GUID of the A/B root slots (the
+	// Discoverable Partitions Specification's x86-64 root), TypeData the
+	// one of the data partition (its /var): a boot whose command line
+	// names no root partition (a unified kernel image, the same for
+	// either slot) finds them by type.
+	TypeRoot = "4f68bce3-e8cd-4db1-96e7-fbcaf984b709"
+	TypeData = "4d21b016-b534-45c2-a9fb-5c16e091fd2d"
 )

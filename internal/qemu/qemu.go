@@ -51,6 +51,13 @@ type Config struct {
 	UEFI     bool
 	OVMFCode string // default DefaultOVMFCode
 	OVMFVars string // template variable store, default DefaultOVMFVars
+	// VarsStore, when set, is the variable store itself (used in place,
+	// not copied): what firmware writes, such as enrolled Secure Boot
+	// keys, persists to the next run.
+	VarsStore string
+	// SecureBoot gives the machine SMM and a secure flash, which OVMF's
+	// Secure Boot build (OVMF_CODE_4M.secboot.fd) needs.
+	SecureBoot bool
 
 	MemoryMB int // default DefaultMemoryMB
 	CPUs     int // default DefaultCPUs
@@ -193,7 +200,7 @@ func (f Forward) normalize() (Forward, error) {
 func (c Config) args(dir string) []string {
 	a := []string{
 		"-nodefaults", "-no-user-config",
-		"-machine", "q35",
+		"-machine", c.machine(),
 		"-m", strconv.Itoa(c.MemoryMB),
 		"-smp", strconv.Itoa(c.CPUs),
 		"-display", "none",
@@ -212,9 +219,16 @@ func (c Config) args(dir string) []string {
 		a = append(a, "-no-reboot", "-action", "panic=exit-failure")
 	}
 	if c.UEFI {
+		vars := filepath.Join(dir, varsFile)
+		if c.VarsStore != "" {
+			vars = c.VarsStore
+		}
 		a = append(a,
 			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+c.OVMFCode,
-			"-drive", "if=pflash,format=raw,unit=1,file="+filepath.Join(dir, varsFile))
+			"-drive", "if=pflash,format=raw,unit=1,file="+vars)
+		if c.SecureBoot {
+			a = append(a, "-global", "driver=cfi.pflash01,property=secure,value=on")
+		}
 	}
 	if c.Kernel != "" {
 		a = append(a, "-kernel", c.Kernel, "-append", kernelCmdline(c.Cmdline))
@@ -237,6 +251,13 @@ func (c Config) args(dir string) []string {
 		a = append(a, "-nic", nic)
 	}
 	return append(a, c.ExtraArgs...)
+}
+
+func (c Config) machine() string {
+	if c.SecureBoot {
+		return "q35,smm=on"
+	}
+	return "q35"
 }
 
 func (c Config) nicArg() string {
@@ -313,7 +334,7 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting qemu: %w", err)
 	}
-	if cfg.UEFI {
+	if cfg.UEFI && cfg.VarsStore == "" {
 		if err := copyFile(cfg.OVMFVars, filepath.Join(dir, varsFile)); err != nil {
 			os.RemoveAll(dir)
 			return nil, fmt.Errorf("copying uefi variable store: %w", err)

@@ -34,10 +34,18 @@ const (
 	PayloadRoot   = "root"
 	PayloadKernel = bootentry.Kernel
 	PayloadInitrd = bootentry.Initrd
+	// PayloadUKI is a version's unified kernel image (kernel, initrd and
+	// command line in one signed EFI program), instead of kernel and
+	// initrd.
+	PayloadUKI = bootentry.UKI
 )
 
-// payloadOrder is the payloads of format 1, in bundle order.
-var payloadOrder = []string{PayloadRoot, PayloadKernel, PayloadInitrd}
+// payloadOrder is the payloads of format 1, in bundle order: a kernel
+// and an initrd, or a unified kernel image.
+var (
+	payloadOrder    = []string{PayloadRoot, PayloadKernel, PayloadInitrd}
+	payloadOrderUKI = []string{PayloadRoot, PayloadUKI}
+)
 
 // Encodings of a stored payload.
 const (
@@ -50,6 +58,7 @@ const (
 	MaxEnvelope   = 1 << 20
 	MaxKernel     = 512 << 20
 	MaxInitrd     = 2 << 30
+	MaxUKI        = MaxKernel + MaxInitrd
 	MaxRoot       = 1 << 40
 	maxDowngrades = 64
 	maxOptions    = 4096
@@ -79,7 +88,9 @@ type Manifest struct {
 	Verity string `json:"verity"`
 	// Options is the boot entry's command line without root= and
 	// bulkhead.data= (the host adds them for the slot it writes); it
-	// carries bulkhead.verity= equal to Verity.
+	// carries bulkhead.verity= equal to Verity. A unified kernel image
+	// carries it inside, as it is: stage 0 boots the slot holding the
+	// root hash.
 	Options string `json:"options"`
 	// Tries is the new entry's boot counter.
 	Tries    int       `json:"tries"`
@@ -121,9 +132,17 @@ func (m *Manifest) Payload(name string) (Payload, bool) {
 	return Payload{}, false
 }
 
+// UKI reports whether the bundle carries a unified kernel image.
+func (m *Manifest) UKI() bool {
+	return len(m.Payloads) == len(payloadOrderUKI) && m.Payloads[1].Name == PayloadUKI
+}
+
 // Entry is the boot entry the bundle installs for a root slot and a data
-// partition (their partition GUIDs).
+// partition (their partition GUIDs). A unified kernel image names no slot.
 func (m *Manifest) Entry(rootGUID, dataGUID string) (bootentry.Entry, error) {
+	if m.UKI() {
+		return bootentry.Entry{Version: m.Version, Options: m.Options, Tries: m.Tries, UKI: true}, nil
+	}
 	opts, err := bootentry.SlotOptions(m.Options, rootGUID, dataGUID)
 	if err != nil {
 		return bootentry.Entry{}, err
@@ -233,8 +252,8 @@ func (m *Manifest) checkPayloads() error {
 			return fmt.Errorf("payload %s: %w", p.Name, err)
 		}
 	}
-	if !slices.Equal(names, payloadOrder) {
-		return fmt.Errorf("payloads %v, want %v", names, payloadOrder)
+	if !slices.Equal(names, payloadOrder) && !slices.Equal(names, payloadOrderUKI) {
+		return fmt.Errorf("payloads %v, want %v or %v", names, payloadOrder, payloadOrderUKI)
 	}
 	root, _ := m.Payload(PayloadRoot)
 	p, _ := m.Params()
@@ -245,7 +264,7 @@ func (m *Manifest) checkPayloads() error {
 }
 
 func (p Payload) check() error {
-	limit := map[string]int64{PayloadRoot: MaxRoot, PayloadKernel: MaxKernel, PayloadInitrd: MaxInitrd}[p.Name]
+	limit := map[string]int64{PayloadRoot: MaxRoot, PayloadKernel: MaxKernel, PayloadInitrd: MaxInitrd, PayloadUKI: MaxUKI}[p.Name]
 	switch {
 	case p.Size <= 0 || p.Size > limit:
 		return fmt.Errorf("size %d is not between 1 and %d", p.Size, limit)

@@ -61,3 +61,33 @@ func compareTree(dev io.ReaderAt, tree [][]byte, off int64) error {
 	}
 	return nil
 }
+
+// Holds reports whether dev, laid out as bulkhead writes it, claims the
+// root hash of p: its superblock describes p and the top of its tree
+// hashes to p.RootHash. It reads two blocks, so it is how stage 0 tells
+// which of the A/B root slots a command line's root hash names; it checks
+// no data block (dm-verity then checks every block it reads).
+func Holds(dev io.ReaderAt, p Params) (bool, error) {
+	if p.DataBlocks == 0 || p.HashStart == 0 || len(p.RootHash) != digestSize {
+		return false, fmt.Errorf("matching verity device: empty parameters")
+	}
+	block := make([]byte, BlockSize)
+	if err := readFull(dev, block, int64(p.HashStart-1)*BlockSize); err != nil {
+		return false, fmt.Errorf("matching verity device: reading superblock: %w", err)
+	}
+	if !bytes.Equal(block, superblock(p.DataBlocks, p.Salt)) {
+		return false, nil
+	}
+	// A device of one block has no tree: its root hash is that block's
+	// digest. Otherwise the tree's top level, one block, comes first.
+	off := int64(p.HashStart) * BlockSize
+	if len(levels(int64(p.DataBlocks))) == 0 {
+		off = 0
+	}
+	if err := readFull(dev, block, off); err != nil {
+		return false, fmt.Errorf("matching verity device: reading the tree's top: %w", err)
+	}
+	root := make([]byte, digestSize)
+	hashSlice(block, p.Salt, root)
+	return subtle.ConstantTimeCompare(root, p.RootHash) == 1, nil
+}

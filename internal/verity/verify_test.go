@@ -70,3 +70,55 @@ func verifyFile(t *testing.T, path string, p Params) error {
 	defer f.Close()
 	return Verify(t.Context(), f, p)
 }
+
+// TestHolds: a device holds the parameters it was formatted with (trees
+// of zero, one and two levels), and not another root hash, another salt,
+// another device's parameters, or its own once the tree's top changed.
+func TestHolds(t *testing.T) {
+	holds := func(path string, p Params) bool {
+		t.Helper()
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		ok, err := Holds(f, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	for _, blocks := range []int64{1, 2, 129} {
+		t.Run(fmt.Sprint(blocks), func(t *testing.T) {
+			a := randomData(t, t.TempDir(), blocks*BlockSize, uint64(blocks))
+			b := randomData(t, t.TempDir(), blocks*BlockSize, uint64(blocks)+100)
+			off := blocks * BlockSize
+			pa := formatFile(t, a, a, off, SaltFrom([]byte("slot")))
+			pb := formatFile(t, b, b, off, SaltFrom([]byte("slot")))
+			if !holds(a, pa) || !holds(b, pb) {
+				t.Fatal("a device does not hold its own parameters")
+			}
+			if holds(a, pb) || holds(b, pa) {
+				t.Fatal("a device holds the other's parameters")
+			}
+			other := pa
+			other.Salt = SaltFrom([]byte("other"))
+			if holds(a, other) {
+				t.Fatal("holds another salt")
+			}
+			other = pa
+			other.RootHash = make([]byte, 32)
+			if holds(a, other) {
+				t.Fatal("holds another root hash")
+			}
+			top := off + BlockSize // the tree's top level
+			if blocks == 1 {
+				top = 0 // no tree: the data block is the root
+			}
+			flipByte(t, a, top+7)
+			if holds(a, pa) {
+				t.Fatal("holds its parameters with the tree's top changed")
+			}
+		})
+	}
+}

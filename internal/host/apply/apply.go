@@ -205,6 +205,14 @@ func install(ctx context.Context, src payloadSource, t Target, p *plan, progress
 	}
 	progress(StepSlotDone)
 	progress(StepESP)
+	if p.entry.UKI {
+		progress(StepESPDone)
+		entry, err := commitUKI(ctx, src, t.ESP, p.entry, func() { progress(StepCommit) })
+		if err == nil {
+			progress(StepCommitDone)
+		}
+		return entry, err
+	}
 	if err := writeVersion(ctx, src.next, t.ESP, p.entry); err != nil {
 		return "", err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/bootentry"
 	"github.com/bulkhead-dev/bulkhead/internal/update"
+	"github.com/bulkhead-dev/bulkhead/internal/verity"
 )
 
 // Rule names what a refused bundle broke.
@@ -52,7 +53,7 @@ type plan struct {
 	m          *update.Manifest
 	keyID      string
 	entry      bootentry.Entry
-	retire     []string // entry files (in loader/entries) that boot the target slot
+	retire     []string // entries (paths in the ESP) that boot the target slot
 	retireDirs []string // version directories (in bulkhead/) only they use
 }
 
@@ -138,9 +139,12 @@ func checkHost(m *update.Manifest, h Host, t Target) (*plan, Rule, error) {
 		return nil, RuleBundle, err
 	}
 	p := &plan{m: m, entry: entry}
-	p.retire, p.retireDirs = retirable(entries, h, t.SlotGUID)
+	p.retire, p.retireDirs = retirable(entries, h, t.SlotGUID, func(v verity.Params) bool {
+		ok, err := verity.Holds(t.Slot, v)
+		return ok && err == nil
+	})
 	for _, e := range entries {
-		if e.name.Version == m.Version && !slices.Contains(p.retire, e.file) {
+		if e.name.Version == m.Version && !slices.Contains(p.retire, e.path) {
 			return nil, RuleVersion, fmt.Errorf("version %s is installed on another slot (%s)", m.Version, e.file)
 		}
 	}
@@ -178,7 +182,8 @@ func checkSpace(m *update.Manifest, t Target, freed []string) error {
 	}
 	kernel, _ := m.Payload(update.PayloadKernel)
 	initrd, _ := m.Payload(update.PayloadInitrd)
-	need := kernel.Size + initrd.Size + espSlack
+	image, _ := m.Payload(update.PayloadUKI)
+	need := kernel.Size + initrd.Size + image.Size + espSlack
 	free, err := freeSpace(t.ESP)
 	if err != nil {
 		return err

@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"debug/pe"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/bulkhead-dev/bulkhead/internal/host/bless"
 	"io"
 	"io/fs"
 	"os"
@@ -18,7 +18,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/bulkhead-dev/bulkhead/internal/bootentry"
+	"github.com/bulkhead-dev/bulkhead/internal/host/bless"
 	"github.com/bulkhead-dev/bulkhead/internal/update"
+	"github.com/bulkhead-dev/bulkhead/internal/verity"
 )
 
 // maxEntry bounds the size of an entry file read from the ESP, and
@@ -28,52 +30,101 @@ const (
 	maxEntries = 256
 )
 
-// espEntry is a bulkhead entry file on the ESP and the slot it boots.
+// espEntry is a bulkhead entry on the ESP (an entry file, or a unified
+// kernel image) and the slot it boots.
 type espEntry struct {
-	file string
+	file string // the file name (h.Entry names the running one so)
+	path string // relative to the ESP
 	name bootentry.Name
-	root string // partition GUID, lower case
+	root string // an entry file's partition GUID, lower case
+	// verity is a unified kernel image's bulkhead.verity=: it boots the
+	// slot holding that root hash (nil when unreadable).
+	verity *verity.Params
 }
 
-// readEntries lists the bulkhead entries in loader/entries.
+// readEntries lists the bulkhead entries: entry files in loader/entries,
+// unified kernel images in EFI/Linux.
 func readEntries(esp string) ([]espEntry, error) {
-	dir := filepath.Join(esp, bootentry.EntriesDir)
-	des, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("reading boot entries: %w", err)
-	}
 	var out []espEntry
-	for _, de := range des {
-		n, ok := bootentry.ParseName(de.Name())
-		if !ok || !de.Type().IsRegular() {
-			continue
+	for _, dir := range []string{bootentry.EntriesDir, bootentry.LinuxDir} {
+		des, err := os.ReadDir(filepath.Join(esp, dir))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // a UKI-only ESP has no loader/entries, and vice versa
 		}
-		b, err := readLimited(filepath.Join(dir, de.Name()), maxEntry)
 		if err != nil {
 			return nil, fmt.Errorf("reading boot entries: %w", err)
 		}
-		out = append(out, espEntry{file: de.Name(), name: n, root: bootentry.RootPartUUID(string(b))})
-		if len(out) > maxEntries {
-			return nil, fmt.Errorf("reading boot entries: more than %d", maxEntries)
+		for _, de := range des {
+			n, ok := bootentry.ParseName(de.Name())
+			if !ok || !de.Type().IsRegular() || n.UKI != (dir == bootentry.LinuxDir) {
+				continue
+			}
+			e := espEntry{file: de.Name(), path: dir + "/" + de.Name(), name: n}
+			if n.UKI {
+				e.verity = ukiVerity(filepath.Join(esp, e.path))
+			} else {
+				b, err := readLimited(filepath.Join(esp, e.path), maxEntry)
+				if err != nil {
+					return nil, fmt.Errorf("reading boot entries: %w", err)
+				}
+				e.root = bootentry.RootPartUUID(string(b))
+			}
+			out = append(out, e)
+			if len(out) > maxEntries {
+				return nil, fmt.Errorf("reading boot entries: more than %d", maxEntries)
+			}
 		}
 	}
 	return out, nil
 }
 
+// ukiVerity reads the bulkhead.verity= parameters from a unified kernel
+// image's .cmdline section, or nil.
+func ukiVerity(path string) *verity.Params {
+	f, err := pe.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	sec := f.Section(".cmdline")
+	if sec == nil || sec.Size > maxEntry {
+		return nil
+	}
+	b, err := sec.Data()
+	if err != nil {
+		return nil
+	}
+	p, ok, err := verity.FromCmdline(strings.TrimRight(string(b), "\x00"))
+	if !ok || err != nil {
+		return nil
+	}
+	return &p
+}
+
 // retirable lists the entries that boot slot (never the running one) and
-// the version directories that no other entry uses.
-func retirable(entries []espEntry, h Host, slot string) (files, dirs []string) {
+// the version directories that no other entry uses, as paths relative to
+// the ESP. holds says whether the slot holds a root hash: a unified kernel
+// image boots the slot that does.
+func retirable(entries []espEntry, h Host, slot string, holds func(verity.Params) bool) (files, dirs []string) {
 	keep := map[string]bool{}
+	var gone []string
 	for _, e := range entries {
-		if e.file == h.Entry || !equalGUID(e.root, slot) {
+		boots := equalGUID(e.root, slot)
+		if e.name.UKI {
+			boots = e.verity != nil && holds(*e.verity)
+		}
+		if e.file == h.Entry || !boots {
 			keep[e.name.Version] = true
 			continue
 		}
-		files = append(files, e.file)
+		files = append(files, e.path)
+		if !e.name.UKI {
+			gone = append(gone, e.name.Version)
+		}
 	}
-	for _, e := range entries {
-		if slices.Contains(files, e.file) && !keep[e.name.Version] && !slices.Contains(dirs, e.name.Version) {
-			dirs = append(dirs, e.name.Version)
+	for _, v := range gone {
+		if !keep[v] && !slices.Contains(dirs, v) {
+			dirs = append(dirs, v)
 		}
 	}
 	return files, dirs
@@ -82,14 +133,17 @@ func retirable(entries []espEntry, h Host, slot string) (files, dirs []string) {
 // retire removes the entries that boot the slot about to be written, so
 // no entry points at a half-written root, then their version directories.
 func retire(esp string, files, dirs []string) error {
-	entries := filepath.Join(esp, bootentry.EntriesDir)
+	touched := map[string]bool{}
 	for _, f := range files {
-		if err := os.Remove(filepath.Join(entries, f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := os.Remove(filepath.Join(esp, f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("retiring entry %s: %w", f, err)
 		}
+		touched[filepath.Dir(filepath.Join(esp, f))] = true
 	}
-	if err := syncDir(entries); err != nil {
-		return fmt.Errorf("retiring entries: %w", err)
+	for d := range touched {
+		if err := syncDir(d); err != nil {
+			return fmt.Errorf("retiring entries: %w", err)
+		}
 	}
 	for _, d := range dirs {
 		if err := os.RemoveAll(filepath.Join(esp, bootentry.VersionsDir, d)); err != nil {
@@ -103,6 +157,9 @@ func retire(esp string, files, dirs []string) error {
 // kernel and the initrd) into a fresh directory, syncs them and reads
 // them back.
 func writeVersion(ctx context.Context, next func() (update.Payload, io.Reader, error), esp string, e bootentry.Entry) error {
+	if e.UKI {
+		return nil // the image is the entry: commitUKI writes it
+	}
 	dir := filepath.Join(esp, e.Dir())
 	if err := os.RemoveAll(dir); err != nil { // left by an interrupted attempt
 		return fmt.Errorf("clearing %s: %w", e.Dir(), err)
@@ -167,6 +224,39 @@ func commit(esp string, e bootentry.Entry, beforeRename func()) (string, error) 
 	if b, err := readLimited(tmp, maxEntry); err != nil || !bytes.Equal(b, conf) {
 		os.Remove(tmp)
 		return "", fmt.Errorf("writing entry: reading back: %w", errors.Join(err, update.ErrDigest))
+	}
+	beforeRename()
+	if err := bless.RenameSynced(tmp, filepath.Join(esp, e.Path())); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("committing entry: %w", err)
+	}
+	return e.Path(), nil
+}
+
+// commitUKI writes the unified kernel image, the next payload, under a
+// temporary name (which systemd-boot ignores: it starts with a dot and
+// does not end in .efi), syncs it and reads it back, makes sure nothing
+// follows it, and renames it into place: the commit point.
+func commitUKI(ctx context.Context, src payloadSource, esp string, e bootentry.Entry, beforeRename func()) (string, error) {
+	dir := filepath.Join(esp, bootentry.LinuxDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("creating %s: %w", bootentry.LinuxDir, err)
+	}
+	p, pr, err := src.next()
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", update.PayloadUKI, err)
+	}
+	if p.Name != update.PayloadUKI {
+		return "", fmt.Errorf("payload %s where %s was expected", p.Name, update.PayloadUKI)
+	}
+	tmp := filepath.Join(dir, "."+e.FileName()+".tmp")
+	if err := writeChecked(ctx, tmp, pr, p); err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("writing %s: %w", e.Path(), err)
+	}
+	if err := src.end(); err != nil {
+		os.Remove(tmp)
+		return "", err
 	}
 	beforeRename()
 	if err := bless.RenameSynced(tmp, filepath.Join(esp, e.Path())); err != nil {

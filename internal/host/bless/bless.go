@@ -28,8 +28,35 @@ const LoaderGUID = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
 const DefaultEfivars = "/sys/firmware/efi/efivars"
 
 // EntriesDir is the directory of Boot Loader Specification type #1 entries
-// on the ESP.
-const EntriesDir = "loader/entries"
+// on the ESP, LinuxDir the one of type #2 entries (unified kernel images,
+// whose file names carry the boot counter the same way).
+const (
+	EntriesDir = "loader/entries"
+	LinuxDir   = "EFI/Linux"
+)
+
+// entryDirs pairs each entry directory with its file extension.
+var entryDirs = [...][2]string{{EntriesDir, ".conf"}, {LinuxDir, ".efi"}}
+
+// cutExt splits an entry file name into its base and its extension
+// (.conf or .efi, as lower case); ok is false for any other name.
+func cutExt(file string) (base, ext string, ok bool) {
+	for _, d := range entryDirs {
+		if len(file) > len(d[1]) && strings.EqualFold(file[len(file)-len(d[1]):], d[1]) {
+			return file[:len(file)-len(d[1])], d[1], true
+		}
+	}
+	return file, "", false
+}
+
+// EntryDir is the ESP directory of an entry file name: loader/entries for
+// NAME.conf, EFI/Linux for NAME.efi.
+func EntryDir(file string) string {
+	if _, ext, _ := cutExt(file); ext == ".efi" {
+		return LinuxDir
+	}
+	return EntriesDir
+}
 
 // ErrNotCounted means the system was not started from a counted entry (no
 // LoaderBootCountPath): there is nothing to bless.
@@ -116,12 +143,14 @@ func Bless(espRoot, countPath string) (newPath string, err error) {
 }
 
 // entryPath turns an ESP path with either slash into a clean relative path
-// of a .conf file directly in loader/entries.
+// of a .conf file directly in loader/entries or an .efi file directly in
+// EFI/Linux.
 func entryPath(p string) (string, error) {
 	clean := path.Clean("/" + strings.ReplaceAll(p, `\`, "/"))
 	dir, file := path.Split(clean)
-	if !strings.EqualFold(dir, "/"+EntriesDir+"/") || !strings.HasSuffix(file, ".conf") || strings.HasPrefix(file, ".") {
-		return "", fmt.Errorf("blessing boot entry: %q is not an entry in %s", p, EntriesDir)
+	_, ext, ok := cutExt(file)
+	if !ok || strings.HasPrefix(file, ".") || !strings.EqualFold(dir, "/"+EntryDir(file)+"/") || !strings.HasSuffix(file, ext) {
+		return "", fmt.Errorf("blessing boot entry: %q is not an entry in %s or %s", p, EntriesDir, LinuxDir)
 	}
 	return strings.TrimPrefix(clean, "/"), nil
 }
@@ -129,8 +158,8 @@ func entryPath(p string) (string, error) {
 // Uncounted returns the blessed name of an entry file name (NAME.conf for
 // NAME+LEFT.conf or NAME+LEFT-DONE.conf) and whether it carried a counter.
 func Uncounted(file string) (string, bool) {
-	base, ok := strings.CutSuffix(file, ".conf")
-	if !ok {
+	base, ext, ok := cutExt(file)
+	if !ok || !strings.HasSuffix(file, ext) {
 		return file, false
 	}
 	i := strings.LastIndexByte(base, '+')
@@ -141,7 +170,7 @@ func Uncounted(file string) (string, bool) {
 	if !isCount(left) || (hasDone && !isCount(done)) {
 		return file, false
 	}
-	return base[:i] + ".conf", true
+	return base[:i] + ext, true
 }
 
 // isCount reports whether s is a decimal counter.
@@ -196,7 +225,7 @@ func MarkBad(espRoot, countPath string) (string, error) {
 		return "", err
 	}
 	dir, file := path.Split(rel)
-	base, _ := strings.CutSuffix(file, ".conf")
+	base, ext, _ := cutExt(file)
 	i := strings.LastIndexByte(base, '+')
 	if _, counted := Uncounted(file); !counted || i <= 0 {
 		return "", fmt.Errorf("marking boot entry bad: %s is blessed", file)
@@ -205,7 +234,7 @@ func MarkBad(espRoot, countPath string) (string, error) {
 	if done == "" {
 		done = "0"
 	}
-	newRel := dir + base[:i] + "+0-" + done + ".conf"
+	newRel := dir + base[:i] + "+0-" + done + ext
 	if newRel == rel {
 		return "/" + newRel, nil
 	}
@@ -224,28 +253,33 @@ func Fallbacks(espRoot, countPath string) ([]string, error) {
 		return nil, err
 	}
 	self, _ := Uncounted(path.Base(rel))
-	ents, err := os.ReadDir(filepath.Join(espRoot, EntriesDir))
-	if err != nil {
-		return nil, fmt.Errorf("listing boot entries: %w", err)
-	}
 	var out []string
-	for _, e := range ents {
-		name := e.Name()
-		blessedName, counted := Uncounted(name)
-		if e.IsDir() || !strings.HasSuffix(name, ".conf") || strings.HasPrefix(name, ".") || blessedName == self {
+	for _, d := range entryDirs {
+		ents, err := os.ReadDir(filepath.Join(espRoot, d[0]))
+		if errors.Is(err, fs.ErrNotExist) && d[0] != EntryDir(self) {
 			continue
 		}
-		if counted && triesLeft(name) == 0 {
-			continue
+		if err != nil {
+			return nil, fmt.Errorf("listing boot entries: %w", err)
 		}
-		out = append(out, name)
+		for _, e := range ents {
+			name := e.Name()
+			blessedName, counted := Uncounted(name)
+			if e.IsDir() || !strings.HasSuffix(name, d[1]) || strings.HasPrefix(name, ".") || blessedName == self {
+				continue
+			}
+			if counted && triesLeft(name) == 0 {
+				continue
+			}
+			out = append(out, name)
+		}
 	}
 	return out, nil
 }
 
 // triesLeft is LEFT of NAME+LEFT[-DONE].conf (call it on a counted name).
 func triesLeft(file string) int {
-	base, _ := strings.CutSuffix(file, ".conf")
+	base, _, _ := cutExt(file)
 	left, _, _ := strings.Cut(base[strings.LastIndexByte(base, '+')+1:], "-")
 	n, _ := strconv.Atoi(left)
 	return n
@@ -263,7 +297,7 @@ func Tries(file string) (left, done int, ok bool) {
 	if _, counted := Uncounted(file); !counted {
 		return 0, 0, false
 	}
-	base, _ := strings.CutSuffix(file, ".conf")
+	base, _, _ := cutExt(file)
 	l, d, _ := strings.Cut(base[strings.LastIndexByte(base, '+')+1:], "-")
 	left, _ = strconv.Atoi(l)
 	done, _ = strconv.Atoi(d)

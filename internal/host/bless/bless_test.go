@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -221,5 +222,42 @@ func TestMarkBadAndFallbacks(t *testing.T) {
 	os.Remove(filepath.Join(dir, "bulkhead-1.conf"))
 	if fb, err := Fallbacks(esp, "/loader/entries/bulkhead-2+0-1.conf"); err != nil || len(fb) != 0 {
 		t.Fatalf("Fallbacks = %v, %v; want none", fb, err)
+	}
+}
+
+// TestUKIEntries: unified kernel images in EFI/Linux carry the counter in
+// their file name; blessing, marking bad and the fallbacks treat them as
+// entries, beside the type #1 entries, and nothing else in EFI/Linux.
+func TestUKIEntries(t *testing.T) {
+	esp := t.TempDir()
+	for _, p := range []string{"EFI/Linux/bulkhead-2+2-1.efi", "EFI/Linux/bulkhead-3+0-3.efi", "EFI/Linux/notes.txt",
+		"loader/entries/bulkhead-1.conf", "loader/entries/bulkhead-9+1.efi"} {
+		if err := os.MkdirAll(filepath.Join(esp, filepath.Dir(p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(esp, p), []byte("MZ"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fb, err := Fallbacks(esp, `\EFI\Linux\bulkhead-2+2-1.efi`)
+	if err != nil || strings.Join(fb, " ") != "bulkhead-1.conf" {
+		t.Fatalf("Fallbacks = %v, %v; want bulkhead-1.conf", fb, err)
+	}
+	if got, err := MarkBad(esp, `\EFI\Linux\bulkhead-2+2-1.efi`); err != nil || got != "/EFI/Linux/bulkhead-2+0-1.efi" {
+		t.Fatalf("MarkBad = %q, %v", got, err)
+	}
+	if got, err := Bless(esp, `\EFI\Linux\bulkhead-2+0-1.efi`); err != nil || got != "/EFI/Linux/bulkhead-2.efi" {
+		t.Fatalf("Bless = %q, %v", got, err)
+	}
+	if _, err := os.Stat(filepath.Join(esp, "EFI/Linux/bulkhead-2.efi")); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{`\loader\entries\bulkhead-9+1.efi`, `\EFI\Linux\notes.txt`, `\EFI\Linux\x+1.conf`, `\EFI\BOOT\x+1.efi`} {
+		if _, err := Bless(esp, p); err == nil {
+			t.Errorf("Bless(%q) succeeded", p)
+		}
+	}
+	if l, d, ok := Tries("bulkhead-2+2-1.efi"); !ok || l != 2 || d != 1 {
+		t.Errorf("Tries = %d %d %v", l, d, ok)
 	}
 }

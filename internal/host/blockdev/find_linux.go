@@ -200,3 +200,38 @@ func DiskOf(uuid string) ([]DevPartition, error) {
 	}
 	return nil, fmt.Errorf("no disk holds partition %s", uuid)
 }
+
+// OfType returns every partition whose GPT type GUID is typeGUID (any
+// case) on every whole disk, with device nodes, in disk and table order.
+// Partitions the kernel has not made yet are left out; disks that cannot
+// be read are passed over.
+func OfType(typeGUID string) ([]DevPartition, error) {
+	typeGUID = strings.ToLower(typeGUID)
+	ents, err := os.ReadDir(system.sys)
+	if err != nil {
+		return nil, err
+	}
+	var out []DevPartition
+	for _, e := range ents {
+		disk := e.Name()
+		if isPartition(system.sys, disk) || sectors(system.sys, disk) == 0 {
+			continue
+		}
+		parts, err := system.diskGPT(disk)
+		if err != nil {
+			continue
+		}
+		for _, p := range parts {
+			name := partitionName(system.sys, disk, p.Number)
+			if p.Type != typeGUID || name == "" {
+				continue
+			}
+			dp := DevPartition{Partition: p, Dev: "/dev/" + name}
+			if err := EnsureNode(name, dp.Dev); err != nil {
+				return nil, err
+			}
+			out = append(out, dp)
+		}
+	}
+	return out, nil
+}

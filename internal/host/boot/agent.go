@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"github.com/bulkhead-dev/bulkhead/internal/atomicfile"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path"
@@ -17,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bulkhead-dev/bulkhead/internal/bootparam"
 	"github.com/bulkhead-dev/bulkhead/internal/host/apply"
 	"github.com/bulkhead-dev/bulkhead/internal/host/attempts"
 	"github.com/bulkhead-dev/bulkhead/internal/host/bless"
@@ -36,7 +38,7 @@ const (
 )
 
 // typeRootX86 is the Discoverable Partitions type GUID of an x86-64 root.
-const typeRootX86 = "4f68bce3-e8cd-4db1-96e7-fbcaf984b709"
+const typeRootX86 = bootparam.TypeRoot
 
 // espMu serialises mounting the ESP (blessing and the API both do).
 var espMu sync.Mutex
@@ -98,16 +100,29 @@ func (a agent) Status(ctx context.Context) (hostapi.Status, error) {
 	return st, nil
 }
 
-// listEntries reads loader/entries on the ESP.
+// listEntries reads loader/entries and EFI/Linux (unified kernel images)
+// on the ESP.
 func listEntries(esp, running string) ([]hostapi.Entry, error) {
 	ents, err := os.ReadDir(filepath.Join(esp, bless.EntriesDir))
-	if err != nil {
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("listing boot entries: %w", err)
 	}
-	var out []hostapi.Entry
+	ukis, err := os.ReadDir(filepath.Join(esp, bless.LinuxDir))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("listing boot entries: %w", err)
+	}
+	dirOf := map[os.DirEntry]string{}
 	for _, e := range ents {
+		dirOf[e] = bless.EntriesDir
+	}
+	for _, e := range ukis {
+		dirOf[e] = bless.LinuxDir
+	}
+	var out []hostapi.Entry
+	for _, e := range append(ents, ukis...) {
 		name := e.Name()
-		if e.IsDir() || !strings.HasSuffix(name, ".conf") || strings.HasPrefix(name, ".") {
+		ext := path.Ext(name)
+		if e.IsDir() || strings.HasPrefix(name, ".") || ext != ".conf" && ext != ".efi" || bless.EntryDir(name) != dirOf[e] {
 			continue
 		}
 		blessedName, _ := bless.Uncounted(name)
@@ -164,11 +179,14 @@ func (a agent) target(ctx context.Context) (apply.Host, apply.Target, func(), er
 	if err != nil {
 		return h, t, nil, err
 	}
-	rootGUID, ok := blockdev.PartUUIDFromCmdline(cmdline(), "root")
-	if !ok {
-		return h, t, nil, errors.New("not booted from a root partition (root=PARTUUID=): nothing to update")
+	running, err := bootSlot()
+	if err != nil {
+		return h, t, nil, fmt.Errorf("finding the root slot: %w", err)
 	}
-	dataGUID, _ := blockdev.PartUUIDFromCmdline(cmdline(), DataParam)
+	if running.root == "" {
+		return h, t, nil, errors.New("not booted from a root partition: nothing to update")
+	}
+	rootGUID, dataGUID := running.root, running.data
 	keys, err := update.ReadKeys("/")
 	if err != nil {
 		return h, t, nil, fmt.Errorf("%w: %v", hostapi.ErrRefused, err)
@@ -239,7 +257,7 @@ func (a agent) Rollback(ctx context.Context) (string, error) {
 		}
 		cur := ents[i].File
 		if !ents[i].Blessed {
-			if _, err := bless.MarkBad(esp, "/"+bless.EntriesDir+"/"+cur); err != nil {
+			if _, err := bless.MarkBad(esp, "/"+bless.EntryDir(cur)+"/"+cur); err != nil {
 				return "", err
 			}
 		} else if err := demote(esp, cur); err != nil {
@@ -250,10 +268,12 @@ func (a agent) Rollback(ctx context.Context) (string, error) {
 	})
 }
 
-// demote renames a blessed entry NAME.conf to NAME+0-0.conf.
+// demote renames a blessed entry NAME.conf (NAME.efi) to NAME+0-0.conf
+// (NAME+0-0.efi).
 func demote(esp, file string) error {
-	dir := filepath.Join(esp, bless.EntriesDir)
-	to := strings.TrimSuffix(file, ".conf") + "+0-0.conf"
+	dir := filepath.Join(esp, bless.EntryDir(file))
+	ext := path.Ext(file)
+	to := strings.TrimSuffix(file, ext) + "+0-0" + ext
 	if err := bless.RenameSynced(filepath.Join(dir, file), filepath.Join(dir, to)); err != nil {
 		return fmt.Errorf("setting %s aside: %w", file, err)
 	}

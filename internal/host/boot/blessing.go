@@ -267,7 +267,7 @@ func (h *host) recordEnd(entry, outcome, reason string) {
 // entryVersion is VERSION of an entry file bulkhead-VERSION[+LEFT[-DONE]].conf.
 func entryVersion(entry string) string {
 	name, _ := bless.Uncounted(entry)
-	name = strings.TrimSuffix(name, ".conf")
+	name = strings.TrimSuffix(strings.TrimSuffix(name, ".conf"), ".efi")
 	return strings.TrimPrefix(name, "bulkhead-")
 }
 

@@ -13,10 +13,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/bulkhead-dev/bulkhead/internal/host/blockdev"
 	"github.com/bulkhead-dev/bulkhead/internal/host/ctrd"
 	"github.com/bulkhead-dev/bulkhead/internal/host/kmod"
 	"github.com/bulkhead-dev/bulkhead/internal/host/logline"
+	"github.com/bulkhead-dev/bulkhead/internal/host/measured"
 	"github.com/bulkhead-dev/bulkhead/internal/host/netconf"
 	"github.com/bulkhead-dev/bulkhead/internal/host/power"
 	"github.com/bulkhead-dev/bulkhead/internal/host/reaper"
@@ -78,10 +78,15 @@ func (h *host) run(ctx context.Context) {
 
 	// containerd keeps nothing on /var, so it starts while the modules
 	// load and the data partition (which needs the disk's modules) mounts.
-	dataUUID, withData := blockdev.PartUUIDFromCmdline(cmdline(), DataParam)
+	slot, err := bootSlot()
+	if err != nil {
+		h.logf("finding the root slot: %v", err)
+	}
+	dataUUID, withData := slot.data, slot.data != ""
 	h.system(withData)
 	ready := h.startContainerd()
 	h.loadModules()
+	h.logPCR11()
 	h.armWatchdog(ctx)
 	h.injectFault()
 	if withData {
@@ -389,4 +394,14 @@ func (h *host) unmountAll() {
 	}
 	_ = unix.Mount("", "/", "", unix.MS_REMOUNT|unix.MS_RDONLY, "")
 	unix.Sync()
+}
+
+// logPCR11 logs PCR 11, what systemd-stub measured of the UKI this host
+// booted (bulkhead verify --secureboot predicts it), when there is a TPM.
+func (h *host) logPCR11() {
+	if pcr, err := measured.PCR(measured.PCRPath, 11); err == nil {
+		h.logf("tpm: PCR 11 sha256:%s", pcr)
+	} else if !errors.Is(err, measured.ErrNoTPM) {
+		h.logf("tpm: %v", err)
+	}
 }

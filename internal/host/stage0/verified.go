@@ -22,20 +22,26 @@ const DeviceName = "bulkhead-root"
 var RootModules = []string{"virtio_pci", "virtio_blk", "loop", "dm_mod", "dm_verity", "erofs"}
 
 // VerifiedRoot says where the verified root is and how to check it, as
-// the kernel command line tells: bulkhead.verity= with either
-// root=PARTUUID= (a partition) or bulkhead.rootimg= (a file in the
-// initramfs). The image holds the data blocks, then the verity superblock
-// and hash tree.
+// the kernel command line tells: bulkhead.verity= with root=PARTUUID= (a
+// partition), bulkhead.rootimg= (a file in the initramfs), or neither (a
+// unified kernel image, which serves either root slot: the slot is the
+// root partition holding the root hash, see FindSlot). The image holds
+// the data blocks, then the verity superblock and hash tree.
 type VerifiedRoot struct {
 	Verity   verity.Params
 	PartUUID string // root=PARTUUID=…, lowercase
 	Image    string // bulkhead.rootimg=…
+	// Slot: the command line names no root; FindSlot picks it.
+	Slot bool
 }
 
 // String names the root's source for the log.
 func (r VerifiedRoot) String() string {
-	if r.Image != "" {
+	switch {
+	case r.Image != "":
 		return r.Image
+	case r.Slot:
+		return fmt.Sprintf("the root slot holding root hash %x", r.Verity.RootHash)
 	}
 	return "PARTUUID=" + r.PartUUID
 }
@@ -55,9 +61,14 @@ func ParseVerifiedRoot(cmdline string) (r VerifiedRoot, ok bool, err error) {
 			r.Image = v
 		}
 	}
+	for _, f := range strings.Fields(cmdline) {
+		if strings.HasPrefix(f, "root=") && r.PartUUID == "" {
+			return r, true, fmt.Errorf("verified root: %s: want root=PARTUUID=<guid>", f)
+		}
+	}
 	switch {
 	case r.PartUUID == "" && r.Image == "":
-		return r, true, errors.New("verified root: neither root=PARTUUID= nor " + RootImgKey + "= says where it is")
+		r.Slot = true
 	case r.PartUUID != "" && r.Image != "":
 		return r, true, errors.New("verified root: both root=PARTUUID= and " + RootImgKey + "= given")
 	case r.Image != "" && !strings.HasPrefix(r.Image, "/"):

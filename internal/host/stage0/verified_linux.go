@@ -17,6 +17,7 @@ import (
 	"github.com/u-root/u-root/pkg/mount"
 	"golang.org/x/sys/unix"
 
+	"github.com/bulkhead-dev/bulkhead/internal/bootparam"
 	"github.com/bulkhead-dev/bulkhead/internal/host/blockdev"
 	"github.com/bulkhead-dev/bulkhead/internal/host/dm"
 	"github.com/bulkhead-dev/bulkhead/internal/host/kmod"
@@ -59,11 +60,11 @@ func MountVerified(ctx context.Context, r VerifiedRoot, logf Logf) (string, erro
 	logf("stage0: loaded %d modules in %s", len(loaded), since(begin))
 
 	step := time.Now()
-	src, err := rootDevice(ctx, r)
+	src, err := rootDevice(ctx, &r)
 	if err != nil {
 		return "", err
 	}
-	logf("stage0: root %s is %s, found in %s", r, src, since(step))
+	logf("stage0: root %s is %s (PARTUUID=%s), found in %s", r, src, r.PartUUID, since(step))
 
 	ctl, err := dm.Open()
 	if err != nil {
@@ -119,10 +120,19 @@ func modulesDir() string {
 	return filepath.Join("/lib/modules", unix.ByteSliceToString(u.Release[:]))
 }
 
-// rootDevice finds the partition or attaches the image.
-func rootDevice(ctx context.Context, r VerifiedRoot) (string, error) {
-	if r.Image != "" {
+// rootDevice finds the partition (the slot, setting r.PartUUID, when the
+// command line names none) or attaches the image.
+func rootDevice(ctx context.Context, r *VerifiedRoot) (string, error) {
+	switch {
+	case r.Image != "":
 		return blockdev.AttachLoop(r.Image, blockdev.LoopOptions{ReadOnly: true})
+	case r.Slot:
+		p, err := FindSlot(ctx, r.Verity)
+		if err != nil {
+			return "", err
+		}
+		r.PartUUID = p.UUID
+		return p.Dev, nil
 	}
 	return blockdev.FindPartUUID(ctx, r.PartUUID)
 }
@@ -313,4 +323,63 @@ func fsType(dev string) (string, error) {
 		return "squashfs", nil
 	}
 	return "", fmt.Errorf("reading root superblock: %s holds neither erofs nor squashfs", dev)
+}
+
+// FindSlot returns the root slot holding p's root hash: among the
+// partitions of type bootparam.TypeRoot on every disk, the one whose
+// verity superblock describes p and whose tree's top hashes to
+// p.RootHash (verity.Holds; the hash comes from the signed command line,
+// and dm-verity checks every block read after). It waits, as
+// FindPartUUID does, for such a partition to appear, and refuses when
+// two hold the hash: it will not guess which to boot.
+func FindSlot(ctx context.Context, p verity.Params) (blockdev.DevPartition, error) {
+	ctx, cancel := context.WithTimeout(ctx, blockdev.WaitTimeout)
+	defer cancel()
+	for {
+		parts, err := blockdev.OfType(bootparam.TypeRoot)
+		if err != nil {
+			return blockdev.DevPartition{}, fmt.Errorf("finding the root slot: %w", err)
+		}
+		slot, found, err := pickSlot(parts, p)
+		if err != nil || found {
+			return slot, err
+		}
+		select {
+		case <-ctx.Done():
+			return blockdev.DevPartition{}, fmt.Errorf("finding the root slot: none of %d root partitions holds root hash %x", len(parts), p.RootHash)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// pickSlot returns the one partition of parts that holds p; found is
+// false when none does, and two are an error.
+func pickSlot(parts []blockdev.DevPartition, p verity.Params) (slot blockdev.DevPartition, found bool, err error) {
+	for _, part := range parts {
+		ok, err := holds(part.Dev, p)
+		if err != nil {
+			return blockdev.DevPartition{}, false, fmt.Errorf("finding the root slot: %s: %w", part.Dev, err)
+		}
+		if !ok {
+			continue
+		}
+		if found {
+			return blockdev.DevPartition{}, false, fmt.Errorf("finding the root slot: %s and %s both hold root hash %x: refusing to guess", slot.UUID, part.UUID, p.RootHash)
+		}
+		slot, found = part, true
+	}
+	return slot, found, nil
+}
+
+func holds(dev string, p verity.Params) (bool, error) {
+	f, err := os.Open(dev)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	ok, err := verity.Holds(f, p)
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return false, nil // a slot smaller than the root: not this one
+	}
+	return ok, err
 }

@@ -30,8 +30,11 @@ func TestParseVerifiedRoot(t *testing.T) {
 	if _, ok, err := ParseVerifiedRoot("console=ttyS0 root=PARTUUID=aa"); ok || err != nil {
 		t.Errorf("no verity: %v, %v", ok, err)
 	}
+	r, ok, err = ParseVerifiedRoot("console=ttyS0 " + testVerity)
+	if !ok || err != nil || !r.Slot || r.PartUUID != "" || r.Image != "" {
+		t.Errorf("no root named (a UKI's command line): %+v, %v, %v; want the slot found by root hash", r, ok, err)
+	}
 	for _, bad := range []string{
-		testVerity,
 		testVerity + " root=/dev/vda2",
 		testVerity + " root=PARTUUID=aa bulkhead.rootimg=/r.img",
 		testVerity + " bulkhead.rootimg=r.img",

@@ -21,9 +21,6 @@ import (
 	"github.com/bulkhead-dev/bulkhead/internal/verity"
 )
 
-// components are the index's components, in manifest order.
-var components = []string{update.PayloadRoot, update.PayloadKernel, update.PayloadInitrd}
-
 // Prepare fetches the index and every chunk the host lacks into the
 // cache, after Verify and the apply's checks; it changes neither slot nor
 // the ESP (apply.Payloads).
@@ -97,9 +94,14 @@ func (u *Update) fetchIndex(ctx context.Context) error {
 	return nil
 }
 
-// checkIndex makes sure the index cuts exactly the manifest's payloads:
-// the root's file system (not its tree), the kernel and the initrd.
+// checkIndex makes sure the index cuts exactly the manifest's payloads,
+// in order: the root's file system (not its tree), then the kernel and
+// the initrd, or the unified kernel image.
 func (u *Update) checkIndex(x *chunk.Index) error {
+	components := make([]string, len(u.m.Payloads))
+	for i, p := range u.m.Payloads {
+		components[i] = p.Name
+	}
 	if len(x.Components) != len(components) {
 		return fmt.Errorf("%d components, want %d", len(x.Components), len(components))
 	}

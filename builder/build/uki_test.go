@@ -1,0 +1,76 @@
+package build
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/builder/secureboot"
+)
+
+// TestSecureBootChecks: signing and PCR policies need boot.uki; a key
+// that does not match its certificate is refused; enrolling needs a key;
+// good options load the signers, and a UKI spec resolves the stub.
+func TestSecureBootChecks(t *testing.T) {
+	ks, err := secureboot.GenerateKeys("t", time.Unix(1700000000, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := secureboot.GenerateKeys("o", time.Unix(1700000000, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	key, cert, otherCert := write("db.key", ks.DB.KeyPEM()), write("db.crt", ks.DB.CertPEM()), write("o.crt", other.DB.CertPEM())
+	base := "kernel:\n  image: bulkhead/kernel:6.1-cloud\ninit:\n  - bulkhead/init:dev\n"
+	uki := write("uki.yml", []byte(base+"boot:\n  uki: true\n  version: \"1\"\nupdate:\n  expires: 24h\n"))
+	plain := write("plain.yml", []byte(base))
+	for _, tc := range []struct {
+		name, spec, want string
+		opts             []Option
+	}{
+		{"no boot.uki", plain, "boot.uki: true", []Option{WithSecureBoot(key, cert)}},
+		{"pcr key without boot.uki", plain, "boot.uki: true", []Option{WithPCRKey(key)}},
+		{"enroll without key", uki, "needs a Secure Boot key", []Option{WithSecureBootEnroll(dir)}},
+		{"cert of another key", uki, "Secure Boot key " + key, []Option{WithSecureBoot(key, otherCert)}},
+	} {
+		b, err := New([]string{tc.spec}, tc.opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := b.Load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Check(l); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error with %q", tc.name, err, tc.want)
+		}
+	}
+	if _, err := New([]string{uki}, WithSecureBoot(key, "")); err == nil {
+		t.Error("a key without its certificate was taken")
+	}
+	b, err := New([]string{uki}, WithSecureBoot(key, cert), WithPCRKey(key), WithSecureBootEnroll(dir), WithFormats("raw-efi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := b.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Check(l); err != nil || b.o.sbSigner == nil || b.o.pcrSigner == nil {
+		t.Fatalf("good options: %v", err)
+	}
+	if refs := RefStrings(BuildRefs(l.Spec, []string{"raw-efi"})); !slices.Contains(refs, DefaultStub) {
+		t.Errorf("a raw-efi UKI build resolves %v, without the stub", refs)
+	}
+}

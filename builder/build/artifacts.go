@@ -1,7 +1,6 @@
 package build
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -147,8 +146,12 @@ func (a *artifacts) writeVerifiedKernelInitrd(ctx context.Context) ([]string, er
 	if err != nil {
 		return nil, err
 	}
-	k := a.root.Kernel
-	in := output.Inputs{Kernel: bytes.NewReader(k), KernelSize: int64(len(k)), Cmdline: a.root.options(rootImgParam), InitrdPath: initrd}
+	kernel, c, err := a.root.Kernel.ReaderAt()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	in := output.Inputs{Kernel: kernel, KernelSize: a.root.Kernel.Size, Cmdline: a.root.options(rootImgParam), InitrdPath: initrd}
 	ki, err := output.WriteKernelInitrd(ctx, a.dir, a.b.o.name, in)
 	if err != nil {
 		return nil, err
@@ -202,7 +205,7 @@ func (a *artifacts) writeRaw(ctx context.Context) (string, error) {
 		Bootloader: disk.FromBytes(a.bootloader),
 		Entries: []disk.Entry{{
 			Version: a.root.Version,
-			Kernel:  disk.FromBytes(a.root.Kernel),
+			Kernel:  entrySource(a.root.Kernel),
 			Initrd:  disk.FromBytes(initrd),
 			Options: a.root.options(),
 			Slot:    "a",
@@ -236,7 +239,7 @@ func (a *artifacts) writeISO(ctx context.Context) (string, error) {
 		Bootloader: disk.FromBytes(a.bootloader),
 		Entry: disk.Entry{
 			Version: a.root.Version,
-			Kernel:  disk.FromBytes(a.root.Kernel),
+			Kernel:  entrySource(a.root.Kernel),
 			Initrd:  disk.FromFile(initrd),
 			Options: a.root.options(rootImgParam),
 		},

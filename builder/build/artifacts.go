@@ -33,6 +33,7 @@ type artifacts struct {
 	root       *RootImage
 	bootloader []byte
 	withRoot   string // the file of the stage-0 initrd carrying the root image
+	stage0     string // the file of the stage-0 initrd alone (raw-efi)
 	// digests are the outputs hashed while written, by path: describe
 	// need not read them back.
 	digests map[string]string
@@ -41,8 +42,10 @@ type artifacts struct {
 // close removes the temporary root image and initrd.
 func (a *artifacts) close() {
 	a.root.Remove()
-	if a.withRoot != "" {
-		os.Remove(a.withRoot)
+	for _, p := range []string{a.withRoot, a.stage0} {
+		if p != "" {
+			os.Remove(p)
+		}
 	}
 }
 
@@ -196,7 +199,7 @@ func (a *artifacts) writeRaw(ctx context.Context) (string, error) {
 	if err := a.loadBootloader(); err != nil {
 		return "", err
 	}
-	initrd, err := stage0Initrd(ctx, a.host, a.b.o.compression)
+	initrd, err := a.stage0Initrd(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -206,7 +209,7 @@ func (a *artifacts) writeRaw(ctx context.Context) (string, error) {
 		Entries: []disk.Entry{{
 			Version: a.root.Version,
 			Kernel:  entrySource(a.root.Kernel),
-			Initrd:  disk.FromBytes(initrd),
+			Initrd:  disk.FromFile(initrd),
 			Options: a.root.options(),
 			Slot:    "a",
 			Tries:   a.root.Tries,
@@ -255,14 +258,27 @@ func (a *artifacts) writeISO(ctx context.Context) (string, error) {
 // the same for iso-efi and kernel+initrd: compressed once, into a
 // temporary file beside the outputs (it is as large as the root).
 func (a *artifacts) rootInitrd(ctx context.Context) (string, error) {
-	if a.withRoot != "" {
-		return a.withRoot, nil
+	return a.initrdFile(ctx, &a.withRoot, a.rootEntry())
+}
+
+// stage0Initrd is the file of the stage-0 initrd without the root (the
+// raw disk's: the root is a partition), written once, removed by close:
+// it streams into the ESP rather than sitting in memory.
+func (a *artifacts) stage0Initrd(ctx context.Context) (string, error) {
+	return a.initrdFile(ctx, &a.stage0)
+}
+
+// initrdFile writes the stage-0 initrd with extra entries to a temporary
+// file beside the outputs, once, and records its name in *path.
+func (a *artifacts) initrdFile(ctx context.Context, path *string, extra ...*rootfs.Entry) (string, error) {
+	if *path != "" {
+		return *path, nil
 	}
 	tmp, err := os.CreateTemp(a.dir, "."+a.b.o.name+"-initrd-*.img")
 	if err != nil {
 		return "", fmt.Errorf("writing the initrd: %w", err)
 	}
-	err = writeStage0Initrd(ctx, tmp, a.host, a.b.o.compression, a.rootEntry())
+	err = writeStage0Initrd(ctx, tmp, a.host, a.b.o.compression, extra...)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -270,8 +286,8 @@ func (a *artifacts) rootInitrd(ctx context.Context) (string, error) {
 		os.Remove(tmp.Name())
 		return "", err
 	}
-	a.withRoot = tmp.Name()
-	return a.withRoot, nil
+	*path = tmp.Name()
+	return *path, nil
 }
 
 // hashed records the digests writers computed of the files they wrote.

@@ -1,7 +1,6 @@
 package build
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -34,6 +33,7 @@ type artifacts struct {
 	root       *RootImage
 	bootloader []byte
 	withRoot   string // the file of the stage-0 initrd carrying the root image
+	stage0     string // the file of the stage-0 initrd alone (raw-efi)
 	// digests are the outputs hashed while written, by path: describe
 	// need not read them back.
 	digests map[string]string
@@ -42,8 +42,10 @@ type artifacts struct {
 // close removes the temporary root image and initrd.
 func (a *artifacts) close() {
 	a.root.Remove()
-	if a.withRoot != "" {
-		os.Remove(a.withRoot)
+	for _, p := range []string{a.withRoot, a.stage0} {
+		if p != "" {
+			os.Remove(p)
+		}
 	}
 }
 
@@ -147,8 +149,12 @@ func (a *artifacts) writeVerifiedKernelInitrd(ctx context.Context) ([]string, er
 	if err != nil {
 		return nil, err
 	}
-	k := a.root.Kernel
-	in := output.Inputs{Kernel: bytes.NewReader(k), KernelSize: int64(len(k)), Cmdline: a.root.options(rootImgParam), InitrdPath: initrd}
+	kernel, c, err := a.root.Kernel.ReaderAt()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	in := output.Inputs{Kernel: kernel, KernelSize: a.root.Kernel.Size, Cmdline: a.root.options(rootImgParam), InitrdPath: initrd}
 	ki, err := output.WriteKernelInitrd(ctx, a.dir, a.b.o.name, in)
 	if err != nil {
 		return nil, err
@@ -198,7 +204,7 @@ func (a *artifacts) writeRaw(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	initrd, err := stage0Initrd(ctx, a.host, a.b.o.compression)
+	initrd, err := a.stage0Initrd(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -211,8 +217,8 @@ func (a *artifacts) writeRaw(ctx context.Context) (string, error) {
 		Bootloader: disk.FromBytes(boot),
 		Entries: []disk.Entry{{
 			Version: a.root.Version,
-			Kernel:  disk.FromBytes(a.root.Kernel),
-			Initrd:  disk.FromBytes(initrd),
+			Kernel:  entrySource(a.root.Kernel),
+			Initrd:  disk.FromFile(initrd),
 			Options: a.root.options(),
 			Slot:    "a",
 			Tries:   a.root.Tries,
@@ -259,7 +265,7 @@ func (a *artifacts) writeISO(ctx context.Context) (string, error) {
 		Bootloader: disk.FromBytes(boot),
 		Entry: disk.Entry{
 			Version: a.root.Version,
-			Kernel:  disk.FromBytes(a.root.Kernel),
+			Kernel:  entrySource(a.root.Kernel),
 			Initrd:  disk.FromFile(initrd),
 			Options: a.root.options(rootImgParam),
 			UKI:     mkUKI,
@@ -276,14 +282,27 @@ func (a *artifacts) writeISO(ctx context.Context) (string, error) {
 // the same for iso-efi and kernel+initrd: compressed once, into a
 // temporary file beside the outputs (it is as large as the root).
 func (a *artifacts) rootInitrd(ctx context.Context) (string, error) {
-	if a.withRoot != "" {
-		return a.withRoot, nil
+	return a.initrdFile(ctx, &a.withRoot, a.rootEntry())
+}
+
+// stage0Initrd is the file of the stage-0 initrd without the root (the
+// raw disk's: the root is a partition), written once, removed by close:
+// it streams into the ESP rather than sitting in memory.
+func (a *artifacts) stage0Initrd(ctx context.Context) (string, error) {
+	return a.initrdFile(ctx, &a.stage0)
+}
+
+// initrdFile writes the stage-0 initrd with extra entries to a temporary
+// file beside the outputs, once, and records its name in *path.
+func (a *artifacts) initrdFile(ctx context.Context, path *string, extra ...*rootfs.Entry) (string, error) {
+	if *path != "" {
+		return *path, nil
 	}
 	tmp, err := os.CreateTemp(a.dir, "."+a.b.o.name+"-initrd-*.img")
 	if err != nil {
 		return "", fmt.Errorf("writing the initrd: %w", err)
 	}
-	err = writeStage0Initrd(ctx, tmp, a.host, a.b.o.compression, a.rootEntry())
+	err = writeStage0Initrd(ctx, tmp, a.host, a.b.o.compression, extra...)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -291,8 +310,8 @@ func (a *artifacts) rootInitrd(ctx context.Context) (string, error) {
 		os.Remove(tmp.Name())
 		return "", err
 	}
-	a.withRoot = tmp.Name()
-	return a.withRoot, nil
+	*path = tmp.Name()
+	return *path, nil
 }
 
 // hashed records the digests writers computed of the files they wrote.

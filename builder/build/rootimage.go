@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/bulkhead-dev/bulkhead/builder/config"
+	"github.com/bulkhead-dev/bulkhead/builder/disk"
 	"github.com/bulkhead-dev/bulkhead/builder/output"
 	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
 	"github.com/bulkhead-dev/bulkhead/builder/rootimg"
@@ -61,8 +62,9 @@ type RootImage struct {
 	// Path is the image file, a temporary file beside the outputs.
 	Path  string
 	Image *rootimg.Image
-	// Kernel is the kernel binary.
-	Kernel []byte
+	// Kernel is the kernel binary's entry in the tree, read where it is
+	// written (not held in memory).
+	Kernel *rootfs.Entry
 	// Version names the boot entry: the spec's boot.version, else the
 	// start of the root hash, so a changed root gives a new version.
 	Version string
@@ -79,10 +81,7 @@ func (b *Builder) RootImage(ctx context.Context, spec *config.Spec, host *rootfs
 	if host.Kernel == nil {
 		return nil, fmt.Errorf("the spec names no kernel image")
 	}
-	kernel, err := readEntry(host.Kernel)
-	if err != nil {
-		return nil, fmt.Errorf("reading the kernel: %w", err)
-	}
+	kernel := host.Kernel
 	tmp, err := os.CreateTemp(dir, "."+b.o.name+"-root-*.img")
 	if err != nil {
 		return nil, fmt.Errorf("writing the root image: %w", err)
@@ -231,6 +230,15 @@ func diskSeed(name string, r *RootImage) []byte {
 	fmt.Fprintf(h, "bulkhead raw-efi\x00%s\x00", name)
 	h.Write(r.Image.Verity.RootHash)
 	return h.Sum(nil)
+}
+
+// entrySource is a regular file of the tree as a disk input: its bytes, or
+// its section of a layer blob in the store.
+func entrySource(e *rootfs.Entry) disk.Source {
+	if e.Content.Blob == "" {
+		return disk.FromBytes(e.Content.Data)
+	}
+	return disk.FromFileSection(e.Content.Blob, e.Content.Offset, e.Size)
 }
 
 // readEntry reads a regular file of the tree.

@@ -37,12 +37,16 @@ func (a *artifacts) updateInput(ctx context.Context) (bundler.Input, error) {
 	if err != nil {
 		return bundler.Input{}, err
 	}
+	kernel, err := readEntry(a.root.Kernel)
+	if err != nil {
+		return bundler.Input{}, fmt.Errorf("reading the kernel: %w", err)
+	}
 	o := a.b.o
 	in := bundler.Input{
 		Host: o.name, Version: a.root.Version, Arch: o.platform.Architecture + variant(o.platform.Variant),
 		Created: time.Unix(o.epoch, 0).UTC(), Expires: expires,
 		Root: a.root.Path, Verity: a.root.Image.Verity,
-		Kernel: a.root.Kernel, Initrd: initrd, Options: a.root.options(), Tries: a.root.Tries,
+		Kernel: kernel, Initrd: initrd, Options: a.root.options(), Tries: a.root.Tries,
 	}
 	if u := a.spec.Update; u != nil {
 		in.From, in.Downgrade = u.From, u.Downgrade

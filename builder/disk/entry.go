@@ -61,25 +61,33 @@ func (e Entry) validate() error {
 // default would defeat boot counting's fallback.
 const loaderConf = "timeout 0\neditor no\n"
 
-// espFile is one file of the ESP tree.
+// espFile is one file of the ESP tree: its content is read when the file
+// system is written, a chunk at a time, never held whole.
 type espFile struct {
 	path string
-	data []byte
+	src  Source
+	size int64
 }
 
-// espTree reads the ESP's files: the boot loader, loader.conf, and per entry
-// its kernel, initrd and entry file. options gives an entry's command line.
+// bytesFile is an ESP file holding b.
+func bytesFile(path string, b []byte) espFile {
+	return espFile{path: path, src: FromBytes(b), size: int64(len(b))}
+}
+
+// espTree lists the ESP's files: the boot loader, loader.conf, and per
+// entry its kernel, initrd and entry file. options gives an entry's command
+// line.
 func espTree(bootloader Source, entries []Entry, options func(Entry) string) ([]espFile, error) {
-	boot, err := bootloader.read()
+	n, err := bootloader.size()
 	if err != nil {
 		return nil, fmt.Errorf("reading boot loader: %w", err)
 	}
-	if len(boot) == 0 {
+	if n == 0 {
 		return nil, errors.New("boot loader is empty")
 	}
 	files := []espFile{
-		{"/EFI/BOOT/BOOTX64.EFI", boot},
-		{"/loader/loader.conf", []byte(loaderConf)},
+		{"/EFI/BOOT/BOOTX64.EFI", bootloader, n},
+		bytesFile("/loader/loader.conf", []byte(loaderConf)),
 	}
 	for _, e := range entries {
 		fs, err := entryFiles(e, options(e))
@@ -103,16 +111,17 @@ func entryFiles(e Entry, options string) ([]espFile, error) {
 	sources := map[string]Source{bootentry.Kernel: e.Kernel, bootentry.Initrd: e.Initrd}
 	var files []espFile
 	for _, f := range b.Files() {
-		data, err := sources[f.Payload].read()
+		src := sources[f.Payload]
+		n, err := src.size()
 		if err != nil {
 			return nil, fmt.Errorf("reading %s: %w", f.Payload, err)
 		}
-		if len(data) == 0 && f.Payload == bootentry.Kernel {
+		if n == 0 && f.Payload == bootentry.Kernel {
 			return nil, errors.New("kernel is empty")
 		}
-		files = append(files, espFile{"/" + f.Path, data})
+		files = append(files, espFile{"/" + f.Path, src, n})
 	}
-	return append(files, espFile{"/" + b.Path(), []byte(b.Conf())}), nil
+	return append(files, bytesFile("/"+b.Path(), []byte(b.Conf()))), nil
 }
 
 // checkVersions rejects two entries of one version.

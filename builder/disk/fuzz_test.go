@@ -95,7 +95,7 @@ func FuzzFATChains(f *testing.F) {
 // FuzzFATBootSector feeds boot sectors to the FAT32 geometry check: it
 // must never panic, and geometry it accepts lies inside the file system.
 func FuzzFATBootSector(f *testing.F) {
-	m, err := buildFAT([]espFile{{path: "/loader/loader.conf", data: []byte("timeout 3\n")}}, minFATSize, "BULKHEAD", 1)
+	m, err := buildFAT([]espFile{bytesFile("/loader/loader.conf", []byte("timeout 3\n"))}, minFATSize, "BULKHEAD", 1)
 	if err != nil {
 		f.Fatal(err)
 	}

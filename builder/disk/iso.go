@@ -65,11 +65,18 @@ func writeISO(ctx context.Context, path string, in ISOInput) error {
 	if err != nil {
 		return err
 	}
-	img, err := buildFAT(files, isoFATSize(files), "BULKHEAD", volumeID([]byte(in.VolumeID), "iso esp volume id"))
+	// The boot image is built where the ISO writer takes it from: a file
+	// in a scratch directory next to the output (not $TMPDIR: a failed
+	// build leaves nothing elsewhere), never whole in memory.
+	ws, err := os.MkdirTemp(filepath.Dir(path), ".bulkhead-iso-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(ws)
+	err = writeBootImage(filepath.Join(ws, isoBootImage), files, volumeID([]byte(in.VolumeID), "iso esp volume id"))
 	if err != nil {
 		return fmt.Errorf("building efi boot image: %w", err)
 	}
-	defer img.release()
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -78,10 +85,32 @@ func writeISO(ctx context.Context, path string, in ISOInput) error {
 		return err
 	}
 	defer out.Abort()
-	if err := writeISO9660(out.File(), img.b, in.VolumeID, filepath.Dir(path)); err != nil {
+	if err := writeISO9660(out.File(), in.VolumeID, ws); err != nil {
 		return err
 	}
 	return out.Commit()
+}
+
+// writeBootImage makes the FAT boot image holding files at path, a sparse
+// file written through a bufferedFile.
+func writeBootImage(path string, files []espFile, volumeID uint32) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	size := isoFATSize(files)
+	if err := f.Truncate(size); err != nil {
+		return err
+	}
+	d := newBufferedFile(f)
+	if err := makeFAT(d, files, size, "BULKHEAD", volumeID); err != nil {
+		return err
+	}
+	if err := d.Flush(); err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // isoFATSize sizes the boot image: the files, room for the FATs and
@@ -89,35 +118,17 @@ func writeISO(ctx context.Context, path string, in ISOInput) error {
 func isoFATSize(files []espFile) int64 {
 	var n int64
 	for _, f := range files {
-		n += roundUp(int64(len(f.data)), 4096)
+		n += roundUp(f.size, 4096)
 	}
 	return max(minFATSize, roundUp(n+n/32+4*MiB, MiB))
 }
 
-// writeISO9660 writes the ISO file system holding img as its El Torito EFI
-// boot image into f. The ISO writer's scratch copy of the boot image lives
-// in a directory under scratch (the output's directory, not $TMPDIR: a
-// failed build leaves nothing elsewhere).
-func writeISO9660(f *os.File, img []byte, volID, scratch string) error {
-	ws, err := os.MkdirTemp(scratch, ".bulkhead-iso-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(ws)
+// writeISO9660 writes the ISO file system into f: the files of the
+// workspace ws, the boot image among them as its El Torito EFI boot image.
+func writeISO9660(f *os.File, volID, ws string) error {
 	fsys, err := iso9660.Create(fileDisk{f}, 0, 0, isoBlock, ws)
 	if err != nil {
 		return fmt.Errorf("creating iso9660: %w", err)
-	}
-	w, err := fsys.OpenFile(isoBootImage, os.O_CREATE|os.O_RDWR)
-	if err != nil {
-		return fmt.Errorf("creating %s: %w", isoBootImage, err)
-	}
-	if _, err := w.Write(img); err != nil {
-		w.Close()
-		return fmt.Errorf("writing %s: %w", isoBootImage, err)
-	}
-	if err := w.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", isoBootImage, err)
 	}
 	err = fsys.Finalize(iso9660.FinalizeOptions{
 		VolumeIdentifier: volID,

@@ -145,3 +145,87 @@ func (d fileDisk) Close() error                              { return nil }
 func (d fileDisk) Sys() (*os.File, error)                    { return d.f, nil }
 func (d fileDisk) Writable() (backend.WritableFile, error)   { return d, nil }
 func (d fileDisk) Path() string                              { return d.f.Name() }
+
+// bufferedFile is a go-diskfs backend on a file that gathers adjacent
+// writes into one: go-diskfs writes a FAT file a cluster (512 bytes) at a
+// time. Reads and Flush write the gathered bytes out first.
+type bufferedFile struct {
+	f   *os.File
+	buf []byte // bytes for the file at at, not yet written
+	at  int64
+	off int64 // the Read and Seek position
+}
+
+// bufferedFileSize is the most bufferedFile gathers.
+const bufferedFileSize = 1 << 20
+
+var _ backend.Storage = (*bufferedFile)(nil)
+
+func newBufferedFile(f *os.File) *bufferedFile {
+	return &bufferedFile{f: f, buf: make([]byte, 0, bufferedFileSize)}
+}
+
+// Flush writes the gathered bytes.
+func (d *bufferedFile) Flush() error {
+	if len(d.buf) == 0 {
+		return nil
+	}
+	_, err := d.f.WriteAt(d.buf, d.at)
+	d.buf = d.buf[:0]
+	return err
+}
+
+func (d *bufferedFile) WriteAt(p []byte, off int64) (int, error) {
+	if len(d.buf) > 0 && off == d.at+int64(len(d.buf)) && len(d.buf)+len(p) <= cap(d.buf) {
+		d.buf = append(d.buf, p...)
+		return len(p), nil
+	}
+	if err := d.Flush(); err != nil {
+		return 0, err
+	}
+	if len(p) >= cap(d.buf) {
+		return d.f.WriteAt(p, off)
+	}
+	d.at, d.buf = off, append(d.buf, p...)
+	return len(p), nil
+}
+
+func (d *bufferedFile) ReadAt(p []byte, off int64) (int, error) {
+	if err := d.Flush(); err != nil {
+		return 0, err
+	}
+	return d.f.ReadAt(p, off)
+}
+
+func (d *bufferedFile) Read(p []byte) (int, error) {
+	n, err := d.ReadAt(p, d.off)
+	d.off += int64(n)
+	return n, err
+}
+
+func (d *bufferedFile) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += d.off
+	case io.SeekEnd:
+		st, err := d.f.Stat()
+		if err != nil {
+			return 0, err
+		}
+		offset += st.Size()
+	default:
+		return 0, fmt.Errorf("seek: bad whence %d", whence)
+	}
+	if offset < 0 {
+		return 0, fmt.Errorf("seek to negative offset %d", offset)
+	}
+	d.off = offset
+	return offset, nil
+}
+
+func (d *bufferedFile) Stat() (fs.FileInfo, error)              { return d.f.Stat() }
+func (d *bufferedFile) Close() error                            { return d.Flush() }
+func (d *bufferedFile) Sys() (*os.File, error)                  { return d.f, nil }
+func (d *bufferedFile) Writable() (backend.WritableFile, error) { return d, nil }
+func (d *bufferedFile) Path() string                            { return d.f.Name() }

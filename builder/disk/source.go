@@ -8,14 +8,24 @@ import (
 )
 
 // Source is the content of one input file: a file on the build machine
-// (Path) or bytes (Data). The zero Source is empty.
+// (Path), a section of one (Path, Offset and Size, Section set) or bytes
+// (Data). The zero Source is empty.
 type Source struct {
-	Path string
-	Data []byte
+	Path    string
+	Data    []byte
+	Section bool
+	Offset  int64
+	Size    int64
 }
 
 // FromFile is the content of the file at path.
 func FromFile(path string) Source { return Source{Path: path} }
+
+// FromFileSection is size bytes of the file at path from offset: a file
+// inside a layer blob of the store.
+func FromFileSection(path string, offset, size int64) Source {
+	return Source{Path: path, Section: true, Offset: offset, Size: size}
+}
 
 // FromBytes is the content b.
 func FromBytes(b []byte) Source { return Source{Data: b} }
@@ -36,6 +46,14 @@ func (s Source) read() ([]byte, error) {
 	if s.Path == "" {
 		return s.Data, nil
 	}
+	if s.Section {
+		r, done, err := s.open()
+		if err != nil {
+			return nil, err
+		}
+		defer done()
+		return io.ReadAll(r)
+	}
 	return os.ReadFile(s.Path)
 }
 
@@ -51,6 +69,12 @@ func (s Source) size() (int64, error) {
 	if !st.Mode().IsRegular() {
 		return 0, fmt.Errorf("%s is not a regular file", s.Path)
 	}
+	if s.Section {
+		if s.Offset < 0 || s.Size < 0 || s.Offset+s.Size > st.Size() {
+			return 0, fmt.Errorf("%s: %d bytes at %d lie outside its %d", s.Path, s.Size, s.Offset, st.Size())
+		}
+		return s.Size, nil
+	}
 	return st.Size(), nil
 }
 
@@ -62,6 +86,9 @@ func (s Source) open() (io.Reader, func(), error) {
 	f, err := os.Open(s.Path)
 	if err != nil {
 		return nil, nil, err
+	}
+	if s.Section {
+		return io.NewSectionReader(f, s.Offset, s.Size), func() { f.Close() }, nil
 	}
 	return f, func() { f.Close() }, nil
 }

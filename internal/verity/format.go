@@ -1,12 +1,14 @@
 package verity
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // digestSize is the size of a sha256 digest.
@@ -59,20 +61,30 @@ func Format(ctx context.Context, data io.ReaderAt, dataSize int64, hash io.Write
 		return Params{}, fmt.Errorf("formatting verity tree: salt of %d bytes exceeds %d", len(salt), maxSalt)
 	}
 	blocks := dataSize / BlockSize
-	digests, err := hashBlocks(ctx, data, blocks, salt)
-	if err != nil {
-		return Params{}, fmt.Errorf("formatting verity tree: %w", err)
+	var root []byte
+	if rw, ok := hash.(readWriterAt); ok && blocks > perBlock {
+		r, err := formatThrough(ctx, data, blocks, rw, hashOffset, salt)
+		if err != nil {
+			return Params{}, err
+		}
+		root = r
+	} else {
+		digests, err := hashBlocks(ctx, data, blocks, salt)
+		if err != nil {
+			return Params{}, fmt.Errorf("formatting verity tree: %w", err)
+		}
+		tree, r := buildTree(digests, blocks, salt)
+		off := hashOffset + BlockSize
+		for i := len(tree) - 1; i >= 0; i-- {
+			if _, err := hash.WriteAt(tree[i], off); err != nil {
+				return Params{}, fmt.Errorf("writing verity tree: %w", err)
+			}
+			off += int64(len(tree[i]))
+		}
+		root = r
 	}
-	tree, root := buildTree(digests, blocks, salt)
 	if _, err := hash.WriteAt(superblock(uint64(blocks), salt), hashOffset); err != nil {
 		return Params{}, fmt.Errorf("writing verity superblock: %w", err)
-	}
-	off := hashOffset + BlockSize
-	for i := len(tree) - 1; i >= 0; i-- {
-		if _, err := hash.WriteAt(tree[i], off); err != nil {
-			return Params{}, fmt.Errorf("writing verity tree: %w", err)
-		}
-		off += int64(len(tree[i]))
 	}
 	return Params{
 		DataBlocks: uint64(blocks),
@@ -80,6 +92,86 @@ func Format(ctx context.Context, data io.ReaderAt, dataSize int64, hash io.Write
 		Salt:       append([]byte(nil), salt...),
 		RootHash:   root,
 	}, nil
+}
+
+// readWriterAt is a hash device Format can read back: the tree levels go
+// through it, not memory.
+type readWriterAt interface {
+	io.ReaderAt
+	io.WriterAt
+}
+
+// formatThrough writes the tree of blocks data blocks into hash below the
+// superblock at hashOffset, top level first, as Format does, holding no
+// level in memory: each level's digests are written as they are made, and
+// the next level hashes them read back. It returns the root hash.
+func formatThrough(ctx context.Context, data io.ReaderAt, blocks int64, hash readWriterAt, hashOffset int64, salt []byte) ([]byte, error) {
+	sizes := levels(blocks)
+	offs := make([]int64, len(sizes))
+	off := hashOffset + BlockSize
+	for i := len(sizes) - 1; i >= 0; i-- {
+		offs[i] = off
+		off += sizes[i] * BlockSize
+	}
+	// Level 0: the data blocks' digests, written chunk by chunk.
+	var (
+		mu       sync.Mutex
+		writeErr error
+	)
+	const digestsPerChunk = chunkSize / BlockSize * digestSize
+	err := eachChunk(ctx, data, blocks*BlockSize, func(i int64, buf []byte) {
+		out := make([]byte, len(buf)/BlockSize*digestSize)
+		hashSlice(buf, salt, out)
+		if _, err := hash.WriteAt(out, offs[0]+i*digestsPerChunk); err != nil {
+			mu.Lock()
+			writeErr = cmp.Or(writeErr, err)
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("formatting verity tree: %w", err)
+	}
+	if writeErr != nil {
+		return nil, fmt.Errorf("writing verity tree: %w", writeErr)
+	}
+	count := blocks // digests in the level being padded
+	buf := make([]byte, chunkSize)
+	for i := range sizes {
+		// Zero the level's last block past its digests: the device may
+		// hold old bytes there.
+		end := count * digestSize
+		if pad := sizes[i]*BlockSize - end; pad > 0 {
+			if _, err := hash.WriteAt(make([]byte, pad), offs[i]+end); err != nil {
+				return nil, fmt.Errorf("writing verity tree: %w", err)
+			}
+		}
+		if i+1 == len(sizes) {
+			break
+		}
+		// Level i+1: the digests of level i's blocks, read back.
+		for at := int64(0); at < sizes[i]*BlockSize; at += chunkSize {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			b := buf[:min(chunkSize, sizes[i]*BlockSize-at)]
+			if err := readFull(hash, b, offs[i]+at); err != nil {
+				return nil, fmt.Errorf("reading verity tree back: %w", err)
+			}
+			out := make([]byte, len(b)/BlockSize*digestSize)
+			hashSlice(b, salt, out)
+			if _, err := hash.WriteAt(out, offs[i+1]+at/BlockSize*digestSize); err != nil {
+				return nil, fmt.Errorf("writing verity tree: %w", err)
+			}
+		}
+		count = sizes[i]
+	}
+	top := buf[:BlockSize]
+	if err := readFull(hash, top, offs[len(offs)-1]); err != nil {
+		return nil, fmt.Errorf("reading verity tree back: %w", err)
+	}
+	root := make([]byte, digestSize)
+	hashSlice(top, salt, root)
+	return root, nil
 }
 
 // buildTree packs the data block digests into level 0 and hashes each level

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -239,4 +240,52 @@ func randomBytes(size int64, seed uint64) []byte {
 		binary.LittleEndian.PutUint64(b[i:], r.Uint64())
 	}
 	return b
+}
+
+// writerOnly hides an os.File's ReadAt, so Format keeps the tree in memory.
+type writerOnly struct{ f *os.File }
+
+func (w writerOnly) WriteAt(p []byte, off int64) (int, error) { return w.f.WriteAt(p, off) }
+
+// TestFormatThroughFileMatchesMemory: a tree written level by level
+// through a readable hash file (over stale bytes) is the tree built in
+// memory, byte for byte, with the same root.
+func TestFormatThroughFileMatchesMemory(t *testing.T) {
+	dir := t.TempDir()
+	blocks := int64(128*128 + 129) // three levels, each last block partial
+	data := bytes.NewReader(randomBytes(blocks*BlockSize, 7))
+	salt := []byte("through a file")
+	var trees [][]byte
+	var roots []string
+	for i, name := range []string{"file", "memory"} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, bytes.Repeat([]byte{0xa5}, int(HashSize(blocks*BlockSize)+3*BlockSize)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.OpenFile(p, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		var hash io.WriterAt = f
+		if i == 1 {
+			hash = writerOnly{f}
+		}
+		params, err := Format(t.Context(), data, blocks*BlockSize, hash, BlockSize, salt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		trees = append(trees, b)
+		roots = append(roots, hex.EncodeToString(params.RootHash))
+	}
+	if roots[0] != roots[1] {
+		t.Errorf("root hash through a file %s, in memory %s", roots[0], roots[1])
+	}
+	if !bytes.Equal(trees[0], trees[1]) {
+		t.Error("the tree written through a file differs from the one built in memory")
+	}
 }

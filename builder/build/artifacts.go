@@ -208,7 +208,7 @@ func (a *artifacts) writeRaw(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	mkUKI, err := a.ukiBuilder(initrd)
+	mkUKI, err := a.ukiBuilder(fileReader(initrd))
 	if err != nil {
 		return "", err
 	}
@@ -249,14 +249,7 @@ func (a *artifacts) writeISO(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	// A UKI embeds the initrd, and is assembled and signed in memory.
-	var ukiInitrd []byte
-	if wantsUKI(a.spec) {
-		if ukiInitrd, err = os.ReadFile(initrd); err != nil {
-			return "", err
-		}
-	}
-	mkUKI, err := a.ukiBuilder(ukiInitrd)
+	mkUKI, err := a.ukiBuilder(fileReader(initrd))
 	if err != nil {
 		return "", err
 	}
@@ -379,4 +372,9 @@ func describe(path, format string) (Output, error) {
 		return Output{}, err
 	}
 	return Output{Path: path, Format: format, Size: n, Digest: "sha256:" + hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// fileReader reads the file at path when called.
+func fileReader(path string) func() ([]byte, error) {
+	return func() ([]byte, error) { return os.ReadFile(path) }
 }

@@ -162,7 +162,7 @@ func (a *artifacts) loadStub() ([]byte, error) {
 // (disk.Entry.UKI), with the signed PCR policy when the build has a PCR
 // key and signed for Secure Boot when it has a Secure Boot key; nil when
 // the spec boots type #1 entries.
-func (a *artifacts) ukiBuilder(initrd []byte) (func(cmdline string) ([]byte, error), error) {
+func (a *artifacts) ukiBuilder(readInitrd func() ([]byte, error)) (func(cmdline string) ([]byte, error), error) {
 	if !wantsUKI(a.spec) {
 		return nil, nil
 	}
@@ -170,10 +170,19 @@ func (a *artifacts) ukiBuilder(initrd []byte) (func(cmdline string) ([]byte, err
 	if err != nil {
 		return nil, err
 	}
+	// A UKI embeds the kernel and the initrd; it is assembled and signed
+	// in memory.
 	return func(cmdline string) ([]byte, error) {
-		in := uki.Input{Stub: stub, Linux: a.root.Kernel, Initrd: initrd, Cmdline: cmdline, OSRel: uki.OSRelease(a.root.Version)}
+		kernel, err := readEntry(a.root.Kernel)
+		if err != nil {
+			return nil, fmt.Errorf("reading the kernel: %w", err)
+		}
+		initrd, err := readInitrd()
+		if err != nil {
+			return nil, err
+		}
+		in := uki.Input{Stub: stub, Linux: kernel, Initrd: initrd, Cmdline: cmdline, OSRel: uki.OSRelease(a.root.Version)}
 		var img []byte
-		var err error
 		if k := a.b.o.pcrSigner; k != nil {
 			img, err = uki.BuildSigned(in, k)
 		} else {

@@ -51,7 +51,7 @@ func (a *artifacts) updateInput(ctx context.Context) (bundler.Input, error) {
 	if u := a.spec.Update; u != nil {
 		in.From, in.Downgrade = u.From, u.Downgrade
 	}
-	mkUKI, err := a.ukiBuilder(initrd)
+	mkUKI, err := a.ukiBuilder(func() ([]byte, error) { return initrd, nil })
 	if err != nil {
 		return bundler.Input{}, err
 	}

@@ -34,11 +34,11 @@ func withEnroll(files []espFile, keys map[string][]byte) ([]espFile, error) {
 	out := slices.Clone(files)
 	for i, f := range out {
 		if f.path == "/loader/loader.conf" {
-			out[i].data = []byte(loaderConf + "secure-boot-enroll force\n")
+			out[i] = bytesFile(f.path, []byte(loaderConf+"secure-boot-enroll force\n"))
 		}
 	}
 	for _, name := range enrollFiles {
-		out = append(out, espFile{"/loader/keys/" + EnrollName + "/" + name, keys[name]})
+		out = append(out, bytesFile("/loader/keys/"+EnrollName+"/"+name, keys[name]))
 	}
 	return out, nil
 }

@@ -106,7 +106,7 @@ func entryFiles(e Entry, options string) ([]espFile, error) {
 		if err != nil {
 			return nil, fmt.Errorf("building the unified kernel image: %w", err)
 		}
-		return []espFile{{"/" + b.Path(), img}}, nil
+		return []espFile{bytesFile("/"+b.Path(), img)}, nil
 	}
 	sources := map[string]Source{bootentry.Kernel: e.Kernel, bootentry.Initrd: e.Initrd}
 	var files []espFile

@@ -102,6 +102,9 @@ func dhcpOpts(extra ...nclient4.ClientOpt) []nclient4.ClientOpt {
 // acquire runs DISCOVER/OFFER/REQUEST/ACK on the interface name through a
 // raw socket (the interface has no address yet) until ctx ends.
 func acquire(ctx context.Context, name string) (Lease, error) {
+	if err := waitRandom(ctx); err != nil {
+		return Lease{}, fmt.Errorf("dhcp on %s: waiting for the kernel's random numbers: %w", name, err)
+	}
 	c, err := nclient4.New(name, dhcpOpts()...)
 	if err != nil {
 		return Lease{}, fmt.Errorf("dhcp on %s: %w", name, err)

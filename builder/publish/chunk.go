@@ -94,7 +94,7 @@ func Chunk(ctx context.Context, path, dir string, p chunk.Params) (*Artifact, er
 	if err != nil {
 		return nil, err
 	}
-	a := &Artifact{Manifest: r.Manifest(), ManifestJSON: env.Payload, Envelope: envJSON, Index: pk.index, Packs: pk.files, bundle: path}
+	a := &Artifact{Manifest: r.Manifest(), ManifestJSON: env.Payload, Envelope: envJSON, Index: pk.index, Packs: pk.packs.files, bundle: path}
 	if err := a.Index.Check(); err != nil {
 		return nil, err
 	}
@@ -128,13 +128,11 @@ func chunkPayloads(ctx context.Context, r *update.Reader, pk *packer) error {
 
 // packer compresses chunks one by one into pack files, once each.
 type packer struct {
-	dir   string
+	packs packFiles
 	zw    *zstd.Encoder
 	index *chunk.Index
 	seen  map[string]int // chunk digest -> its number in Refs order
 	n     int
-	cur   *os.File
-	files []string
 	buf   []byte
 }
 
@@ -144,7 +142,7 @@ func newPacker(dir string, p chunk.Params) (*packer, error) {
 		return nil, err
 	}
 	x := &chunk.Index{Format: chunk.IndexFormat, Params: p, Encoding: chunk.EncodingZstd}
-	return &packer{dir: dir, zw: zw, index: x, seen: map[string]int{}}, nil
+	return &packer{packs: packFiles{dir: dir, prefix: "pack"}, zw: zw, index: x, seen: map[string]int{}}, nil
 }
 
 func (pk *packer) component(ctx context.Context, name string, r io.Reader) error {
@@ -168,58 +166,79 @@ func (pk *packer) add(b []byte) (int, error) {
 	if i, ok := pk.seen[sum]; ok {
 		return i, nil
 	}
-	if err := pk.ensurePack(); err != nil {
-		return 0, err
-	}
 	pk.buf = pk.zw.EncodeAll(b, pk.buf[:0])
-	if _, err := pk.cur.Write(pk.buf); err != nil {
+	if err := pk.packs.write(chunk.Chunk{SHA256: sum, Size: int64(len(b))}, pk.buf); err != nil {
 		return 0, err
 	}
-	p := &pk.index.Packs[len(pk.index.Packs)-1]
-	p.Chunks = append(p.Chunks, chunk.Chunk{SHA256: sum, Size: int64(len(b)), Offset: p.Size, Stored: int64(len(pk.buf))})
-	p.Size += int64(len(pk.buf))
 	pk.seen[sum] = pk.n
 	pk.n++
 	return pk.n - 1, nil
 }
 
-// ensurePack starts a pack when there is none or the current one is full.
-func (pk *packer) ensurePack() error {
-	if pk.cur != nil && pk.index.Packs[len(pk.index.Packs)-1].Size < PackSize {
-		return nil
-	}
-	if err := pk.closePack(); err != nil {
-		return err
-	}
-	f, err := os.Create(filepath.Join(pk.dir, fmt.Sprintf("pack-%03d", len(pk.files))))
-	if err != nil {
-		return err
-	}
-	pk.cur, pk.files = f, append(pk.files, f.Name())
-	pk.index.Packs = append(pk.index.Packs, chunk.Pack{})
-	return nil
-}
-
-// closePack closes the current pack and names it by its digest.
-func (pk *packer) closePack() error {
-	if pk.cur == nil {
-		return nil
-	}
-	err := pk.cur.Close()
-	pk.cur = nil
-	if err != nil {
-		return err
-	}
-	d, err := fileDigest(pk.files[len(pk.files)-1])
-	pk.index.Packs[len(pk.index.Packs)-1].Digest = d
+// finish closes the last pack and puts the packs into the index.
+func (pk *packer) finish() error {
+	err := pk.packs.finish()
+	pk.index.Packs = pk.packs.packs
 	return err
 }
 
-func (pk *packer) finish() error { return pk.closePack() }
-
 func (pk *packer) close() {
-	if pk.cur != nil {
-		pk.cur.Close()
-	}
+	pk.packs.close()
 	pk.zw.Close()
+}
+
+// packFiles writes stored chunks one after another into numbered files
+// (PREFIX-000, ...) of about PackSize each, and names each pack by its
+// digest when it is closed.
+type packFiles struct {
+	dir, prefix string
+	cur         *os.File
+	files       []string
+	packs       []chunk.Pack
+}
+
+// write appends a chunk's stored bytes to the current pack, starting one
+// when there is none or it is full, and records c at its place.
+func (pf *packFiles) write(c chunk.Chunk, stored []byte) error {
+	if pf.cur == nil || pf.packs[len(pf.packs)-1].Size >= PackSize {
+		if err := pf.finish(); err != nil {
+			return err
+		}
+		f, err := os.Create(filepath.Join(pf.dir, fmt.Sprintf("%s-%03d", pf.prefix, len(pf.files))))
+		if err != nil {
+			return err
+		}
+		pf.cur, pf.files = f, append(pf.files, f.Name())
+		pf.packs = append(pf.packs, chunk.Pack{})
+	}
+	if _, err := pf.cur.Write(stored); err != nil {
+		return err
+	}
+	p := &pf.packs[len(pf.packs)-1]
+	c.Offset, c.Stored = p.Size, int64(len(stored))
+	p.Chunks = append(p.Chunks, c)
+	p.Size += c.Stored
+	return nil
+}
+
+// finish closes the current pack, if any, and names it by its digest.
+func (pf *packFiles) finish() error {
+	if pf.cur == nil {
+		return nil
+	}
+	err := pf.cur.Close()
+	pf.cur = nil
+	if err != nil {
+		return err
+	}
+	d, err := fileDigest(pf.files[len(pf.files)-1])
+	pf.packs[len(pf.packs)-1].Digest = d
+	return err
+}
+
+// close releases the current pack's file after a failure.
+func (pf *packFiles) close() {
+	if pf.cur != nil {
+		pf.cur.Close()
+	}
 }

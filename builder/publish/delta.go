@@ -59,8 +59,8 @@ func addDeltas(ctx context.Context, a *Artifact, from, dir string) error {
 	if err != nil {
 		return err
 	}
-	dw := &deltaWriter{dir: dir, old: oldRoot, cuts: cuts, oldSize: size(oldRoot), plain: storedSizes(a.Index), done: map[string]bool{}}
-	defer dw.close()
+	dw := &deltaWriter{packs: packFiles{dir: dir, prefix: "delta"}, old: oldRoot, cuts: cuts, oldSize: size(oldRoot), plain: storedSizes(a.Index), done: map[string]bool{}}
+	defer dw.packs.close()
 	var shift int64
 	err = chunk.Split(io.NewSectionReader(newRoot, 0, size(newRoot)), a.Index.Params, func(off int64, b []byte) error {
 		sum := chunk.Sum(b)
@@ -73,12 +73,12 @@ func addDeltas(ctx context.Context, a *Artifact, from, dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := dw.finish(); err != nil {
+	if err := dw.packs.finish(); err != nil {
 		return err
 	}
-	if len(dw.packs) > 0 {
-		a.Index.Deltas = &chunk.Deltas{Packs: dw.packs}
-		a.DeltaPacks = dw.files
+	if len(dw.packs.packs) > 0 {
+		a.Index.Deltas = &chunk.Deltas{Packs: dw.packs.packs}
+		a.DeltaPacks = dw.packs.files
 	}
 	return a.Index.Check()
 }
@@ -143,16 +143,13 @@ func storedSizes(x *chunk.Index) map[string]int64 {
 
 // deltaWriter compresses new chunks against old bytes into delta packs.
 type deltaWriter struct {
-	dir     string
 	old     io.ReaderAt
 	cuts    *chunk.Cuts
 	oldSize int64
 	plain   map[string]int64
 	done    map[string]bool
 	dict    []byte
-	cur     *os.File
-	packs   []chunk.Pack
-	files   []string
+	packs   packFiles
 }
 
 // add writes a delta of the chunk b (digest sum) against the old bytes
@@ -174,16 +171,7 @@ func (dw *deltaWriter) add(sum string, b []byte, at int64) error {
 	if int64(len(d)) >= dw.plain[sum] {
 		return nil
 	}
-	if err := dw.ensurePack(); err != nil {
-		return err
-	}
-	if _, err := dw.cur.Write(d); err != nil {
-		return err
-	}
-	p := &dw.packs[len(dw.packs)-1]
-	p.Chunks = append(p.Chunks, chunk.Chunk{SHA256: sum, Size: int64(len(b)), Offset: p.Size, Stored: int64(len(d)), Base: &base})
-	p.Size += int64(len(d))
-	return nil
+	return dw.packs.write(chunk.Chunk{SHA256: sum, Size: int64(len(b)), Base: &base}, d)
 }
 
 // encodeDelta compresses b with the old bytes of base as a raw zstd
@@ -203,42 +191,4 @@ func encodeDelta(old io.ReaderAt, base chunk.Base, b []byte, dict *[]byte) ([]by
 	}
 	defer zw.Close()
 	return zw.EncodeAll(b, nil), nil
-}
-
-func (dw *deltaWriter) ensurePack() error {
-	if dw.cur != nil && dw.packs[len(dw.packs)-1].Size < PackSize {
-		return nil
-	}
-	if err := dw.closePack(); err != nil {
-		return err
-	}
-	f, err := os.Create(filepath.Join(dw.dir, fmt.Sprintf("delta-%03d", len(dw.files))))
-	if err != nil {
-		return err
-	}
-	dw.cur, dw.files = f, append(dw.files, f.Name())
-	dw.packs = append(dw.packs, chunk.Pack{})
-	return nil
-}
-
-func (dw *deltaWriter) closePack() error {
-	if dw.cur == nil {
-		return nil
-	}
-	err := dw.cur.Close()
-	dw.cur = nil
-	if err != nil {
-		return err
-	}
-	d, err := fileDigest(dw.files[len(dw.files)-1])
-	dw.packs[len(dw.packs)-1].Digest = d
-	return err
-}
-
-func (dw *deltaWriter) finish() error { return dw.closePack() }
-
-func (dw *deltaWriter) close() {
-	if dw.cur != nil {
-		dw.cur.Close()
-	}
 }

@@ -74,3 +74,43 @@ func TestSecureBootChecks(t *testing.T) {
 		t.Errorf("a raw-efi UKI build resolves %v, without the stub", refs)
 	}
 }
+
+// TestExpiredBundleWarns: a bundle that would be born expired (a duration
+// counted from an unset SOURCE_DATE_EPOCH) is built with a warning at
+// update.expires; one that expires after the clock is not.
+func TestExpiredBundleWarns(t *testing.T) {
+	dir := t.TempDir()
+	spec := filepath.Join(dir, "h.yml")
+	if err := os.WriteFile(spec, []byte("kernel:\n  image: k\ninit: [i]\nboot:\n  version: \"1\"\nupdate:\n  expires: 720h\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		epoch int64
+		warn  bool
+	}{{0, true}, {time.Now().Unix(), false}} {
+		var warnings []Event
+		b, err := New([]string{spec}, WithEpoch(tc.epoch), WithProgress(ProgressFunc(func(e Event) {
+			if e.Warning {
+				warnings = append(warnings, e)
+			}
+		})))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := b.Load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		expires, err := b.updateExpiry(l.Spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.warnExpired(l.Spec, expires)
+		switch {
+		case tc.warn && (len(warnings) != 1 || warnings[0].Pos.Line != 7 || !strings.Contains(warnings[0].Message, "which has passed")):
+			t.Errorf("epoch %d: warnings %+v, want one at line 7 saying it has passed", tc.epoch, warnings)
+		case !tc.warn && len(warnings) != 0:
+			t.Errorf("epoch %d: warnings %+v, want none", tc.epoch, warnings)
+		}
+	}
+}

@@ -33,6 +33,7 @@ func (a *artifacts) updateInput(ctx context.Context) (bundler.Input, error) {
 	if err != nil {
 		return bundler.Input{}, err
 	}
+	a.b.warnExpired(a.spec, expires)
 	initrd, err := stage0Initrd(ctx, a.host, a.b.o.compression)
 	if err != nil {
 		return bundler.Input{}, err
@@ -63,6 +64,21 @@ func (a *artifacts) updateInput(ctx context.Context) (bundler.Input, error) {
 		}
 	}
 	return in, nil
+}
+
+// warnExpired warns when a bundle would be born expired: hosts refuse it.
+// A duration in update.expires counts from SOURCE_DATE_EPOCH, which is
+// 1970 when unset, so that is the usual cause.
+func (b *Builder) warnExpired(spec *config.Spec, expires time.Time) {
+	if expires.After(b.o.now()) {
+		return
+	}
+	var pos config.Pos
+	if u := spec.Update; b.o.expires == "" && u != nil {
+		pos = u.ExpiresPos
+	}
+	b.warn("update", pos, "the bundle expires at %s, which has passed: hosts refuse it (a duration counts from SOURCE_DATE_EPOCH, %s; set it to the release time, write a date, or give --expires now+DURATION)",
+		expires.Format(time.RFC3339), time.Unix(b.o.epoch, 0).UTC().Format(time.RFC3339))
 }
 
 func variant(v string) string {

@@ -11,6 +11,7 @@ import (
 	"github.com/diskfs/go-diskfs/filesystem/fat32"
 	"github.com/diskfs/go-diskfs/partition/gpt"
 
+	"github.com/bulkhead-dev/bulkhead/builder/uki"
 	"github.com/bulkhead-dev/bulkhead/internal/bootentry"
 )
 
@@ -189,17 +190,11 @@ type BootEntry struct {
 func ReadBootEntry(path string) (*BootEntry, error) {
 	var be BootEntry
 	read := func(fsys *fat32.FileSystem) error {
-		list, err := fsys.ReadDir("loader/entries")
-		if err != nil {
-			return err
-		}
-		var names []string
-		for _, e := range list {
-			if !e.IsDir() && strings.HasSuffix(e.Name(), ".conf") {
-				names = append(names, e.Name())
-			}
-		}
+		names := fatNames(fsys, "loader/entries", ".conf")
 		if len(names) == 0 {
+			if ukis := fatNames(fsys, bootentry.LinuxDir, ".efi"); len(ukis) > 0 {
+				return readUKIEntry(fsys, ukis[0], &be)
+			}
 			return errors.New("no boot entries")
 		}
 		sort.Strings(names)
@@ -246,6 +241,42 @@ func ReadBootInitrd(path string) ([]byte, error) {
 		return nil, err
 	}
 	return be.Initrd, nil
+}
+
+// fatNames lists the files of dir whose names end in suffix, sorted; none
+// when dir is missing.
+func fatNames(fsys *fat32.FileSystem, dir, suffix string) []string {
+	list, err := fsys.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for _, e := range list {
+		if !e.IsDir() && strings.HasSuffix(e.Name(), suffix) {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// readUKIEntry reads the unified kernel image name of EFI/Linux into be:
+// its kernel, initrd and command line are PE sections.
+func readUKIEntry(fsys *fat32.FileSystem, name string, be *BootEntry) error {
+	img, err := readFATFile(fsys, bootentry.LinuxDir+"/"+name)
+	if err != nil {
+		return err
+	}
+	sections, err := uki.ReadSections(img)
+	if err != nil {
+		return fmt.Errorf("%s/%s: %w", bootentry.LinuxDir, name, err)
+	}
+	be.Name, be.Kernel, be.Initrd = name, sections[".linux"], sections[".initrd"]
+	be.Options = strings.TrimRight(string(sections[".cmdline"]), "\x00\n")
+	if be.Kernel == nil || be.Initrd == nil {
+		return fmt.Errorf("%s/%s has no .linux or no .initrd section", bootentry.LinuxDir, name)
+	}
+	return nil
 }
 
 func readFATFile(fsys *fat32.FileSystem, name string) ([]byte, error) {

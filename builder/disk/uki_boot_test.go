@@ -1,6 +1,7 @@
 package disk
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -85,5 +86,27 @@ func TestBootRawUKIFallsBack(t *testing.T) {
 	}
 	if got := strings.Join(names, " "); got != "bulkhead-1.efi bulkhead-2+0-3.efi" {
 		t.Errorf("UKIs after fallback: %s, want bulkhead-1.efi bulkhead-2+0-3.efi", got)
+	}
+}
+
+// TestReadBootEntryUKI: a disk whose entries are unified kernel images
+// reads back the kernel, initrd and command line of the first UKI (what
+// bulkhead scan of the disk reads).
+func TestReadBootEntryUKI(t *testing.T) {
+	in := fakeInput(t)
+	e := ukiEntry(t, "1.0.0", "a", 0, "console=ttyS0 bulkhead.verity=x")
+	in.Entries = []Entry{e}
+	raw := filepath.Join(t.TempDir(), "disk.img")
+	if _, err := WriteRaw(context.Background(), raw, in); err != nil {
+		t.Fatal(err)
+	}
+	be, err := ReadBootEntry(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if be.Name != "bulkhead-1.0.0.efi" || !strings.HasPrefix(be.Options, "console=ttyS0 ") ||
+		!bytes.Equal(be.Kernel, e.Kernel.Data) || !bytes.Equal(be.Initrd, e.Initrd.Data) {
+		t.Errorf("entry %s, options %q, kernel %d bytes (want %d), initrd %d bytes (want %d)",
+			be.Name, be.Options, len(be.Kernel), len(e.Kernel.Data), len(be.Initrd), len(e.Initrd.Data))
 	}
 }

@@ -104,6 +104,14 @@ func runningSeeds(h apply.Host, esp string) ([]pull.Seed, func()) {
 	for _, f := range e.Files() {
 		add("running "+f.Payload, filepath.Join(esp, f.Path), -1)
 	}
+	// A host booted from a unified kernel image has it in EFI/Linux, its
+	// boot counter (if any) in the name.
+	ukis, _ := filepath.Glob(filepath.Join(esp, bootentry.LinuxDir, "bulkhead-"+h.Version+"*.efi"))
+	for _, p := range ukis {
+		if n, ok := bootentry.ParseName(filepath.Base(p)); ok && n.Version == h.Version {
+			add("running unified kernel image", p, -1)
+		}
+	}
 	return seeds, func() {
 		for _, f := range files {
 			f.Close()

@@ -12,6 +12,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/builder/build"
 	"github.com/bulkhead-dev/bulkhead/builder/recipe"
 	"github.com/bulkhead-dev/bulkhead/builder/resolve"
+	"github.com/bulkhead-dev/bulkhead/builder/scan"
 	"github.com/bulkhead-dev/bulkhead/builder/sign"
 	"github.com/dustin/go-humanize"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -113,7 +114,7 @@ func buildOne(ctx context.Context, store *resolve.Store, r *recipe.Recipe, opts 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%-28s %s  %8s  %s%s\n", r.Ref(), digest, humanize.Bytes(uint64(size)),
+	fmt.Fprintf(stdout, "%-28s %s  %8s  %s%s\n", r.Ref(), scan.ShortDigests(digest.String()), humanize.Bytes(uint64(size)),
 		time.Since(start).Round(100*time.Millisecond), signed)
 	return nil
 }

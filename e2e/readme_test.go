@@ -156,8 +156,9 @@ type expectation struct {
 }
 
 const (
-	hexDigest = `sha256:[0-9a-f]{12}…` // build and scan print digests cut to 12 hex digits
-	size      = `[0-9.]+ [kMGT]?B`     // and sizes for people
+	hexDigest   = `sha256:[0-9a-f]{64}`  // lock, keygen and verify print digests whole
+	shortDigest = `sha256:[0-9a-f]{12}…` // build, scan and image build cut them to 12 hex digits
+	size        = `[0-9.]+ [kMGT]?B`     // and sizes for people
 )
 
 // expectFor matches a command by its verb (longest prefix first).
@@ -174,12 +175,12 @@ func expectFor(cmd string) (expectation, bool) {
 		prefix string
 		exp    expectation
 	}{
-		{"bin/bulkhead image build", expectation{ok0, false, m(`(?m)\A(bulkhead/\S+ +` + hexDigest + ` +[\d.]+ [kMG]?B +\S+\n)+\z`)}},
+		{"bin/bulkhead image build", expectation{ok0, false, m(`(?m)\A(bulkhead/\S+ +` + shortDigest + ` +[\d.]+ [kMG]?B +\S+\n)+\z`)}},
 		{"bin/bulkhead validate", expectation{ok0, false, m(`\Aexamples/minimal.yml: ok\n\z`)}},
 		{"bin/bulkhead lock", expectation{ok0, false, m(`\A(\S+ ` + hexDigest + `\n){5}\z`)}},
-		{"bin/bulkhead build --format update", expectation{ok0, false, m(`(?m)^out/host\.bundle +`+size+` +`+hexDigest+`$`, `(?m)^root 1\.1\.0 `)}},
-		{"bin/bulkhead build --format raw-efi,iso-efi", expectation{ok0, false, m(`(?m)^out/minimal\.img +`+size+` +`+hexDigest+`$`, `(?m)^out/minimal\.iso +`)}},
-		{"bin/bulkhead build", expectation{ok0, false, m(`(?m)\A(out/\S+ +` + size + ` +` + hexDigest + `\n)+root [0-9a-f]{12} +` + size + ` +root hash [0-9a-f]{12}…\n\z`)}},
+		{"bin/bulkhead build --format update", expectation{ok0, false, m(`(?m)^out/host\.bundle +`+size+` +`+shortDigest+`$`, `(?m)^root 1\.1\.0 `)}},
+		{"bin/bulkhead build --format raw-efi,iso-efi", expectation{ok0, false, m(`(?m)^out/minimal\.img +`+size+` +`+shortDigest+`$`, `(?m)^out/minimal\.iso +`)}},
+		{"bin/bulkhead build", expectation{ok0, false, m(`(?m)\A(out/\S+ +` + size + ` +` + shortDigest + `\n)+root [0-9a-f]{12} +` + size + ` +root hash [0-9a-f]{12}…\n\z`)}},
 		{"bin/bulkhead run qemu", expectation{map[int]bool{124: true}, true, m(
 			`(?m)^bulkhead run: booting out/minimal\S* .*under (kvm|tcg)$`,
 			`(?m)^bulkhead run: published 127\.0\.0\.1:PORT -> guest port 8080/tcp$`,

@@ -39,7 +39,7 @@ func TestSchemaAcceptsWhatTheDecoderAccepts(t *testing.T) {
 		return r.Valid(), strings.Join(msgs, "; ")
 	}
 	files, _ := filepath.Glob("../../examples/*.yml")
-	compat, _ := filepath.Glob("../../../shared/compat/linuxkit/examples/*.yml")
+	compat := compatFiles(t) // testdata/linuxkit, and $BULKHEAD_LINUXKIT_EXAMPLES when .ci/run sets it
 	if len(files) == 0 {
 		t.Fatal("no examples found")
 	}

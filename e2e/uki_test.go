@@ -18,6 +18,11 @@ import (
 // buildUKISpec writes examples/minimal.yml with boot.uki (and extra
 // boot keys) into dir and builds it as raw-efi with the extra flags.
 func buildUKISpec(t *testing.T, dir, bootExtra string, flags ...string) diskBuild {
+	return buildUKIFormats(t, dir, "raw-efi", bootExtra, flags...)
+}
+
+// buildUKIFormats is buildUKISpec for the formats given.
+func buildUKIFormats(t *testing.T, dir, formats, bootExtra string, flags ...string) diskBuild {
 	t.Helper()
 	spec, err := os.ReadFile("../examples/minimal.yml")
 	if err != nil {
@@ -27,7 +32,7 @@ func buildUKISpec(t *testing.T, dir, bootExtra string, flags ...string) diskBuil
 	if err := os.WriteFile(specPath, append(spec, []byte("boot:\n  uki: true\n"+bootExtra)...), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"build", "--json", "--format", "raw-efi", "-o", dir}, flags...)
+	args := append([]string{"build", "--json", "--format", formats, "-o", dir}, flags...)
 	out, err := exec.Command(bulkhead, append(args, specPath)...).Output()
 	if err != nil {
 		var stderr []byte
@@ -46,15 +51,18 @@ func buildUKISpec(t *testing.T, dir, bootExtra string, flags ...string) diskBuil
 // TestUKIBoot builds the minimal host with boot.uki: the ESP holds one UKI
 // in EFI/Linux and no type #1 entry; the UKI's .cmdline carries the verity
 // root hash and the slot; systemd-boot boots it, the service answers, and
-// the host blesses the UKI by renaming it. A second build gives the same
+// the host blesses the UKI by renaming it. The iso-efi of the same spec
+// boots its UKI from the CD and serves too. A second build gives the same
 // bytes.
 func TestUKIBoot(t *testing.T) {
 	dir := t.TempDir()
-	b := buildUKISpec(t, dir, "")
+	b := buildUKIFormats(t, dir, "raw-efi,iso-efi", "")
 	img := filepath.Join(dir, "uki.img")
-	again := buildUKISpec(t, t.TempDir(), "")
-	if fileDigest(t, img) != fileDigest(t, again.output("raw-efi")) {
-		t.Fatal("two builds of the UKI disk differ")
+	again := buildUKIFormats(t, t.TempDir(), "raw-efi,iso-efi", "")
+	for _, f := range []string{"raw-efi", "iso-efi"} {
+		if fileDigest(t, b.output(f)) != fileDigest(t, again.output(f)) {
+			t.Fatalf("two builds of the UKI %s differ", f)
+		}
 	}
 	name := "bulkhead-" + b.Root.Version
 	if names, err := disk.ReadUKIs(img); err != nil || strings.Join(names, " ") != name+"+3.efi" {
@@ -99,6 +107,15 @@ func TestUKIBoot(t *testing.T) {
 	if names, err := disk.ReadUKIs(dev); err != nil || strings.Join(names, " ") != name+".efi" {
 		t.Fatalf("UKIs after the boot: %v, %v; want %s.efi", names, err, name)
 	}
+
+	// The ISO: the firmware finds the CD's boot image, systemd-boot in it
+	// loads the UKI, stage 0 verifies the root image on the CD.
+	vm, port = bootUEFI(t, qemu.Config{ISO: b.output("iso-efi")})
+	waitFor(t, vm, "stage0: root verified", 4*time.Minute)
+	if body := get(t, port, 3*time.Minute); !strings.Contains(body, "hello from minimal") {
+		t.Fatalf("service answered %q from the ISO", body)
+	}
+	powerOff(t, vm)
 }
 
 // TestUKIUpdate: a host booting 1.0.0 as a UKI from slot a takes a signed

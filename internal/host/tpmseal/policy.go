@@ -49,14 +49,12 @@ func fingerprint(key *rsa.PublicKey) string {
 	return hex.EncodeToString(fp[:])
 }
 
-// keyPublic is the TPM public area of key as TPM2_LoadExternal loads it
-// (the same as systemd 252: sign and decrypt, userWithAuth, no scheme),
-// so its TPM name, which the policy binds to, is fixed by the key alone.
+// keyPublic is the TPM public area of key as TPM2_LoadExternal loads it,
+// field for field as systemd 252 does (sign and decrypt, userWithAuth, no
+// scheme, the exponent spelled out): its TPM name, which the policy binds
+// to, is fixed by the key alone, and a key systemd-cryptenroll
+// --tpm2-public-key enrolls gets the same policy.
 func keyPublic(key *rsa.PublicKey) tpm2.TPMTPublic {
-	exp := uint32(key.E)
-	if exp == 65537 {
-		exp = 0 // the TPM's default exponent
-	}
 	return tpm2.TPMTPublic{
 		Type:    tpm2.TPMAlgRSA,
 		NameAlg: tpm2.TPMAlgSHA256,
@@ -69,7 +67,7 @@ func keyPublic(key *rsa.PublicKey) tpm2.TPMTPublic {
 			Symmetric: tpm2.TPMTSymDefObject{Algorithm: tpm2.TPMAlgNull},
 			Scheme:    tpm2.TPMTRSAScheme{Scheme: tpm2.TPMAlgNull},
 			KeyBits:   tpm2.TPMIRSAKeyBits(key.N.BitLen()),
-			Exponent:  exp,
+			Exponent:  uint32(key.E), // not 0 for 65537: the name would differ
 		}),
 		Unique: tpm2.NewTPMUPublicID(tpm2.TPMAlgRSA, &tpm2.TPM2BPublicKeyRSA{Buffer: key.N.Bytes()}),
 	}

@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/google/go-tpm/tpm2"
 )
@@ -24,6 +25,9 @@ var pcr11 = tpm2.TPMLPCRSelection{PCRSelections: []tpm2.TPMSPCRSelection{
 
 // parseKey reads the RSA public key of a .pcrpkey (PEM, PKIX).
 func parseKey(pubPEM []byte) (*rsa.PublicKey, error) {
+	if len(pubPEM) > MaxKeyPEM {
+		return nil, fmt.Errorf("the PCR public key is %d bytes, at most %d", len(pubPEM), MaxKeyPEM)
+	}
 	blk, _ := pem.Decode(pubPEM)
 	if blk == nil || blk.Type != "PUBLIC KEY" {
 		return nil, errors.New("the PCR public key is not a PEM PUBLIC KEY")
@@ -122,32 +126,36 @@ type sigEntry struct {
 	Sig  []byte `json:"sig"`
 }
 
-// findSig picks the SHA-256 bank entry of the .pcrsig sigJSON signed by
-// the key with fingerprint pkfp, for PCR 11 alone.
-func findSig(sigJSON []byte, pkfp string) (pol, sig []byte, err error) {
+// findSig picks the signature, in the .pcrsig sigJSON, of the policy
+// pol by the key with fingerprint pkfp, on the SHA-256 bank's PCR 11
+// alone. A .pcrsig may sign several policies (one per boot phase).
+func findSig(sigJSON []byte, pkfp string, pol, pcr []byte) ([]byte, error) {
 	if len(sigJSON) > MaxSigJSON {
-		return nil, nil, fmt.Errorf("the .pcrsig is %d bytes, at most %d", len(sigJSON), MaxSigJSON)
+		return nil, fmt.Errorf("the .pcrsig is %d bytes, at most %d", len(sigJSON), MaxSigJSON)
 	}
 	var ps struct {
 		SHA256 []sigEntry `json:"sha256"`
 	}
 	if err := json.Unmarshal(sigJSON, &ps); err != nil {
-		return nil, nil, fmt.Errorf("the .pcrsig is not systemd's PCR signature JSON: %w", err)
+		return nil, fmt.Errorf("the .pcrsig is not systemd's PCR signature JSON: %w", err)
 	}
 	if len(ps.SHA256) > maxSigEntries {
-		return nil, nil, fmt.Errorf("the .pcrsig has %d sha256 entries, at most %d", len(ps.SHA256), maxSigEntries)
+		return nil, fmt.Errorf("the .pcrsig has %d sha256 entries, at most %d", len(ps.SHA256), maxSigEntries)
 	}
+	signed := false
 	for _, e := range ps.SHA256 {
 		if e.PKFP != pkfp || len(e.PCRs) != 1 || e.PCRs[0] != pcrIndex {
 			continue
 		}
-		pol, err := hex.DecodeString(e.Pol)
-		if err != nil || len(pol) != sha256.Size {
-			return nil, nil, fmt.Errorf("the .pcrsig's policy digest %q is not SHA-256 in hex", e.Pol)
+		signed = true
+		if strings.EqualFold(e.Pol, hex.EncodeToString(pol)) {
+			return e.Sig, nil
 		}
-		return pol, e.Sig, nil
 	}
-	return nil, nil, fmt.Errorf("the .pcrsig is not signed by the key /var is sealed to (no sha256 entry for PCR %d with pkfp %s)", pcrIndex, pkfp)
+	if !signed {
+		return nil, fmt.Errorf("the .pcrsig is not signed by the key /var is sealed to (no sha256 entry for PCR %d with pkfp %s)", pcrIndex, pkfp)
+	}
+	return nil, fmt.Errorf("PCR 11 is %x, not a value the UKI's .pcrsig covers: this is not the OS it signs, or /var was opened already in this boot", pcr)
 }
 
 // LockDigest is what Lock extends into the SHA-256 bank's PCR 11: the

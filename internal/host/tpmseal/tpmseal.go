@@ -45,6 +45,7 @@ const (
 	MaxSecret     = 64      // bytes of secret (TPM2B_SENSITIVE_DATA holds 128 at most)
 	MaxSealedJSON = 4 << 10 // a Sealed as JSON
 	MaxSigJSON    = 64 << 10
+	MaxKeyPEM     = 16 << 10
 	maxBlob       = 1 << 10 // TPM2B_PUBLIC or TPM2B_PRIVATE
 	maxSigEntries = 64
 )

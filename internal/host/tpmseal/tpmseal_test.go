@@ -220,8 +220,25 @@ func TestUpdateUnsealsWithoutResealing(t *testing.T) {
 	tpm = sw.tpm()
 	pcr := boot(t, tpm, "bulkhead 1.1")
 	_, err := Unseal(tpm, s, uki.PCRPKey(&key.PublicKey), sigFor(t, old, key))
-	refused(t, err, "not the value the UKI's .pcrsig covers")
+	refused(t, err, "not a value the UKI's .pcrsig covers")
 	mustUnseal(t, tpm, s, key, sigFor(t, pcr, key))
+	// A .pcrsig that signs several policies (one per boot phase, as
+	// later systemd writes them): the one for this PCR 11 is picked.
+	mustUnseal(t, tpm, s, key, mergeSigs(t, sigFor(t, old, key), sigFor(t, pcr, key)))
+}
+
+// mergeSigs joins the sha256 entries of .pcrsig files.
+func mergeSigs(t *testing.T, sigs ...[]byte) []byte {
+	var all []sigEntry
+	for _, sig := range sigs {
+		var e struct{ SHA256 []sigEntry }
+		if err := json.Unmarshal(sig, &e); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, e.SHA256...)
+	}
+	js, _ := json.Marshal(map[string][]sigEntry{"sha256": all})
+	return js
 }
 
 // TestOtherKeyRefused: a .pcrsig by another key, or a UKI that carries
@@ -267,7 +284,7 @@ func TestOtherPCRValueRefused(t *testing.T) {
 	s := seal(t, tpm, key)
 	good := sha256.Sum256([]byte("bulkhead 1.0 was booted, not this"))
 	_, err := Unseal(tpm, s, uki.PCRPKey(&key.PublicKey), sigFor(t, good[:], key))
-	refused(t, err, "not the value the UKI's .pcrsig covers")
+	refused(t, err, "not a value the UKI's .pcrsig covers")
 
 	var e struct{ SHA256 []sigEntry }
 	json.Unmarshal(sigFor(t, good[:], key), &e)
@@ -447,6 +464,8 @@ func TestBadInputRefused(t *testing.T) {
 	refused(t, err, "not RSA")
 	_, err = Seal(tpm, []byte("not PEM"), secret)
 	refused(t, err, "not a PEM PUBLIC KEY")
+	_, err = Unseal(tpm, s, bytes.Repeat(pubPEM, MaxKeyPEM/len(pubPEM)+1), sig)
+	refused(t, err, "at most 16384")
 	mustUnseal(t, tpm, s, key, sig)
 }
 

@@ -1,7 +1,6 @@
 package tpmseal
 
 import (
-	"bytes"
 	"crypto/rsa"
 	"crypto/sha256"
 	"fmt"
@@ -25,17 +24,16 @@ func Unseal(tpm transport.TPM, s *Sealed, pubPEM, sigJSON []byte) ([]byte, error
 	if fp := fingerprint(key); fp != s.PKFP {
 		return nil, fmt.Errorf("the UKI's PCR public key (pkfp %s) is not the key /var is sealed to (%s)", fp, s.PKFP)
 	}
-	pol, sig, err := findSig(sigJSON, s.PKFP)
-	if err != nil {
-		return nil, err
-	}
-	// The TPM would refuse too, but could not say why.
+	// The TPM would refuse a policy for another PCR 11 too, but could not
+	// say why.
 	pcr, err := ReadPCR11(tpm)
 	if err != nil {
 		return nil, err
 	}
-	if !bytes.Equal(PCRPolicy(pcr), pol) {
-		return nil, fmt.Errorf("PCR 11 is %x, not the value the UKI's .pcrsig covers: this is not the OS it signs, or /var was opened already in this boot", pcr)
+	pol := PCRPolicy(pcr)
+	sig, err := findSig(sigJSON, s.PKFP, pol, pcr)
+	if err != nil {
+		return nil, err
 	}
 	return unseal(tpm, s, key, pol, sig)
 }

@@ -144,7 +144,7 @@ func findSig(sigJSON []byte, pkfp string, pol, pcr []byte) ([]byte, error) {
 	}
 	signed := false
 	for _, e := range ps.SHA256 {
-		if e.PKFP != pkfp || len(e.PCRs) != 1 || e.PCRs[0] != pcrIndex {
+		if !strings.EqualFold(e.PKFP, pkfp) || len(e.PCRs) != 1 || e.PCRs[0] != pcrIndex {
 			continue
 		}
 		signed = true
@@ -158,18 +158,18 @@ func findSig(sigJSON []byte, pkfp string, pol, pcr []byte) ([]byte, error) {
 	return nil, fmt.Errorf("PCR 11 is %x, not a value the UKI's .pcrsig covers: this is not the OS it signs, or /var was opened already in this boot", pcr)
 }
 
-// LockDigest is what Lock extends into the SHA-256 bank's PCR 11: the
-// SHA-256 of LockMarker.
-var LockDigest = sha256.Sum256([]byte(LockMarker))
-
-// LockMarker marks, in PCR 11, that this boot has opened /var: once it
-// is extended, PCR 11 matches no UKI's signed policy until the next boot.
+// LockMarker marks, in PCR 11, that this boot has opened /var: Lock
+// extends the SHA-256 bank's PCR 11 with its SHA-256, after which PCR 11
+// matches no UKI's signed policy until the next boot.
 const LockMarker = "bulkhead: /var opened, TPM secret locked until reboot"
 
 // AfterLock is PCR 11 after Lock extended pcr.
 func AfterLock(pcr []byte) []byte {
 	h := sha256.New()
 	h.Write(pcr)
-	h.Write(LockDigest[:])
+	d := lockDigest()
+	h.Write(d[:])
 	return h.Sum(nil)
 }
+
+func lockDigest() [sha256.Size]byte { return sha256.Sum256([]byte(LockMarker)) }

@@ -131,14 +131,16 @@ func ReadPCR11(tpm transport.TPM) ([]byte, error) {
 	return rsp.PCRValues.Digests[0].Buffer, nil
 }
 
-// Lock extends the SHA-256 bank's PCR 11 with LockDigest, so no signed
+// Lock extends the SHA-256 bank's PCR 11 with the SHA-256 of LockMarker,
+// so no signed
 // policy matches it, and the secret cannot be unsealed again, until the
 // next boot (as systemd's "leave-initrd" phase does). The init calls it
 // once /var is open.
 func Lock(tpm transport.TPM) error {
+	d := lockDigest()
 	_, err := tpm2.PCRExtend{
 		PCRHandle: tpm2.AuthHandle{Handle: tpm2.TPMHandle(pcrIndex), Auth: tpm2.PasswordAuth(nil)},
-		Digests:   tpm2.TPMLDigestValues{Digests: []tpm2.TPMTHA{{HashAlg: tpm2.TPMAlgSHA256, Digest: LockDigest[:]}}},
+		Digests:   tpm2.TPMLDigestValues{Digests: []tpm2.TPMTHA{{HashAlg: tpm2.TPMAlgSHA256, Digest: d[:]}}},
 	}.Execute(tpm)
 	if err != nil {
 		return fmt.Errorf("locking the TPM secret: extending PCR 11: %w", err)

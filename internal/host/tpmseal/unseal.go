@@ -3,6 +3,7 @@ package tpmseal
 import (
 	"crypto/rsa"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 
 	"github.com/google/go-tpm/tpm2"
@@ -126,15 +127,14 @@ func ReadPCR11(tpm transport.TPM) ([]byte, error) {
 		return nil, fmt.Errorf("reading PCR 11: %w", err)
 	}
 	if len(rsp.PCRValues.Digests) != 1 || len(rsp.PCRValues.Digests[0].Buffer) != sha256.Size {
-		return nil, fmt.Errorf("reading PCR 11: the TPM has no SHA-256 bank")
+		return nil, errors.New("reading PCR 11: the TPM has no SHA-256 bank")
 	}
 	return rsp.PCRValues.Digests[0].Buffer, nil
 }
 
 // Lock extends the SHA-256 bank's PCR 11 with the SHA-256 of LockMarker,
-// so no signed
-// policy matches it, and the secret cannot be unsealed again, until the
-// next boot (as systemd's "leave-initrd" phase does). The init calls it
+// so no signed policy matches it, and the secret cannot be unsealed
+// again, until the next boot (as systemd's "leave-initrd" phase does). The init calls it
 // once /var is open.
 func Lock(tpm transport.TPM) error {
 	d := lockDigest()

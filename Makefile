@@ -47,7 +47,7 @@ demo: deps build
 	scripts/demo $(EXAMPLE)
 
 bench: deps images
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./builder/... ./internal/host/apply/
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./builder/... ./internal/host/apply/ ./internal/host/luks2/
 	scripts/bench/run
 	scripts/bench/linuxkit
 	scripts/bench/registry

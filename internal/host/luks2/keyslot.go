@@ -182,9 +182,10 @@ func afSplit(key []byte, stripes int, hf func() hash.Hash, rand io.Reader) ([]by
 		return nil, fmt.Errorf("reading random stripes: %w", err)
 	}
 	acc := make([]byte, n)
+	d := newDiffuser(hf)
 	for i := range stripes - 1 {
 		subtle.XORBytes(acc, acc, out[i*n:(i+1)*n])
-		diffuse(acc, hf)
+		d.diffuse(acc)
 	}
 	subtle.XORBytes(out[(stripes-1)*n:], acc, key)
 	return out, nil
@@ -193,26 +194,38 @@ func afSplit(key []byte, stripes int, hf func() hash.Hash, rand io.Reader) ([]by
 // afMerge undoes afSplit.
 func afMerge(split []byte, n, stripes int, hf func() hash.Hash) []byte {
 	acc := make([]byte, n)
+	d := newDiffuser(hf)
 	for i := range stripes - 1 {
 		subtle.XORBytes(acc, acc, split[i*n:(i+1)*n])
-		diffuse(acc, hf)
+		d.diffuse(acc)
 	}
 	subtle.XORBytes(acc, acc, split[(stripes-1)*n:])
 	return acc
 }
 
+// diffuser is the AF hash and a buffer for its sums.
+type diffuser struct {
+	h   hash.Hash
+	sum []byte
+	iv  []byte
+}
+
+func newDiffuser(hf func() hash.Hash) *diffuser {
+	h := hf()
+	return &diffuser{h: h, sum: make([]byte, 0, h.Size()), iv: make([]byte, 4)}
+}
+
 // diffuse replaces each digest-sized piece of b (the last may be shorter)
 // with the hash of its big-endian 32-bit index and itself.
-func diffuse(b []byte, hf func() hash.Hash) {
-	h := hf()
-	size := h.Size()
-	var iv [4]byte
+func (d *diffuser) diffuse(b []byte) {
+	size := d.h.Size()
 	for i, off := 0, 0; off < len(b); i, off = i+1, off+size {
 		end := min(off+size, len(b))
-		binary.BigEndian.PutUint32(iv[:], uint32(i))
-		h.Reset()
-		h.Write(iv[:])
-		h.Write(b[off:end])
-		copy(b[off:end], h.Sum(nil))
+		binary.BigEndian.PutUint32(d.iv, uint32(i))
+		d.h.Reset()
+		d.h.Write(d.iv)
+		d.h.Write(b[off:end])
+		d.sum = d.h.Sum(d.sum[:0])
+		copy(b[off:end], d.sum)
 	}
 }

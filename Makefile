@@ -78,7 +78,8 @@ FUZZ_TARGETS := \
 	./builder/disk:FuzzISORecords \
 	./builder/rootimg:FuzzRead \
 	./builder/sign:FuzzVerifyBundle \
-	./internal/update:FuzzReader
+	./internal/update:FuzzReader \
+	./internal/host/luks2:FuzzReadHeader
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -208,22 +208,22 @@ func readCopy(r io.ReaderAt, off uint64) (headerCopy, error) {
 // says, or, when the primary is unreadable, at the first offset where a
 // valid one is. It returns the newest valid copy (highest seqid, the
 // primary on a tie) and the copies' errors when neither is valid.
-func readCopies(r io.ReaderAt) (headerCopy, error) {
-	primary, perr := readCopy(r, 0)
-	var secondary headerCopy
+func readCopies(r io.ReaderAt) (*Header, error) {
+	primary, perr := readHeader(r, 0)
+	var secondary *Header
 	serr := errors.New("not found")
 	if perr == nil {
-		secondary, serr = readCopy(r, primary.bin.size)
+		secondary, serr = readHeader(r, primary.Size)
 	} else {
 		for _, off := range headerSizes {
-			if secondary, serr = readCopy(r, off); serr == nil {
+			if secondary, serr = readHeader(r, off); serr == nil {
 				break
 			}
 		}
 	}
 	switch {
 	case perr == nil && serr == nil:
-		if secondary.bin.seqID > primary.bin.seqID {
+		if secondary.SeqID > primary.SeqID {
 			return secondary, nil
 		}
 		return primary, nil
@@ -232,7 +232,7 @@ func readCopies(r io.ReaderAt) (headerCopy, error) {
 	case serr == nil:
 		return secondary, nil
 	}
-	return headerCopy{}, fmt.Errorf("no valid LUKS2 header: primary: %w; secondary: %w", perr, serr)
+	return nil, fmt.Errorf("no valid LUKS2 header: primary: %w; secondary: %w", perr, serr)
 }
 
 // IsLUKS reports whether r starts with a LUKS header (either version) or,

@@ -95,7 +95,7 @@ func format(t *testing.T, size int64, o FormatOptions) (string, *Header, []byte,
 	return img, h, key, writeFile(t, "passphrase", o.Passphrase)
 }
 
-func readHeader(t *testing.T, img string) (*Header, *os.File) {
+func openHeader(t *testing.T, img string) (*Header, *os.File) {
 	t.Helper()
 	f, err := os.Open(img)
 	if err != nil {
@@ -157,7 +157,7 @@ func TestFormatCryptsetupAccepts(t *testing.T) {
 		t.Errorf("cryptsetup's volume key %x, Format's %x", got, key)
 	}
 
-	h2, f := readHeader(t, img)
+	h2, f := openHeader(t, img)
 	got, err := h2.Unlock(f, passphrase(1))
 	if err != nil || !bytes.Equal(got, key) {
 		t.Errorf("Unlock = %x, %v; want %x", got, err, key)
@@ -184,7 +184,7 @@ func TestReadsCryptsetupVolume(t *testing.T) {
 			cryptsetup(t, "token", "import", "--json-file", tokFile, img)
 			want := dumpVolumeKey(t, img, keyFile)
 
-			h, f := readHeader(t, img)
+			h, f := openHeader(t, img)
 			if h.KeySize != 64 || h.Segment != (Segment{Offset: 16 << 20, Dynamic: true, Encryption: "aes-xts-plain64", SectorSize: 4096}) {
 				t.Errorf("key size %d, segment %+v", h.KeySize, h.Segment)
 			}
@@ -231,7 +231,7 @@ func TestDamagedHeader(t *testing.T) {
 	for _, off := range []int64{5000, offChecksum, offMagic} {
 		img, _, key, keyFile := format(t, 32<<20, FormatOptions{Passphrase: passphrase(5), Rand: seeded(5)})
 		flip(t, img, off)
-		h, f := readHeader(t, img)
+		h, f := openHeader(t, img)
 		if h.Offset != DefaultHeaderSize {
 			t.Errorf("byte %d flipped: read the copy at %d, want the secondary", off, h.Offset)
 		}
@@ -257,9 +257,9 @@ func TestDamagedHeader(t *testing.T) {
 	}
 }
 
-// rewrite replaces the metadata of both header copies with edit's
-// version, with right checksums and seqids, as a writer of hostile
-// headers would.
+// rewrite replaces the metadata of the header copies with edit's version,
+// with right checksums and the seqids given (0 leaves that copy alone),
+// as a writer of hostile headers would.
 func rewrite(t *testing.T, img string, seqIDs [2]uint64, edit func(m map[string]any)) {
 	t.Helper()
 	f, err := os.OpenFile(img, os.O_RDWR, 0)
@@ -281,6 +281,9 @@ func rewrite(t *testing.T, img string, seqIDs [2]uint64, edit func(m map[string]
 		t.Fatal(err)
 	}
 	for i, off := range []uint64{0, c.bin.size} {
+		if seqIDs[i] == 0 {
+			continue
+		}
 		b := c.bin
 		b.secondary, b.offset, b.seqID = i == 1, off, seqIDs[i]
 		buf, err := b.encode(js)
@@ -305,10 +308,21 @@ func TestHigherSeqIDWins(t *testing.T) {
 	img, _, _, _ := format(t, 32<<20, FormatOptions{Passphrase: passphrase(6)})
 	for _, ids := range [][2]uint64{{3, 2}, {2, 3}} {
 		rewrite(t, img, ids, func(map[string]any) {})
-		h, _ := readHeader(t, img)
+		h, _ := openHeader(t, img)
 		if want := max(ids[0], ids[1]); h.SeqID != want || (h.Offset == 0) != (ids[0] > ids[1]) {
 			t.Errorf("seqids %v: read seqid %d at %d", ids, h.SeqID, h.Offset)
 		}
+	}
+}
+
+// TestBadNewerMetadata: a newer copy whose metadata does not check out
+// is passed over for the older one.
+func TestBadNewerMetadata(t *testing.T) {
+	img, _, _, _ := format(t, 32<<20, FormatOptions{Passphrase: passphrase(6)})
+	rewrite(t, img, [2]uint64{0, 2}, func(m map[string]any) { get(m, "config")["keyslots_size"] = "1" })
+	h, _ := openHeader(t, img)
+	if h.SeqID != 1 || h.Offset != 0 {
+		t.Errorf("read seqid %d at %d, want the primary's 1", h.SeqID, h.Offset)
 	}
 }
 

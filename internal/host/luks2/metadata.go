@@ -159,17 +159,20 @@ func parseToken(b []byte) (Token, error) {
 }
 
 // ReadHeader reads and checks both header copies of a LUKS2 volume
-// (magic, version, sizes, checksum) and returns the valid one with the
-// higher sequence number, its metadata checked. It reads at most two
+// (magic, version, sizes, checksum, metadata) and returns the valid one
+// with the higher sequence number. It reads at most two
 // 4 MiB header copies and holds no more.
-func ReadHeader(r io.ReaderAt) (*Header, error) {
-	c, err := readCopies(r)
+func ReadHeader(r io.ReaderAt) (*Header, error) { return readCopies(r) }
+
+// readHeader reads the header copy at off and checks its metadata.
+func readHeader(r io.ReaderAt, off uint64) (*Header, error) {
+	c, err := readCopy(r, off)
 	if err != nil {
 		return nil, err
 	}
 	h, err := parseMetadata(c)
 	if err != nil {
-		return nil, fmt.Errorf("LUKS2 metadata (header at byte %d, seqid %d): %w", c.bin.offset, c.bin.seqID, err)
+		return nil, fmt.Errorf("metadata (seqid %d): %w", c.bin.seqID, err)
 	}
 	return h, nil
 }

@@ -64,7 +64,7 @@ func TestDMCryptInGuest(t *testing.T) {
 	if !strings.Contains(dump, "0: bulkhead-tpm2") {
 		t.Errorf("luksDump shows no token:\n%s", dump)
 	}
-	h, f := readHeader(t, disk)
+	h, f := openHeader(t, disk)
 	key, err := h.Unlock(f, pass)
 	if err != nil {
 		t.Fatal(err)

@@ -47,7 +47,7 @@ demo: deps build
 	scripts/demo $(EXAMPLE)
 
 bench: deps images
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./builder/... ./internal/host/apply/ ./internal/host/tpmseal/
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./builder/... ./internal/host/apply/ ./internal/host/tpmseal/ ./internal/host/luks2/
 	scripts/bench/run
 	scripts/bench/linuxkit
 	scripts/bench/registry
@@ -78,7 +78,8 @@ FUZZ_TARGETS := \
 	./builder/disk:FuzzISORecords \
 	./builder/rootimg:FuzzRead \
 	./builder/sign:FuzzVerifyBundle \
-	./internal/update:FuzzReader
+	./internal/update:FuzzReader \
+	./internal/host/luks2:FuzzReadHeader
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -82,12 +82,27 @@ func sbBoot(t *testing.T, dev, vars string, extra ...string) (*qemu.VM, int) {
 // for it (a TIS device on the emulator's control socket).
 func swtpm(t *testing.T) []string {
 	t.Helper()
+	return swtpmAt(t, tpmState(t))
+}
+
+// tpmState is a new directory for a software TPM's state, kept for the
+// test so that one TPM can serve several boots of a machine.
+func tpmState(t *testing.T) string {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "bulkhead-swtpm-") // short: a socket path
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// swtpmAt starts a software TPM 2.0 on the state in dir for one VM (it
+// ends when the VM does) and returns qemu's arguments for it.
+func swtpmAt(t *testing.T, dir string) []string {
+	t.Helper()
 	sock := filepath.Join(dir, "sock")
+	os.Remove(sock)
 	cmd := exec.Command("swtpm", "socket", "--tpm2", "--tpmstate", "dir="+dir, "--ctrl", "type=unixio,path="+sock, "--terminate")
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("swtpm: %v", err)

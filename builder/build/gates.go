@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/bulkhead-dev/bulkhead/builder/config"
 	"github.com/bulkhead-dev/bulkhead/builder/kernelcheck"
@@ -127,6 +128,9 @@ func (b *Builder) checkKernel(g *Gates, spec *config.Spec, host *rootfs.Host, im
 		b.warn("gates", config.Pos{}, "kernel check skipped: %v", err)
 		return nil
 	}
+	if err := checkSealedDataKernel(spec, cfg); err != nil {
+		return err
+	}
 	policy := DefaultKernelPolicy()
 	if spec.Policy != nil && spec.Policy.Kernel != nil {
 		policy = *spec.Policy.Kernel
@@ -196,4 +200,36 @@ func SortedImages(m map[string]*resolve.Image) []*resolve.Image {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Ref < out[j].Ref })
 	return out
+}
+
+// sealedDataConfig is what the kernel needs for disk.encrypt_data: tpm:
+// dm-crypt with the xts template, and a TPM 2.0 driver built in (the host
+// opens /dev/tpmrm0 before its modules could bring one).
+var sealedDataConfig = []struct {
+	symbol  string
+	builtIn bool
+}{{"CONFIG_DM_CRYPT", false}, {"CONFIG_CRYPTO_XTS", false}, {"CONFIG_TCG_TPM", true}}
+
+// checkSealedDataKernel refuses a spec whose data partition is sealed to
+// the TPM on a kernel that cannot open it.
+func checkSealedDataKernel(spec *config.Spec, cfg []byte) error {
+	if spec.Disk == nil || spec.Disk.EncryptData == "" {
+		return nil
+	}
+	k, err := kernelcheck.ParseKconfig(cfg)
+	if err != nil {
+		return err
+	}
+	var missing []string
+	for _, c := range sealedDataConfig {
+		v := k[c.symbol]
+		if v != "y" && (c.builtIn || v != "m") {
+			missing = append(missing, c.symbol)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%s: disk: encrypt_data: tpm needs dm-crypt and a TPM driver, and kernel %s has no %s",
+			spec.Disk.Pos, spec.Kernel.Image, strings.Join(missing, ", "))
+	}
+	return nil
 }

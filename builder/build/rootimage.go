@@ -139,6 +139,12 @@ func entryCmdline(spec *config.Spec, cmdline string, img *rootimg.Image) string 
 	if spec.Boot != nil && spec.Boot.Deadline != "" {
 		parts = append(parts, bootparam.Deadline+"="+spec.Boot.Deadline)
 	}
+	if d := spec.Disk; d != nil && d.EncryptData != "" {
+		parts = append(parts, bootparam.DataEncrypt+"="+d.EncryptData)
+		if d.WithoutTPM != "" {
+			parts = append(parts, bootparam.WithoutTPM+"="+d.WithoutTPM)
+		}
+	}
 	parts = append(parts, hangParams(cmdline)...)
 	return strings.Join(strings.Fields(strings.Join(parts, " ")), " ")
 }

@@ -64,6 +64,9 @@ func (b *Builder) checkSecureBoot(spec *config.Spec) error {
 	if (o.sbKey != "" || o.pcrKey != "") && !wantsUKI(spec) {
 		return errors.New("Secure Boot signing and PCR policies are for unified kernel images: set boot.uki: true in the spec")
 	}
+	if d := spec.Disk; d != nil && d.EncryptData != "" && o.pcrKey == "" && o.pcrSigner == nil {
+		return fmt.Errorf("%s: disk: encrypt_data: tpm seals /var to the PCR policy the UKI carries signed: build with --pcr-key KEY.pem (an RSA key; every version signed with it opens /var)", d.Pos)
+	}
 	if o.pcrKey != "" && o.pcrSigner == nil {
 		k, err := loadRSAKey(o.pcrKey)
 		if err != nil {

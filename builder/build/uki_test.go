@@ -1,6 +1,7 @@
 package build
 
 import (
+	"github.com/bulkhead-dev/bulkhead/builder/config"
 	"os"
 	"path/filepath"
 	"slices"
@@ -35,6 +36,7 @@ func TestSecureBootChecks(t *testing.T) {
 	base := "kernel:\n  image: bulkhead/kernel:6.1-cloud\ninit:\n  - bulkhead/init:dev\n"
 	uki := write("uki.yml", []byte(base+"boot:\n  uki: true\n  version: \"1\"\nupdate:\n  expires: 24h\n"))
 	plain := write("plain.yml", []byte(base))
+	sealed := write("sealed.yml", []byte(base+"boot:\n  uki: true\ndisk:\n  encrypt_data: tpm\n"))
 	for _, tc := range []struct {
 		name, spec, want string
 		opts             []Option
@@ -43,6 +45,7 @@ func TestSecureBootChecks(t *testing.T) {
 		{"pcr key without boot.uki", plain, "boot.uki: true", []Option{WithPCRKey(key)}},
 		{"enroll without key", uki, "needs a Secure Boot key", []Option{WithSecureBootEnroll(dir)}},
 		{"cert of another key", uki, "Secure Boot key " + key, []Option{WithSecureBoot(key, otherCert)}},
+		{"encrypt_data without a PCR key", sealed, sealed + ":8:3: disk: encrypt_data: tpm seals /var to the PCR policy the UKI carries signed: build with --pcr-key", nil},
 	} {
 		b, err := New([]string{tc.spec}, tc.opts...)
 		if err != nil {
@@ -112,5 +115,31 @@ func TestExpiredBundleWarns(t *testing.T) {
 		case !tc.warn && len(warnings) != 0:
 			t.Errorf("epoch %d: warnings %+v, want none", tc.epoch, warnings)
 		}
+	}
+}
+
+// TestSealedDataNeedsDMCryptAndTPM: disk.encrypt_data is refused, at its
+// place in the spec, on a kernel without dm-crypt, xts or a built-in TPM
+// driver (the hardened kernel's config has none of them).
+func TestSealedDataNeedsDMCryptAndTPM(t *testing.T) {
+	spec := &config.Spec{Disk: &config.Disk{EncryptData: "tpm", Pos: config.Pos{File: "h.yml", Line: 9, Col: 3}}}
+	spec.Kernel.Image = "k"
+	good := "CONFIG_DM_CRYPT=m\nCONFIG_CRYPTO_XTS=m\nCONFIG_TCG_TPM=y\n"
+	if err := checkSealedDataKernel(spec, []byte(good)); err != nil {
+		t.Errorf("Debian's cloud kernel options refused: %v", err)
+	}
+	for cfg, want := range map[string]string{
+		"CONFIG_DM_CRYPT=y\nCONFIG_CRYPTO_XTS=y\nCONFIG_TCG_TPM=m\n":            "has no CONFIG_TCG_TPM",
+		"# CONFIG_DM_CRYPT is not set\nCONFIG_CRYPTO_XTS=y\nCONFIG_TCG_TPM=y\n": "has no CONFIG_DM_CRYPT",
+		"CONFIG_TCG_TPM=y\n": "has no CONFIG_DM_CRYPT, CONFIG_CRYPTO_XTS",
+	} {
+		err := checkSealedDataKernel(spec, []byte(cfg))
+		if err == nil || !strings.HasPrefix(err.Error(), "h.yml:9:3: disk: encrypt_data: tpm needs dm-crypt") || !strings.HasSuffix(err.Error(), want) {
+			t.Errorf("%q: %v, want an error ending %q", cfg, err, want)
+		}
+	}
+	spec.Disk.EncryptData = ""
+	if err := checkSealedDataKernel(spec, []byte("CONFIG_X=y\n")); err != nil {
+		t.Errorf("a spec without encrypt_data: %v", err)
 	}
 }

@@ -23,6 +23,18 @@ type Disk struct {
 	// DataSize is the data partition mounted on /var (default 256M). The
 	// host grows it to the end of a larger disk on boot.
 	DataSize string `json:"data_size,omitempty" yaml:"data_size,omitempty"`
+	// EncryptData "tpm" makes the data partition LUKS2 (aes-xts-plain64),
+	// its key sealed to the machine's TPM 2.0 under the PCR 11 policy the
+	// UKI carries signed (build with --pcr-key; needs boot.uki): only an
+	// OS whose UKI is signed by that key opens /var, and an update signed
+	// by the same key keeps opening it without re-sealing. The host
+	// creates the volume on its first boot; no key is on the disk image.
+	EncryptData string `json:"encrypt_data,omitempty" yaml:"encrypt_data,omitempty"`
+	// WithoutTPM is what a host with encrypt_data does on a machine
+	// without a TPM 2.0: "fail" (default: /var stays a tmpfs, nothing is
+	// written to the data partition, the boot is not blessed) or "plain"
+	// (an unencrypted ext4 /var, as without encrypt_data).
+	WithoutTPM string `json:"without_tpm,omitempty" yaml:"without_tpm,omitempty"`
 	// Bootloader is the image holding systemd-boot's EFI binary
 	// (default bulkhead/systemd-boot:252).
 	Bootloader Ref `json:"bootloader,omitempty" yaml:"bootloader,omitempty"`
@@ -170,6 +182,17 @@ func decodeDisk(d *decoder, n *yaml.Node, s *Spec) {
 			if _, err := ParseSize(vn.Value); err != nil {
 				d.errorf(vn, "%s: %v", k, err)
 			}
+		}
+	}
+	if vn := set["encrypt_data"]; vn != nil && v.EncryptData != "tpm" {
+		d.errorf(vn, "encrypt_data: the one way to encrypt /var is \"tpm\", got %q", v.EncryptData)
+	}
+	if vn := set["without_tpm"]; vn != nil {
+		switch {
+		case v.WithoutTPM != "fail" && v.WithoutTPM != "plain":
+			d.errorf(vn, "without_tpm: expected fail or plain, got %q", v.WithoutTPM)
+		case v.EncryptData == "":
+			d.errorf(vn, "without_tpm: only means something with encrypt_data: tpm")
 		}
 	}
 	s.Disk = &v

@@ -28,6 +28,9 @@ func CheckHost(s *Spec, home string) error {
 	for i := range s.Files {
 		checkSource(&s.Files[i], home, &errs)
 	}
+	if s.Disk != nil && s.Disk.EncryptData != "" && (s.Boot == nil || !s.Boot.UKI) {
+		errs.add(s.Disk.Pos, "disk: encrypt_data: tpm seals /var to the signed PCR policy of a unified kernel image: set boot.uki: true")
+	}
 	return errs.errs.err()
 }
 

@@ -110,3 +110,31 @@ func TestCheckHost(t *testing.T) {
 		t.Errorf("CheckHost of a complete host = %v", err)
 	}
 }
+
+func TestEncryptDataChecked(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"disk:\n  encrypt_data: luks\n", `6:17: encrypt_data: the one way to encrypt /var is "tpm", got "luks"`},
+		{"disk:\n  encrypt_data: tpm\n  without_tpm: maybe\n", `7:16: without_tpm: expected fail or plain, got "maybe"`},
+		{"disk:\n  without_tpm: plain\n", `6:16: without_tpm: only means something with encrypt_data: tpm`},
+	} {
+		_, err := Parse("t.yml", []byte(head+tc.yaml))
+		if err == nil || !strings.HasPrefix(err.Error(), "t.yml:"+tc.want) {
+			t.Errorf("%q: error = %v\nwant prefix t.yml:%s", tc.yaml, err, tc.want)
+		}
+	}
+	// Without a UKI there is no signed PCR policy to seal /var to.
+	s, err := Parse("t.yml", []byte(head+"disk:\n  encrypt_data: tpm\n  without_tpm: plain\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckHost(s, t.TempDir()); err == nil || !strings.HasPrefix(err.Error(), "t.yml:6:3: disk: encrypt_data: tpm seals /var to the signed PCR policy of a unified kernel image: set boot.uki: true") {
+		t.Errorf("CheckHost without boot.uki = %v", err)
+	}
+	s, err = Parse("t.yml", []byte(head+"disk:\n  encrypt_data: tpm\nboot:\n  uki: true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckHost(s, t.TempDir()); err != nil {
+		t.Errorf("CheckHost with boot.uki = %v", err)
+	}
+}

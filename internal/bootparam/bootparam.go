@@ -4,10 +4,26 @@
 // CmdlineKey.)
 package bootparam
 
+import "strings"
+
 const (
 	// Data names the data partition mounted on /var:
 	// bulkhead.data=PARTUUID=<guid>.
 	Data = "bulkhead.data"
+	// DataEncrypt says how the data partition is encrypted: "tpm" (LUKS2,
+	// its key sealed to the TPM under the UKI's signed PCR 11 policy).
+	DataEncrypt = "bulkhead.data.encrypt"
+	// WithoutTPM is what an encrypted data partition does without a TPM:
+	// "fail" (the default: /var is a tmpfs) or "plain" (plain ext4).
+	WithoutTPM = "bulkhead.data.without_tpm"
+	// StubExtra is where systemd-stub puts the UKI's .pcrsig and .pcrpkey
+	// in the initramfs, and PCRDir where stage 0 keeps them for stage 1
+	// (on the /run tmpfs it moves into the new root).
+	StubExtra = "/.extra"
+	PCRDir    = "/run/bulkhead/pcr"
+	// PCRSignature and PCRPublicKey are their file names in both places.
+	PCRSignature = "tpm2-pcr-signature.json"
+	PCRPublicKey = "tpm2-pcr-public-key.pem"
 	// Settle is how long containerd and every service must stay up before
 	// the running boot entry is blessed (a Go duration).
 	Settle = "bulkhead.settle"
@@ -37,3 +53,15 @@ const (
 	TypeRoot = "4f68bce3-e8cd-4db1-96e7-fbcaf984b709"
 	TypeData = "4d21b016-b534-45c2-a9fb-5c16e091fd2d"
 )
+
+// Value returns the value of the last key=value on the kernel command
+// line cmdline ("" when key is not there).
+func Value(cmdline, key string) string {
+	v := ""
+	for _, f := range strings.Fields(cmdline) {
+		if k, val, ok := strings.Cut(f, "="); ok && k == key {
+			v = val
+		}
+	}
+	return v
+}

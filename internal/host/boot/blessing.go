@@ -123,6 +123,10 @@ func (h *host) healthParts() ([]runningSince, []string) {
 		parts = append(parts, s.healthySince)
 		names = append(names, "service "+s.b.Name)
 	}
+	if h.dataErr != nil {
+		parts = append(parts, func() (time.Time, bool) { return time.Time{}, false })
+		names = append(names, "data partition")
+	}
 	return parts, names
 }
 
@@ -135,7 +139,10 @@ func (h *host) notHealthy() string {
 			continue
 		}
 		why := names[i] + " not running"
-		if i > 0 {
+		switch {
+		case i > len(h.services):
+			why = "data partition not open: " + h.dataErr.Error()
+		case i > 0:
 			why = h.services[i-1].unhealthy()
 		}
 		bad = append(bad, why)

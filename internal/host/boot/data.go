@@ -50,8 +50,15 @@ func (h *host) mountData(ctx context.Context, uuid string) {
 }
 
 func (h *host) data(ctx context.Context, uuid string) error {
-	dev, err := blockdev.FindPartUUID(ctx, uuid)
+	part, err := blockdev.FindPartUUID(ctx, uuid)
 	if err != nil {
+		return err
+	}
+	dev, err := h.openSealed(ctx, part)
+	if err != nil {
+		// The host comes up, /var on a tmpfs, but a boot that cannot
+		// open its data is not blessed.
+		h.dataErr = err
 		return err
 	}
 	created, err := datafs.Ensure(ctx, dev)
@@ -73,7 +80,9 @@ func (h *host) data(ctx context.Context, uuid string) error {
 	} else {
 		h.logf("data: boot %d on this data partition", n)
 	}
-	if size, grown, err := blockdev.GrowPartition(dev); err != nil {
+	if dev != part {
+		// openSealed grew the partition before opening the volume on it.
+	} else if size, grown, err := blockdev.GrowPartition(dev); err != nil {
 		h.logf("data: growing partition: %v", err)
 	} else if grown {
 		h.logf("data: grew partition to the end of the disk (%d MiB)", size>>20)

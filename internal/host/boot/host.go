@@ -63,6 +63,7 @@ type host struct {
 	watchdog  *watchdog.Watchdog
 	hung      atomic.Bool  // bulkhead.fault=hang: the watchdog stops being petted
 	secrets   *hostSecrets // nil when the host has no secrets
+	dataErr   error        // why the data partition the boot needs is not open
 }
 
 // run is stage 1; it ends in reboot(2).

@@ -161,3 +161,12 @@ func Size(dev string) (int64, error) {
 	}
 	return int64(sb.blocks()) * sb.blockSize(), nil
 }
+
+// IsExt4 reports whether r holds an ext4 file system.
+func IsExt4(r io.ReaderAt) (bool, error) {
+	sb, err := readSuperblock(r)
+	if err != nil {
+		return false, err
+	}
+	return sb.isExt4(), nil
+}

@@ -34,6 +34,11 @@ func Running() (bool, error) {
 // so a root that fails verification is never mounted and a counted boot
 // entry runs down.
 func Run(ctx context.Context, init, cmdline string, logf Logf) {
+	if kept, err := KeepPCRPolicy(); err != nil {
+		logf("stage0: keeping the UKI's signed PCR policy: %v", err)
+	} else if kept {
+		logf("stage0: kept the UKI's signed PCR policy for stage 1")
+	}
 	r, verified, err := ParseVerifiedRoot(cmdline)
 	switch {
 	case err != nil:

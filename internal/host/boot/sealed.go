@@ -1,0 +1,218 @@
+package boot
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"github.com/google/go-tpm/tpm2/transport"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/bulkhead-dev/bulkhead/internal/bootparam"
+	"github.com/bulkhead-dev/bulkhead/internal/host/blockdev"
+	"github.com/bulkhead-dev/bulkhead/internal/host/datafs"
+	"github.com/bulkhead-dev/bulkhead/internal/host/luks2"
+	"github.com/bulkhead-dev/bulkhead/internal/host/tpmseal"
+)
+
+// The encrypted data partition (disk.encrypt_data: tpm).
+const (
+	// dataMapper is the dm-crypt device /var is mounted from.
+	dataMapper = "bulkhead-data"
+	// tokenType is the LUKS2 token holding the sealed passphrase.
+	tokenType = "bulkhead-tpm2"
+	// passphraseSize is the random passphrase of the keyslot: the TPM
+	// seals it, so it needs no stretching (the keyslot's pbkdf2 is cheap).
+	passphraseSize = 32
+)
+
+// sealedToken is the LUKS2 token of a data partition: keyslot 0's
+// passphrase, sealed to the TPM under the UKI's signed PCR 11 policy.
+type sealedToken struct {
+	Type     string          `json:"type"`
+	Keyslots []string        `json:"keyslots"`
+	Sealed   *tpmseal.Sealed `json:"bulkhead-sealed"`
+}
+
+// errKeepPlain means the data partition is to be mounted as it is: a
+// machine without a TPM under without_tpm: plain, or a partition that
+// already holds a plain file system.
+var errKeepPlain = errors.New("plain")
+
+// openSealed returns the device to mount on DataDir for the data partition
+// dev when the command line asks for bulkhead.data.encrypt=tpm: the
+// LUKS2 volume on dev opened with the passphrase the TPM unseals (the
+// volume and the sealed passphrase are made on the first boot). Before it
+// returns, PCR 11 is extended, so the passphrase cannot be unsealed again
+// until the next boot. Without the parameter it returns dev.
+func (h *host) openSealed(ctx context.Context, dev string) (string, error) {
+	cl := cmdline()
+	if bootparam.Value(cl, bootparam.DataEncrypt) != "tpm" {
+		return dev, nil
+	}
+	withoutTPM := bootparam.Value(cl, bootparam.WithoutTPM)
+	mapped, err := h.unlockData(ctx, dev, withoutTPM == "plain")
+	if errors.Is(err, errKeepPlain) {
+		return dev, nil
+	}
+	return mapped, err
+}
+
+func (h *host) unlockData(ctx context.Context, dev string, plainWithoutTPM bool) (string, error) {
+	f, err := os.OpenFile(dev, os.O_RDWR, 0)
+	if err != nil {
+		return "", fmt.Errorf("opening %s: %w", dev, err)
+	}
+	defer f.Close()
+	isLUKS, err := luks2.IsLUKS(f)
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", dev, err)
+	}
+	tpm, err := tpmseal.Open()
+	if errors.Is(err, tpmseal.ErrNoTPM) {
+		switch {
+		case isLUKS:
+			return "", fmt.Errorf("%s is a LUKS2 volume sealed to a TPM, and this machine has no TPM 2.0", dev)
+		case plainWithoutTPM:
+			h.logf("data: no TPM 2.0; %s is plain ext4, as disk.without_tpm: plain says", DataDir)
+			return "", errKeepPlain
+		}
+		return "", errors.New("no TPM 2.0 to seal the data partition's key to (disk.without_tpm: fail)")
+	}
+	if err != nil {
+		return "", err
+	}
+	defer tpm.Close()
+	pub, sig, err := readPCRPolicy()
+	if err != nil {
+		return "", err
+	}
+	var (
+		hdr   *luks2.Header
+		key   []byte
+		begin = time.Now()
+	)
+	if isLUKS {
+		if hdr, key, err = unsealVolume(f, tpm, pub, sig); err != nil {
+			return "", err
+		}
+		h.logf("data: the TPM unsealed the key of the LUKS2 volume on %s in %s", dev, since(begin))
+	} else {
+		if fs, err := datafs.IsExt4(f); err != nil || fs {
+			if err == nil {
+				h.logf("data: %s holds a plain file system from a boot without encryption; it stays plain", dev)
+				err = errKeepPlain
+			}
+			return "", err
+		}
+		if hdr, key, err = newVolume(f, tpm, pub); err != nil {
+			return "", err
+		}
+		h.logf("data: created a LUKS2 volume on %s in %s, its key sealed to the TPM under the UKI's signed PCR 11 policy", dev, since(begin))
+	}
+	defer clear(key)
+	if err := tpmseal.Lock(tpm); err != nil {
+		return "", fmt.Errorf("extending PCR 11 after unsealing: %w", err)
+	}
+	h.logf("tpm: extended PCR 11: the data key cannot be unsealed again before a reboot")
+	// The partition grows before the volume is opened, so that the
+	// dm-crypt device covers all of it.
+	if size, grown, err := blockdev.GrowPartition(dev); err != nil {
+		h.logf("data: growing partition: %v", err)
+	} else if grown {
+		h.logf("data: grew partition to the end of the disk (%d MiB)", size>>20)
+	}
+	mapped, err := luks2.Open(ctx, dev, dataMapper, key, hdr)
+	if err != nil {
+		return "", fmt.Errorf("opening the LUKS2 volume on %s: %w", dev, err)
+	}
+	return mapped, nil
+}
+
+// readPCRPolicy reads the UKI's .pcrpkey and .pcrsig that stage 0 kept.
+func readPCRPolicy() (pub, sig []byte, err error) {
+	read := func(name string) ([]byte, error) {
+		b, err := os.ReadFile(filepath.Join(bootparam.PCRDir, name))
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, errors.New("the UKI carries no signed PCR policy (.pcrpkey, .pcrsig): build it with --pcr-key")
+		}
+		return b, err
+	}
+	if pub, err = read(bootparam.PCRPublicKey); err != nil {
+		return nil, nil, err
+	}
+	if sig, err = read(bootparam.PCRSignature); err != nil {
+		return nil, nil, err
+	}
+	return pub, sig, nil
+}
+
+// newVolume seals a new random passphrase to the TPM under the policy key
+// pub and formats f as a LUKS2 volume whose keyslot opens with it.
+func newVolume(f *os.File, tpm transport.TPM, pub []byte) (*luks2.Header, []byte, error) {
+	pass := make([]byte, passphraseSize)
+	defer clear(pass)
+	if _, err := rand.Read(pass); err != nil {
+		return nil, nil, err
+	}
+	sealed, err := tpmseal.Seal(tpm, pub, pass)
+	if err != nil {
+		return nil, nil, err
+	}
+	tok, err := luks2.NewToken(sealedToken{Type: tokenType, Keyslots: []string{"0"}, Sealed: sealed})
+	if err != nil {
+		return nil, nil, err
+	}
+	size, err := f.Seek(0, 2)
+	if err != nil {
+		return nil, nil, err
+	}
+	hdr, key, err := luks2.Format(f, size, luks2.FormatOptions{Passphrase: pass, Tokens: []luks2.Token{tok}, Label: "bulkhead-data"})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := f.Sync(); err != nil {
+		clear(key)
+		return nil, nil, err
+	}
+	return hdr, key, nil
+}
+
+// unsealVolume reads the LUKS2 header of f, has the TPM unseal the
+// passphrase in its token under the signed policy sig, and opens the
+// keyslot with it.
+func unsealVolume(f *os.File, tpm transport.TPM, pub, sig []byte) (*luks2.Header, []byte, error) {
+	hdr, err := luks2.ReadHeader(f)
+	if err != nil {
+		return nil, nil, err
+	}
+	var tok *sealedToken
+	for _, t := range hdr.Tokens {
+		if t.Type != tokenType {
+			continue
+		}
+		var st sealedToken
+		if err := t.Decode(&st); err != nil || st.Sealed == nil {
+			return nil, nil, fmt.Errorf("LUKS2 token %d: not a sealed key: %v", t.ID, err)
+		}
+		tok = &st
+		break
+	}
+	if tok == nil {
+		return nil, nil, fmt.Errorf("the LUKS2 volume has no %s token", tokenType)
+	}
+	pass, err := tpmseal.Unseal(tpm, tok.Sealed, pub, sig)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer clear(pass)
+	key, err := hdr.Unlock(f, pass)
+	if err != nil {
+		return nil, nil, err
+	}
+	return hdr, key, nil
+}
+
+func since(t time.Time) time.Duration { return time.Since(t).Round(time.Millisecond) }

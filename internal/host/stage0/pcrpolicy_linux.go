@@ -1,0 +1,62 @@
+package stage0
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/bulkhead-dev/bulkhead/internal/bootparam"
+	"github.com/bulkhead-dev/bulkhead/internal/host/sysmount"
+)
+
+// maxPCRFile bounds each file of the UKI's signed PCR policy.
+const maxPCRFile = 64 << 10
+
+// KeepPCRPolicy copies the signed PCR 11 policy systemd-stub put into the
+// initramfs (the UKI's .pcrsig and .pcrpkey, under bootparam.StubExtra)
+// to bootparam.PCRDir on a /run tmpfs, which moves into the new root with
+// the switch: stage 1 unseals the data partition's key with them. Without
+// them (no UKI, or a UKI without a PCR key) it does nothing.
+func KeepPCRPolicy() (bool, error) {
+	src := func(name string) string { return filepath.Join(bootparam.StubExtra, name) }
+	if _, err := os.Stat(src(bootparam.PCRSignature)); errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if !sysmount.IsMountPoint("/run") {
+		if err := os.MkdirAll("/run", 0o755); err != nil {
+			return false, err
+		}
+		if err := unix.Mount("tmpfs", "/run", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
+			return false, fmt.Errorf("mounting /run: %w", err)
+		}
+	}
+	if err := os.MkdirAll(bootparam.PCRDir, 0o700); err != nil {
+		return false, err
+	}
+	for _, name := range []string{bootparam.PCRSignature, bootparam.PCRPublicKey} {
+		if err := copySmall(src(name), filepath.Join(bootparam.PCRDir, name)); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+func copySmall(from, to string) error {
+	f, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxPCRFile+1))
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", from, err)
+	}
+	if len(b) > maxPCRFile {
+		return fmt.Errorf("%s is larger than %d bytes", from, maxPCRFile)
+	}
+	return os.WriteFile(to, b, 0o600)
+}

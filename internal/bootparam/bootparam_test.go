@@ -6,7 +6,7 @@ func TestValue(t *testing.T) {
 	for _, tc := range []struct{ cmdline, key, want string }{
 		{"ro bulkhead.data.encrypt=tpm quiet", DataEncrypt, "tpm"},
 		{"bulkhead.data.encrypt=tpm bulkhead.data.encrypt=none", DataEncrypt, "none"}, // the last one wins, as in the kernel
-		{"bulkhead.data=PARTUUID=x", DataEncrypt, ""},                               // a prefix is not the key
+		{"bulkhead.data=PARTUUID=x", DataEncrypt, ""},                                 // a prefix is not the key
 		{"bulkhead.data.encrypt", DataEncrypt, ""},
 		{"", WithoutTPM, ""},
 	} {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/bulkhead-dev/bulkhead/internal/test/testfile"
 	"net"
 	"net/http"
 	"os"
@@ -228,9 +229,9 @@ func TestBadUpdates(t *testing.T) {
 		return strings.Replace(s, "panic=-1", "panic=-1 bulkhead.fault=hang bulkhead.watchdog=5s", 1)
 	}, ""), "release")
 	flipped := copyFile(t, u.bundle(good, "release"), "flipped.bundle")
-	flipByte(t, flipped, -4096)
+	testfile.FlipByte(t, flipped, -4096)
 	truncated := copyFile(t, flipped, "truncated.bundle")
-	flipByte(t, truncated, -4096) // undo
+	testfile.FlipByte(t, truncated, -4096) // undo
 	truncate(t, truncated, 3<<20)
 
 	u.boot()
@@ -274,31 +275,6 @@ func copyFile(t *testing.T, src, name string) string {
 		t.Fatal(err)
 	}
 	return dst
-}
-
-// flipByte inverts the byte at off (from the end when negative).
-func flipByte(t *testing.T, p string, off int64) {
-	t.Helper()
-	f, err := os.OpenFile(p, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if off < 0 {
-		st, err := f.Stat()
-		if err != nil {
-			t.Fatal(err)
-		}
-		off += st.Size()
-	}
-	b := make([]byte, 1)
-	if _, err := f.ReadAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 0xff
-	if _, err := f.WriteAt(b, off); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func truncate(t *testing.T, p string, size int64) {

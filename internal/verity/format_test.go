@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"github.com/bulkhead-dev/bulkhead/internal/test/testfile"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -143,28 +144,11 @@ func TestFormatOneFile(t *testing.T) {
 			if err := verify(); err != nil {
 				t.Fatalf("veritysetup verify: %v", err)
 			}
-			flipByte(t, data, (blocks-1)*BlockSize+123)
+			testfile.FlipByte(t, data, (blocks-1)*BlockSize+123)
 			if err := verify(); err == nil {
 				t.Fatal("veritysetup verify passed after a data byte was flipped")
 			}
 		})
-	}
-}
-
-func flipByte(t *testing.T, p string, off int64) {
-	t.Helper()
-	f, err := os.OpenFile(p, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := make([]byte, 1)
-	if _, err := f.ReadAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 0x40
-	if _, err := f.WriteAt(b, off); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -3,6 +3,7 @@ package verity
 import (
 	"errors"
 	"fmt"
+	"github.com/bulkhead-dev/bulkhead/internal/test/testfile"
 	"os"
 	"testing"
 )
@@ -20,12 +21,12 @@ func TestVerifyAgreesWithVeritysetup(t *testing.T) {
 				p := formatFile(t, data, data, off, SaltFrom([]byte("verify")))
 				switch flip {
 				case "data":
-					flipByte(t, data, off-1)
+					testfile.FlipByte(t, data, off-1)
 				case "tree":
 					if blocks == 1 {
 						t.Skip("a one-block device has no tree")
 					}
-					flipByte(t, data, off+BlockSize+5)
+					testfile.FlipByte(t, data, off+BlockSize+5)
 				}
 				_, oracle := veritysetup(t, "verify", fmt.Sprintf("--hash-offset=%d", off), data, data, fmt.Sprintf("%x", p.RootHash))
 				err := verifyFile(t, data, p)
@@ -115,7 +116,7 @@ func TestHolds(t *testing.T) {
 			if blocks == 1 {
 				top = 0 // no tree: the data block is the root
 			}
-			flipByte(t, a, top+7)
+			testfile.FlipByte(t, a, top+7)
 			if holds(a, pa) {
 				t.Fatal("holds its parameters with the tree's top changed")
 			}

@@ -4,15 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/u-root/u-root/pkg/cpio"
 
 	"github.com/bulkhead-dev/bulkhead/internal/qemu"
 	"github.com/bulkhead-dev/bulkhead/internal/test/qemutest"
@@ -117,46 +114,9 @@ func wantLines(t *testing.T, console string, res ...string) {
 	}
 }
 
-// guestInitrd builds testdata/guest statically and packs it as /init with
-// the named modules (dependencies first) under /modules.
+// guestInitrd packs testdata/guest as /init with the named modules
+// (dependencies first) under /modules.
 func guestInitrd(t *testing.T, modulesDir string, modules ...string) string {
 	t.Helper()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "init")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./testdata/guest")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building guest: %v\n%s", err, out)
-	}
-	init, err := os.ReadFile(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	recs := []cpio.Record{
-		cpio.Directory("dev", 0o755),
-		cpio.CharDev("dev/console", 0o600, 5, 1),
-		cpio.StaticFile("init", string(init), 0o755),
-		cpio.Directory("modules", 0o755),
-	}
-	for i, p := range qemutest.ModuleFiles(t, modulesDir, modules...) {
-		b, err := os.ReadFile(filepath.Join(modulesDir, p))
-		if err != nil {
-			t.Fatal(err)
-		}
-		recs = append(recs, cpio.StaticFile(fmt.Sprintf("modules/%03d-%s", i, filepath.Base(p)), string(b), 0o644))
-	}
-	path := filepath.Join(dir, "initrd.cpio")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w := cpio.Newc.Writer(f)
-	if err := cpio.WriteRecords(w, recs); err != nil {
-		t.Fatal(err)
-	}
-	if err := cpio.WriteTrailer(w); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return qemutest.InitrdWith(t, qemutest.BuildMain(t, "./testdata/guest"), modulesDir, modules...)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"github.com/bulkhead-dev/bulkhead/internal/test/testfile"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -206,31 +207,13 @@ func TestReadsCryptsetupVolume(t *testing.T) {
 	}
 }
 
-// flip inverts one byte of a file.
-func flip(t *testing.T, img string, off int64) {
-	t.Helper()
-	f, err := os.OpenFile(img, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := make([]byte, 1)
-	if _, err := f.ReadAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-	b[0] ^= 0xff
-	if _, err := f.WriteAt(b, off); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestDamagedHeader: a damaged primary header (its JSON, or its magic)
 // leaves the secondary, which cryptsetup also falls back to; both
 // damaged is an error.
 func TestDamagedHeader(t *testing.T) {
 	for _, off := range []int64{5000, offChecksum, offMagic} {
 		img, _, key, keyFile := format(t, 32<<20, FormatOptions{Passphrase: passphrase(5), Rand: seeded(5)})
-		flip(t, img, off)
+		testfile.FlipByte(t, img, off)
 		h, f := openHeader(t, img)
 		if h.Offset != DefaultHeaderSize {
 			t.Errorf("byte %d flipped: read the copy at %d, want the secondary", off, h.Offset)
@@ -248,9 +231,9 @@ func TestDamagedHeader(t *testing.T) {
 			if h, err := ReadHeader(f); err != nil || h.Offset != 0 {
 				t.Fatalf("after cryptsetup's repair: %+v, %v", h, err)
 			}
-			flip(t, img, off)
+			testfile.FlipByte(t, img, off)
 		}
-		flip(t, img, DefaultHeaderSize+5000)
+		testfile.FlipByte(t, img, DefaultHeaderSize+5000)
 		if _, err := ReadHeader(f); err == nil || !strings.Contains(err.Error(), "no valid LUKS2 header") {
 			t.Errorf("both copies damaged (byte %d): %v", off, err)
 		}

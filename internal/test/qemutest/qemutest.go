@@ -47,8 +47,31 @@ const Cmdline = "console=ttyS0 quiet"
 // returns its path in a temporary directory of tb.
 func Initrd(tb testing.TB, modulesDir string, modules ...string) string {
 	tb.Helper()
+	return InitrdWith(tb, buildGuest(tb, tb.TempDir()), modulesDir, modules...)
+}
+
+// BuildMain compiles the main package in pkg (a directory of the calling
+// test's package, such as ./testdata/guest) statically for linux/amd64
+// and returns the binary: a guest of a test's own for InitrdWith.
+func BuildMain(tb testing.TB, pkg string) []byte {
+	tb.Helper()
+	bin := filepath.Join(tb.TempDir(), "init")
+	cmd := exec.Command(goTool(), "build", "-trimpath", "-o", bin, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("qemutest: building %s: %v\n%s", pkg, err, out)
+	}
+	b, err := os.ReadFile(bin)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// InitrdWith is Initrd with init as /init.
+func InitrdWith(tb testing.TB, init []byte, modulesDir string, modules ...string) string {
+	tb.Helper()
 	dir := tb.TempDir()
-	init := buildGuest(tb, dir)
 	recs := []cpio.Record{
 		cpio.Directory("dev", 0o755),
 		cpio.CharDev("dev/console", 0o600, 5, 1),

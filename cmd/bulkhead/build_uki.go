@@ -16,7 +16,7 @@ type secureBootFlags struct {
 func addSecureBootFlags(fs *flag.FlagSet, f *secureBootFlags) {
 	fs.StringVar(&f.key, "secureboot-key", "", "sign systemd-boot and every UKI for Secure Boot with this db key (PEM; needs boot.uki and --secureboot-cert)")
 	fs.StringVar(&f.cert, "secureboot-cert", "", "the db certificate (PEM) of --secureboot-key")
-	fs.StringVar(&f.pcrKey, "pcr-key", "", "put .pcrpkey and .pcrsig into every UKI: the PCR 11 policy signed with this RSA key (PEM), as systemd-measure sign does (needs boot.uki)")
+	fs.StringVar(&f.pcrKey, "pcr-key", "", "put .pcrpkey and .pcrsig into every UKI: the PCR 11 policy signed with this RSA key (PEM), as systemd-measure sign does (needs boot.uki; disk.encrypt_data: tpm seals /var to this key)")
 	fs.StringVar(&f.enroll, "secureboot-enroll", "", "a directory holding PK.auth, KEK.auth and db.auth (bulkhead secureboot keys): raw-efi puts them in loader/keys/auto/ and systemd-boot enrolls them on a machine in setup mode")
 }
 

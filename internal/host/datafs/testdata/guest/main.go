@@ -10,14 +10,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/bulkhead-dev/bulkhead/internal/host/datafs"
+	"github.com/bulkhead-dev/bulkhead/internal/test/guest"
 )
 
 const (
@@ -25,28 +24,16 @@ const (
 	mnt = "/mnt"
 )
 
-func main() {
-	if err := run(); err != nil {
-		fmt.Printf("guest failed: %v\n", err)
-	}
-	unix.Sync()
-	_ = unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
-}
+func main() { guest.Run(run) }
 
 func run() error {
-	for _, m := range []struct{ dir, fs string }{{"/proc", "proc"}, {"/sys", "sysfs"}, {"/dev", "devtmpfs"}} {
-		_ = os.MkdirAll(m.dir, 0o755)
-		if err := unix.Mount(m.fs, m.dir, m.fs, 0, ""); err != nil {
-			return fmt.Errorf("mounting %s: %w", m.dir, err)
-		}
-	}
-	if err := loadModules(); err != nil {
+	if err := guest.LoadModules(nil); err != nil {
 		return err
 	}
-	if err := waitFor(dev, 20*time.Second); err != nil {
+	if err := guest.WaitFor(dev, 20*time.Second); err != nil {
 		return err
 	}
-	phase := param("bulkhead.phase")
+	phase := guest.Param("bulkhead.phase")
 	ctx := context.Background()
 
 	begin := time.Now()
@@ -102,44 +89,4 @@ func checkPhases(phase string) error {
 		fmt.Printf("found %s", b)
 	}
 	return nil
-}
-
-func param(key string) string {
-	b, _ := os.ReadFile("/proc/cmdline")
-	for _, f := range strings.Fields(string(b)) {
-		if v, ok := strings.CutPrefix(f, key+"="); ok {
-			return v
-		}
-	}
-	return ""
-}
-
-func loadModules() error {
-	mods, _ := filepath.Glob("/modules/*.ko")
-	sort.Strings(mods)
-	for _, m := range mods {
-		f, err := os.Open(m)
-		if err != nil {
-			return err
-		}
-		err = unix.FinitModule(int(f.Fd()), "", 0)
-		f.Close()
-		if err != nil && err != unix.EEXIST {
-			return fmt.Errorf("loading %s: %w", m, err)
-		}
-	}
-	return nil
-}
-
-func waitFor(path string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		if _, err := os.Stat(path); err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not appear", path)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -26,8 +25,8 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/host/datafs"
 	"github.com/bulkhead-dev/bulkhead/internal/host/dm"
-	"github.com/bulkhead-dev/bulkhead/internal/host/kmod"
 	"github.com/bulkhead-dev/bulkhead/internal/host/luks2"
+	"github.com/bulkhead-dev/bulkhead/internal/test/guest"
 )
 
 const (
@@ -37,26 +36,14 @@ const (
 	hello = "hello from the encrypted data partition\n"
 )
 
-func main() {
-	if err := run(); err != nil {
-		fmt.Printf("guest failed: %v\n", err)
-	}
-	unix.Sync()
-	_ = unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
-}
+func main() { guest.Run(run) }
 
 func run() error {
-	for _, m := range []struct{ dir, fs string }{{"/proc", "proc"}, {"/sys", "sysfs"}, {"/dev", "devtmpfs"}} {
-		_ = os.MkdirAll(m.dir, 0o755)
-		if err := unix.Mount(m.fs, m.dir, m.fs, 0, ""); err != nil {
-			return fmt.Errorf("mounting %s: %w", m.dir, err)
-		}
-	}
 	loadModules(func(m string) bool { return !strings.Contains(m, "aesni") })
-	if err := waitFor(disk, 20*time.Second); err != nil {
+	if err := guest.WaitFor(disk, 20*time.Second); err != nil {
 		return err
 	}
-	pass, err := hex.DecodeString(param("bulkhead.luks.pass"))
+	pass, err := hex.DecodeString(guest.Param("bulkhead.luks.pass"))
 	if err != nil || len(pass) == 0 {
 		return fmt.Errorf("bulkhead.luks.pass: %v", err)
 	}
@@ -196,15 +183,8 @@ func printTable() error {
 // loadModules loads the modules in /modules that want says, in name
 // order, and reports those that fail.
 func loadModules(want func(string) bool) {
-	mods, _ := filepath.Glob("/modules/*.ko*")
-	sort.Strings(mods)
-	for _, m := range mods {
-		if !want(m) {
-			continue
-		}
-		if err := kmod.Load(m); err != nil {
-			fmt.Printf("module: %v\n", err)
-		}
+	if err := guest.LoadModules(want); err != nil {
+		fmt.Printf("module: %v\n", err)
 	}
 }
 
@@ -232,26 +212,3 @@ func cryptoName(blk string) string {
 }
 
 func since(t time.Time) time.Duration { return time.Since(t).Round(time.Millisecond) }
-
-func param(key string) string {
-	b, _ := os.ReadFile("/proc/cmdline")
-	for _, f := range strings.Fields(string(b)) {
-		if v, ok := strings.CutPrefix(f, key+"="); ok {
-			return v
-		}
-	}
-	return ""
-}
-
-func waitFor(path string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		if _, err := os.Stat(path); err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not appear", path)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}

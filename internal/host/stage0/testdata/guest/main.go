@@ -16,6 +16,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/internal/host/dm"
 	"github.com/bulkhead-dev/bulkhead/internal/host/stage0"
+	"github.com/bulkhead-dev/bulkhead/internal/test/guest"
 )
 
 func logf(format string, args ...any) {
@@ -23,26 +24,19 @@ func logf(format string, args ...any) {
 }
 
 func main() {
-	for _, m := range []struct{ dir, fs string }{{"/proc", "proc"}, {"/sys", "sysfs"}, {"/dev", "devtmpfs"}} {
-		var st, parent unix.Stat_t
-		if unix.Stat(m.dir, &st) == nil && unix.Stat("/", &parent) == nil && st.Dev != parent.Dev {
-			continue // moved here by the switch
-		}
-		_ = os.MkdirAll(m.dir, 0o755)
-		if err := unix.Mount(m.fs, m.dir, m.fs, 0, ""); err != nil {
-			logf("mount %s: %v", m.dir, err)
-		}
+	if err := guest.MountBasics(); err != nil {
+		logf("%v", err)
 	}
 	mi, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		logf("%v", err)
-		end(unix.LINUX_REBOOT_CMD_RESTART)
+		guest.Restart()
 	}
 	in, err := stage0.InInitramfs(mi)
 	mi.Close()
 	if err != nil {
 		logf("%v", err)
-		end(unix.LINUX_REBOOT_CMD_RESTART)
+		guest.Restart()
 	}
 	if !in {
 		stage1()
@@ -61,7 +55,7 @@ func main() {
 	} else {
 		logf("fatal: stage0: %v", err)
 	}
-	end(unix.LINUX_REBOOT_CMD_RESTART)
+	guest.Restart()
 }
 
 // stage1 reports what the verified root holds and how it is mapped.
@@ -69,7 +63,7 @@ func stage1() {
 	hello, err := os.ReadFile("/hello")
 	if err != nil {
 		logf("reading /hello: %v", err)
-		end(unix.LINUX_REBOOT_CMD_RESTART)
+		guest.Restart()
 	}
 	fmt.Printf("verified root says: %s\n", strings.TrimSpace(string(hello)))
 	if err := os.WriteFile("/written", nil, 0o644); err != nil {
@@ -85,11 +79,5 @@ func stage1() {
 			logf("%v", err)
 		}
 	}
-	end(unix.LINUX_REBOOT_CMD_POWER_OFF)
-}
-
-func end(cmd int) {
-	unix.Sync()
-	_ = unix.Reboot(cmd)
-	select {}
+	guest.PowerOff()
 }

@@ -258,11 +258,22 @@ func writeDisk(ctx context.Context, f *os.File, l *Layout, esp *memDisk, in RawI
 	}
 	defer g.release()
 	w := newHashedFile(f)
+	digest, err := writeParts(ctx, w, l, g, esp, in)
+	if err != nil {
+		w.abort()
+		return "", err
+	}
+	return digest, nil
+}
+
+// writeParts writes the partition tables, the ESP and the roots through w
+// and returns the digest.
+func writeParts(ctx context.Context, w *hashedFile, l *Layout, g *gptTables, esp *memDisk, in RawInput) (string, error) {
 	if err := g.head.eachDirty(w.writeAt); err != nil {
 		return "", err
 	}
 	p, _ := l.Partition(partitionNameESP)
-	err = esp.eachDirty(func(off int64, b []byte) error { return w.writeAt(p.Offset+off, b) })
+	err := esp.eachDirty(func(off int64, b []byte) error { return w.writeAt(p.Offset+off, b) })
 	if err != nil {
 		return "", fmt.Errorf("writing esp: %w", err)
 	}

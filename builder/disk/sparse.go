@@ -29,11 +29,13 @@ func writeSparse(ctx context.Context, w *hashedFile, off, limit int64, src Sourc
 		return err
 	}
 	defer done()
-	buf := make([]byte, copyChunk)
-	for pos := int64(0); ; {
+	// Two buffers: w hashes one while the other is read and written.
+	bufs := [2][]byte{make([]byte, copyChunk), make([]byte, copyChunk)}
+	for i, pos := 0, int64(0); ; i++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		buf := bufs[i%2]
 		n, err := io.ReadFull(r, buf)
 		if pos+int64(n) > limit {
 			return fmt.Errorf("%s does not fit %d bytes", src, limit)

@@ -108,6 +108,8 @@ func Run(ctx context.Context, in Input) (*Report, error) {
 	if in.Tree == nil {
 		return nil, fmt.Errorf("scanning: no root tree")
 	}
+	// The secrets gate's rule set is dropped once the scan is done.
+	defer secrets.Hold()()
 	forbid, maxSize, err := parsePolicy(in.Policy)
 	if err != nil {
 		return nil, fmt.Errorf("scanning: %w", err)

@@ -114,14 +114,15 @@ func (b *Builder) Gates(ctx context.Context, l *Loaded, res *Resolved, host *roo
 	return g, nil
 }
 
-// ScanCache opens the scan's cache in the image store's layer cache (nil
-// when the running program's version cannot be told: no cache).
+// ScanCache opens the scan's cache in the image store's layer cache (nil,
+// no cache, when the running program's version cannot be told or the
+// store cannot be written).
 func (b *Builder) ScanCache() (*scan.Cache, error) {
 	store, err := OpenStore(b.o.store)
 	if err != nil {
 		return nil, err
 	}
-	return scan.OpenCache(store.LayerCacheDir())
+	return scan.OpenCache(store.LayerCacheDir()), nil
 }
 
 // Sysctls are the sysctls a host with hostInit applies at boot.

@@ -42,18 +42,18 @@ const maxCacheEntry = 64 << 20
 // cacheFormat changes with the format of an entry.
 const cacheFormat = "bulkhead scan cache 1"
 
-// OpenCache returns the cache in dir, created if missing, for the running
-// program's version. It returns nil (no cache: every layer is read) when
-// that version cannot be told.
-func OpenCache(dir string) (*Cache, error) {
+// OpenCache returns the cache in dir for the running program's version.
+// It returns nil (no cache: every layer is read) when that version cannot
+// be told or dir cannot be made (a read-only store).
+func OpenCache(dir string) *Cache {
 	v, err := programVersion()
 	if err != nil || v == "" {
-		return nil, nil
+		return nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("scan cache: %w", err)
+		return nil
 	}
-	return newCache(dir, v), nil
+	return newCache(dir, v)
 }
 
 func newCache(dir, version string) *Cache { return &Cache{dir: dir, version: version} }

@@ -183,3 +183,18 @@ func TestGoBuildID(t *testing.T) {
 		t.Fatalf("programVersion = %q, %v; want buildid:%s", v, err, id)
 	}
 }
+
+// TestOpenCacheUnwritable: a cache directory that cannot be made is no
+// cache (a read-only store still builds); one that can is a cache.
+func TestOpenCacheUnwritable(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c := OpenCache(filepath.Join(file, "cache")); c != nil {
+		t.Fatal("a cache under a regular file was opened")
+	}
+	if c := OpenCache(filepath.Join(t.TempDir(), "cache")); c == nil {
+		t.Fatal("no cache in a writable directory")
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/bulkhead-dev/bulkhead/builder/config"
@@ -154,7 +155,8 @@ func (a *artifacts) writeVerifiedKernelInitrd(ctx context.Context) ([]string, er
 		return nil, err
 	}
 	defer c.Close()
-	in := output.Inputs{Kernel: kernel, KernelSize: a.root.Kernel.Size, Cmdline: a.root.options(rootImgParam), InitrdPath: initrd}
+	in := output.Inputs{Kernel: kernel, KernelSize: a.root.Kernel.Size, Cmdline: a.root.options(rootImgParam),
+		InitrdPath: initrd, InitrdDigest: a.digests[initrd]}
 	ki, err := output.WriteKernelInitrd(ctx, a.dir, a.b.o.name, in)
 	if err != nil {
 		return nil, err
@@ -274,20 +276,22 @@ func (a *artifacts) writeISO(ctx context.Context) (string, error) {
 // rootInitrd is the file of the stage-0 initrd carrying the root image,
 // the same for iso-efi and kernel+initrd: compressed once, into a
 // temporary file beside the outputs (it is as large as the root).
+// It is hashed on the way when kernel+initrd links it into place.
 func (a *artifacts) rootInitrd(ctx context.Context) (string, error) {
-	return a.initrdFile(ctx, &a.withRoot, a.rootEntry())
+	return a.initrdFile(ctx, &a.withRoot, slices.Contains(a.b.o.formats, "kernel+initrd"), a.rootEntry())
 }
 
 // stage0Initrd is the file of the stage-0 initrd without the root (the
 // raw disk's: the root is a partition), written once, removed by close:
 // it streams into the ESP rather than sitting in memory.
 func (a *artifacts) stage0Initrd(ctx context.Context) (string, error) {
-	return a.initrdFile(ctx, &a.stage0)
+	return a.initrdFile(ctx, &a.stage0, false)
 }
 
 // initrdFile writes the stage-0 initrd with extra entries to a temporary
-// file beside the outputs, once, and records its name in *path.
-func (a *artifacts) initrdFile(ctx context.Context, path *string, extra ...*rootfs.Entry) (string, error) {
+// file beside the outputs, once, and records its name in *path (and, with
+// hash, its digest in a.digests).
+func (a *artifacts) initrdFile(ctx context.Context, path *string, hash bool, extra ...*rootfs.Entry) (string, error) {
 	if *path != "" {
 		return *path, nil
 	}
@@ -295,7 +299,12 @@ func (a *artifacts) initrdFile(ctx context.Context, path *string, extra ...*root
 	if err != nil {
 		return "", fmt.Errorf("writing the initrd: %w", err)
 	}
-	err = writeStage0Initrd(ctx, tmp, a.host, a.b.o.compression, extra...)
+	var w io.Writer = tmp
+	h := sha256.New()
+	if hash {
+		w = io.MultiWriter(tmp, h)
+	}
+	err = writeStage0Initrd(ctx, w, a.host, a.b.o.compression, extra...)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -304,6 +313,9 @@ func (a *artifacts) initrdFile(ctx context.Context, path *string, extra ...*root
 		return "", err
 	}
 	*path = tmp.Name()
+	if hash {
+		a.hashed(map[string]string{*path: "sha256:" + hex.EncodeToString(h.Sum(nil))})
+	}
 	return *path, nil
 }
 

@@ -92,12 +92,16 @@ func (b *Builder) Gates(ctx context.Context, l *Loaded, res *Resolved, host *roo
 		Spec: l.Text, SpecName: filepath.Base(b.specs[0]), Policy: spec.Policy, Outside: host.Outside,
 		VulnDB: b.o.vulndb, Now: b.o.now().UTC(), Epoch: b.o.epoch,
 	}
+	var err error
 	if spec.Kernel.Image != "" {
 		k, err := scan.KernelInfo(host.Kernel, res.Images[spec.Kernel.Image])
 		if err != nil {
 			return nil, err
 		}
 		in.Kernel = k
+	}
+	if in.Cache, err = b.ScanCache(); err != nil {
+		return nil, err
 	}
 	r, err := scan.Run(ctx, in)
 	if err != nil {
@@ -109,6 +113,17 @@ func (b *Builder) Gates(ctx context.Context, l *Loaded, res *Resolved, host *roo
 	g.Scan = r
 	g.SBOM = r.Entry(b.o.epoch)
 	return g, nil
+}
+
+// ScanCache opens the scan's cache in the image store's layer cache (nil,
+// no cache, when the running program's version cannot be told or the
+// store cannot be written).
+func (b *Builder) ScanCache() (*scan.Cache, error) {
+	store, err := OpenStore(b.o.store)
+	if err != nil {
+		return nil, err
+	}
+	return scan.OpenCache(store.LayerCacheDir()), nil
 }
 
 // Sysctls are the sysctls a host with hostInit applies at boot.

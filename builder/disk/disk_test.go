@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -433,5 +434,79 @@ func TestReadBootEntry(t *testing.T) {
 	if be.Name != "bulkhead-1.0.0.conf" || !strings.HasPrefix(be.Options, "console=ttyS0 root=PARTUUID=") ||
 		!bytes.Equal(be.Kernel, kernel) || !bytes.Equal(be.Initrd, in.Entries[0].Initrd.Data) {
 		t.Errorf("entry %s, options %q, kernel %d bytes, initrd %d bytes", be.Name, be.Options, len(be.Kernel), len(be.Initrd))
+	}
+}
+
+// TestWriteRawScratch: the ESP's scratch file beside the image is gone
+// after a write, and after one that fails once it exists.
+func TestWriteRawScratch(t *testing.T) {
+	in := fakeInput(t)
+	in.ESPSize, in.RootSize, in.DataSize = 64*MiB, 32*MiB, 16*MiB
+	dir := t.TempDir()
+	if _, err := WriteRaw(context.Background(), filepath.Join(dir, "disk.img"), in); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // WriteRaw fails once the ESP is built
+	if _, err := WriteRaw(ctx, filepath.Join(dir, "failed.img"), in); err == nil {
+		t.Fatal("a cancelled write succeeded")
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 1 || ents[0].Name() != "disk.img" {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("directory holds %q, want only disk.img", names)
+	}
+}
+
+// TestScratchEachData: eachData passes exactly the data of a sparse
+// file, holes left out, so that hashing the holes as zeros gives the
+// file's digest.
+func TestScratchEachData(t *testing.T) {
+	f, err := os.CreateTemp(t.TempDir(), "scratch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := int64(8 * MiB)
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, size)
+	for _, w := range []struct {
+		off int64
+		n   int
+	}{{0, 100}, {1 * MiB, 3*MiB + 17}, {size - 4096, 4096}} {
+		b := bytes.Repeat([]byte{0xa5}, w.n)
+		copy(want[w.off:], b)
+		if _, err := f.WriteAt(b, w.off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := &scratchFile{f: f, size: size}
+	got := make([]byte, size)
+	var data int64
+	pos := int64(-1)
+	err = s.eachData(func(off int64, b []byte) error {
+		if off <= pos {
+			return fmt.Errorf("data at %d after %d", off, pos)
+		}
+		pos = off
+		copy(got[off:], b)
+		data += int64(len(b))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("eachData's data differ from the file's")
+	}
+	if data >= size {
+		t.Logf("the file system reports no holes: %d bytes of data", data)
 	}
 }

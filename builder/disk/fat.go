@@ -39,6 +39,19 @@ func buildFAT(files []espFile, size int64, label string, volumeID uint32) (*memD
 	return disk, nil
 }
 
+// buildFATFile makes a FAT32 file system of size bytes holding files in
+// f, a sparse file written through a bufferedFile.
+func buildFATFile(f *os.File, files []espFile, size int64, label string, volumeID uint32) error {
+	if err := f.Truncate(size); err != nil {
+		return err
+	}
+	d := newBufferedFile(f)
+	if err := makeFAT(d, files, size, label, volumeID); err != nil {
+		return err
+	}
+	return d.Flush()
+}
+
 // fatDevice is where makeFAT builds a file system: a memDisk or a
 // bufferedFile.
 type fatDevice interface {

@@ -12,11 +12,12 @@ import (
 	"github.com/diskfs/go-diskfs/backend"
 )
 
-// memDisk is an in-memory go-diskfs backend: file systems are built in
-// memory, then written out skipping zero blocks. Its bytes are an
-// anonymous mapping, not Go heap: pages never written take no memory (a
-// 128 MiB ESP holding 30 MB costs 30 MB), whatever the heap has reused.
-// release unmaps them.
+// memDisk is an in-memory go-diskfs backend, for the partition tables
+// (and FAT images in tests): built in memory, then written out skipping
+// zero blocks. Its bytes are an anonymous mapping, not Go heap: pages
+// never written take no memory. release unmaps them. (The ESP is built
+// in a scratch file instead: its files would count in the build's
+// resident memory here.)
 type memDisk struct {
 	b     []byte
 	off   int64

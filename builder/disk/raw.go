@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/diskfs/go-diskfs/partition/gpt"
@@ -89,11 +90,11 @@ func WriteRaw(ctx context.Context, path string, in RawInput) (*Layout, error) {
 	if err != nil {
 		return nil, fmt.Errorf("writing raw image: %w", err)
 	}
-	esp, err := rawESP(in, l)
+	esp, err := rawESP(in, l, filepath.Dir(path))
 	if err != nil {
 		return nil, fmt.Errorf("writing raw image: %w", err)
 	}
-	defer esp.release()
+	defer esp.remove()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -217,8 +218,10 @@ func orDefault(v, def int64) int64 {
 
 func roundUp(v, to int64) int64 { return (v + to - 1) / to * to }
 
-// rawESP builds the ESP file system in memory.
-func rawESP(in RawInput, l *Layout) (*memDisk, error) {
+// rawESP builds the ESP file system in a sparse scratch file in dir: its
+// pages are the page cache's, not the process's (an anonymous mapping
+// held the kernel and initrd in the build's resident memory).
+func rawESP(in RawInput, l *Layout, dir string) (*scratchFile, error) {
 	data, _ := l.Partition(partitionNameData)
 	options := func(e Entry) string {
 		if e.UKI != nil {
@@ -238,17 +241,22 @@ func rawESP(in RawInput, l *Layout) (*memDisk, error) {
 		return nil, err
 	}
 	esp, _ := l.Partition(partitionNameESP)
-	b, err := buildFAT(files, esp.Size, "ESP", volumeID(in.Seed, "esp volume id"))
+	f, err := os.CreateTemp(dir, ".esp-*.img")
 	if err != nil {
 		return nil, fmt.Errorf("building esp: %w", err)
 	}
-	return b, nil
+	sf := &scratchFile{f: f, size: esp.Size}
+	if err := buildFATFile(f, files, esp.Size, "ESP", volumeID(in.Seed, "esp volume id")); err != nil {
+		sf.remove()
+		return nil, fmt.Errorf("building esp: %w", err)
+	}
+	return sf, nil
 }
 
 // writeDisk fills the sized temporary file f front to back: partition
 // table, ESP, roots, backup partition table. It returns the file's digest,
 // hashed on the way (the holes from memory).
-func writeDisk(ctx context.Context, f *os.File, l *Layout, esp *memDisk, in RawInput) (string, error) {
+func writeDisk(ctx context.Context, f *os.File, l *Layout, esp *scratchFile, in RawInput) (string, error) {
 	if err := f.Truncate(l.Size); err != nil {
 		return "", err
 	}
@@ -258,11 +266,22 @@ func writeDisk(ctx context.Context, f *os.File, l *Layout, esp *memDisk, in RawI
 	}
 	defer g.release()
 	w := newHashedFile(f)
+	digest, err := writeParts(ctx, w, l, g, esp, in)
+	if err != nil {
+		w.abort()
+		return "", err
+	}
+	return digest, nil
+}
+
+// writeParts writes the partition tables, the ESP and the roots through w
+// and returns the digest.
+func writeParts(ctx context.Context, w *hashedFile, l *Layout, g *gptTables, esp *scratchFile, in RawInput) (string, error) {
 	if err := g.head.eachDirty(w.writeAt); err != nil {
 		return "", err
 	}
 	p, _ := l.Partition(partitionNameESP)
-	err = esp.eachDirty(func(off int64, b []byte) error { return w.writeAt(p.Offset+off, b) })
+	err := esp.eachData(func(off int64, b []byte) error { return w.writeAt(p.Offset+off, b) })
 	if err != nil {
 		return "", fmt.Errorf("writing esp: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 )
 
 const (
@@ -29,11 +30,13 @@ func writeSparse(ctx context.Context, w *hashedFile, off, limit int64, src Sourc
 		return err
 	}
 	defer done()
-	buf := make([]byte, copyChunk)
-	for pos := int64(0); ; {
+	// Two buffers: w hashes one while the other is read and written.
+	bufs := [2][]byte{make([]byte, copyChunk), make([]byte, copyChunk)}
+	for i, pos := 0, int64(0); ; i++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		buf := bufs[i%2]
 		n, err := io.ReadFull(r, buf)
 		if pos+int64(n) > limit {
 			return fmt.Errorf("%s does not fit %d bytes", src, limit)
@@ -80,3 +83,59 @@ func writeNonZero(f *os.File, off int64, b []byte) error {
 var zeroBlock [sparseBlock]byte
 
 func zero(b []byte) bool { return bytes.Equal(b, zeroBlock[:len(b)]) }
+
+// scratchFile is a sparse temporary file of size bytes that a disk image
+// is assembled from.
+type scratchFile struct {
+	f    *os.File
+	size int64
+}
+
+// remove closes and deletes the file.
+func (s *scratchFile) remove() {
+	s.f.Close()
+	os.Remove(s.f.Name())
+}
+
+// scratchChunk is the most eachData passes to one call.
+const scratchChunk = 1 * MiB
+
+// eachData calls fn with the file's data, in order, skipping its holes
+// (SEEK_DATA, SEEK_HOLE; a file system without them reports the whole
+// file as data). It alternates two buffers, as hashedFile needs.
+func (s *scratchFile) eachData(fn func(off int64, b []byte) error) error {
+	bufs := [2][]byte{make([]byte, scratchChunk), make([]byte, scratchChunk)}
+	i := 0
+	for off := int64(0); off < s.size; {
+		data, err := s.f.Seek(off, seekData)
+		if errors.Is(err, syscall.ENXIO) {
+			return nil // only a hole is left
+		}
+		if err != nil {
+			return err
+		}
+		hole, err := s.f.Seek(data, seekHole)
+		if err != nil {
+			return err
+		}
+		hole = min(hole, s.size)
+		for p := data; p < hole; i++ {
+			b := bufs[i%2][:min(hole-p, scratchChunk)]
+			if _, err := s.f.ReadAt(b, p); err != nil {
+				return err
+			}
+			if err := fn(p, b); err != nil {
+				return err
+			}
+			p += int64(len(b))
+		}
+		off = hole
+	}
+	return nil
+}
+
+// lseek's whence values for data and holes (Linux).
+const (
+	seekData = 3
+	seekHole = 4
+)

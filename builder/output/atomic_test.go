@@ -169,3 +169,71 @@ func TestWriteKernelInitrdAllOrNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteKernelInitrdLinksInitrd: an initrd written before, with its
+// digest, is hard-linked into place (same file, not a copy) with mode
+// 0644 and that digest; the source stays. Without the digest it is
+// copied.
+func TestWriteKernelInitrdLinksInitrd(t *testing.T) {
+	dir := t.TempDir()
+	initrd := bytes.Repeat([]byte("initrd"), 50000)
+	src := filepath.Join(dir, ".host-initrd-tmp.img")
+	if err := os.WriteFile(src, initrd, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(initrd)
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+	kernel := []byte("bzImage")
+	in := Inputs{Kernel: bytes.NewReader(kernel), KernelSize: int64(len(kernel)), InitrdPath: src, InitrdDigest: digest}
+	got, err := WriteKernelInitrd(context.Background(), dir, "host", in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, got.Initrd, initrd)
+	a, _ := os.Stat(src)
+	b, err := os.Stat(got.Initrd)
+	if err != nil || !os.SameFile(a, b) {
+		t.Fatalf("the initrd is not the linked source: %v", err)
+	}
+	if b.Mode().Perm() != 0o644 || got.Digests[got.Initrd] != digest {
+		t.Fatalf("linked initrd: mode %v, digest %q", b.Mode().Perm(), got.Digests[got.Initrd])
+	}
+	if names := dirNames(t, dir); !slices.Equal(names, []string{".host-initrd-tmp.img", "host-cmdline", "host-initrd.img", "host-kernel"}) {
+		t.Fatalf("directory holds %q", names)
+	}
+	// Without the digest: a copy, hashed on the way.
+	dir2 := t.TempDir()
+	in.InitrdDigest, in.Kernel = "", bytes.NewReader(kernel)
+	got2, err := WriteKernelInitrd(context.Background(), dir2, "host", in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := os.Stat(got2.Initrd); os.SameFile(a, c) || got2.Digests[got2.Initrd] != digest {
+		t.Fatalf("without a digest: linked, or digest %q", got2.Digests[got2.Initrd])
+	}
+	checkFile(t, got2.Initrd, initrd)
+}
+
+// TestLinkedFileAbort: an aborted linked file leaves its source and
+// nothing else.
+func TestLinkedFileAbort(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	if err := os.WriteFile(src, []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Link(filepath.Join(dir, "out"), src, "sha256:x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("more")); err == nil {
+		t.Error("a linked file took a write")
+	}
+	if err := f.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	if names := dirNames(t, dir); !slices.Equal(names, []string{"src"}) {
+		t.Fatalf("directory holds %q", names)
+	}
+	checkFile(t, src, []byte("data"))
+}

@@ -25,6 +25,9 @@ type Inputs struct {
 	// used.
 	Initrd     []byte
 	InitrdPath string
+	// InitrdDigest is the sha256 of the file at InitrdPath, hashed when it
+	// was written: given, that file is hard-linked into place, not copied.
+	InitrdDigest string
 }
 
 // KernelInitrd holds the paths WriteKernelInitrd wrote.
@@ -53,8 +56,17 @@ func WriteKernelInitrd(ctx context.Context, dir, base string, in Inputs, opts ..
 	}
 	var files []*AtomicFile
 	defer func() { abortAll(files) }()
+	linked := false
 	for _, p := range []string{paths.Kernel, paths.Initrd, paths.Cmdline} {
-		f, err := Create(p)
+		var f *AtomicFile
+		var err error
+		if p == paths.Initrd && in.InitrdPath != "" && in.InitrdDigest != "" && in.Initrd == nil {
+			f, err = Link(p, in.InitrdPath, in.InitrdDigest)
+			linked = err == nil
+		}
+		if f == nil {
+			f, err = Create(p)
+		}
 		if err != nil {
 			return paths, fmt.Errorf("writing kernel+initrd: %w", err)
 		}
@@ -63,12 +75,16 @@ func WriteKernelInitrd(ctx context.Context, dir, base string, in Inputs, opts ..
 	if err := copyKernel(ctx, files[0], in); err != nil {
 		return paths, fmt.Errorf("writing kernel: %w", err)
 	}
-	if in.Initrd != nil || in.InitrdPath != "" {
+	switch {
+	case linked: // in place already
+	case in.Initrd != nil || in.InitrdPath != "":
 		if err := copyInitrd(ctx, files[1], in); err != nil {
 			return paths, fmt.Errorf("writing initrd: %w", err)
 		}
-	} else if err := WriteInitrd(ctx, files[1], in.Tree, opts...); err != nil {
-		return paths, err
+	default:
+		if err := WriteInitrd(ctx, files[1], in.Tree, opts...); err != nil {
+			return paths, err
+		}
 	}
 	if _, err := io.WriteString(files[2], in.Cmdline); err != nil {
 		return paths, fmt.Errorf("writing cmdline: %w", err)

@@ -32,7 +32,9 @@ const (
 )
 
 // Store is a local OCI image layout holding pulled and locally built images,
-// plus the uncompressed tar of every layer under uncompressed/sha256/.
+// plus the uncompressed tar of every layer under uncompressed/sha256/, and
+// what builds found in a layer under cache/layers/<diff ID hex>/
+// (LayerCacheDir), pruned with the layer.
 // It is safe for concurrent use, also by several processes.
 type Store struct {
 	dir string
@@ -88,6 +90,11 @@ func (s *Store) path(elem ...string) string {
 }
 
 func (s *Store) blobPath(h v1.Hash) string { return s.path("blobs", h.Algorithm, h.Hex) }
+
+// LayerCacheDir is where builds keep what they found in each layer (the
+// scan's findings), in a directory per layer named by its diff ID's hex:
+// Prune deletes a layer's with the layer.
+func (s *Store) LayerCacheDir() string { return s.path("cache", "layers") }
 
 func (s *Store) uncompressedPath(diffID v1.Hash) string {
 	return s.path("uncompressed", diffID.Algorithm, diffID.Hex)

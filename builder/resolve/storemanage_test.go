@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,6 +86,46 @@ func TestEntriesRemovePrune(t *testing.T) {
 	}
 	if p, err = s.Prune(0, time.Now().Add(time.Second)); err != nil || p.Files != 3 || blobCount(t, s) != 0 {
 		t.Errorf("prune: %+v %v, %d blobs left", p, err, blobCount(t, s))
+	}
+}
+
+// TestPruneLayerCache: a layer's cache directory goes at prune with the
+// layer (and one of a layer the store never had), a live layer's stays.
+func TestPruneLayerCache(t *testing.T) {
+	s := newStore(t)
+	shared := tarOf(t, "shared", "shared layer")
+	a, b := testImage(t, "amd64", shared, tarOf(t, "a", "a only")), testImage(t, "amd64", shared, tarOf(t, "b", "b only"))
+	for name, img := range map[string]v1.Image{"example.com/a:1": a, "example.com/b:1": b} {
+		if _, err := s.WriteImage(name, img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := a.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sharedID, aID := cfg.RootFS.DiffIDs[0], cfg.RootFS.DiffIDs[1]
+	unknown := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("ab", 32)}
+	for _, h := range []v1.Hash{sharedID, aID, unknown} {
+		d := filepath.Join(s.LayerCacheDir(), h.Hex)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "scan-x"), []byte("entry"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Remove("example.com/a:1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Prune(0, time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	for h, want := range map[v1.Hash]bool{sharedID: true, aID: false, unknown: false} {
+		_, err := os.Stat(filepath.Join(s.LayerCacheDir(), h.Hex, "scan-x"))
+		if got := err == nil; got != want {
+			t.Errorf("cache of layer %s kept = %v, want %v", h, got, want)
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 
+	"github.com/bulkhead-dev/bulkhead/builder/resolve"
 	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
 	"github.com/bulkhead-dev/bulkhead/builder/scan/minimal"
 	"github.com/bulkhead-dev/bulkhead/builder/scan/sbom"
@@ -37,7 +38,7 @@ type fileResult struct {
 // readTree reads every regular file once, on several workers, and records
 // its secrets, ELF dynamic information, script interpreter and Go build
 // information; it describes every entry for the minimality report.
-func readTree(ctx context.Context, t *rootfs.Tree, layers map[string]string, workers int) (*treeFiles, error) {
+func readTree(ctx context.Context, t *rootfs.Tree, images []*resolve.Image, cache *Cache, workers int) (*treeFiles, error) {
 	var all []*rootfs.Entry
 	_ = t.Walk(func(e *rootfs.Entry) error {
 		if e.Path != "" {
@@ -46,9 +47,10 @@ func readTree(ctx context.Context, t *rootfs.Tree, layers map[string]string, wor
 		return nil
 	})
 	results := make([]fileResult, len(all))
-	if err := readAll(ctx, all, results, workers); err != nil {
+	if err := readCached(ctx, all, results, layerDiffIDs(images), cache, workers); err != nil {
 		return nil, err
 	}
+	layers := layerOrigins(images)
 	tf := &treeFiles{byPath: make(map[string]*rootfs.Entry, len(all))}
 	for i, e := range all {
 		tf.byPath[e.Path] = e
@@ -83,7 +85,39 @@ func kindOf(k rootfs.Kind) minimal.Kind {
 	return minimal.KindOther
 }
 
-func readAll(ctx context.Context, all []*rootfs.Entry, results []fileResult, workers int) error {
+// readCached reads the regular files of all into results, taking those of
+// the layers cache holds from it and keeping what it read of the others
+// there; without a cache it reads every file.
+func readCached(ctx context.Context, all []*rootfs.Entry, results []fileResult, layers map[string]string, cache *Cache, workers int) error {
+	if cache == nil {
+		return readAll(ctx, all, results, nil, workers)
+	}
+	groups := cache.layerGroups(all, layers)
+	done := make([]bool, len(all))
+	var missed []*layerFiles
+	for _, g := range groups {
+		if !cache.load(g, results) {
+			missed = append(missed, g)
+			continue
+		}
+		for _, i := range g.index {
+			done[i] = true
+		}
+	}
+	if err := readAll(ctx, all, results, done, workers); err != nil {
+		return err
+	}
+	for _, g := range missed {
+		// A cache that cannot be written costs the next build a read,
+		// nothing more.
+		_ = cache.store(g, results)
+	}
+	return nil
+}
+
+// readAll reads every regular file of all that done does not mark (done
+// may be nil) into results, on workers goroutines.
+func readAll(ctx context.Context, all []*rootfs.Entry, results []fileResult, done []bool, workers int) error {
 	if workers <= 0 {
 		workers = 2
 	}
@@ -111,7 +145,7 @@ func readAll(ctx context.Context, all []*rootfs.Entry, results []fileResult, wor
 	var err error
 feed:
 	for i, e := range all {
-		if e.Kind != rootfs.KindFile {
+		if e.Kind != rootfs.KindFile || done != nil && done[i] {
 			continue
 		}
 		select {

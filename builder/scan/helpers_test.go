@@ -135,6 +135,8 @@ Version: 1.0
 type hostOpts struct {
 	debVersion string // libssl3's version
 	policy     string // the spec's policy section
+	// layerKey puts a private key into the app image's layer.
+	layerKey bool
 }
 
 // testSpec is the host: a kernel, an init image carrying a Go binary (this
@@ -171,13 +173,17 @@ func testHost(t testing.TB, o hostOpts) Input {
 	initImg := image(t, dir, "example.org/init:1", v1.Config{},
 		tf{name: "init", mode: 0o755, data: goBin},
 	)
-	app := image(t, dir, "example.org/app:1", v1.Config{Env: []string{"PATH=/usr/bin:/bin", "GITHUB_TOKEN=" + envToken}},
-		tf{name: "etc/os-release", data: []byte("ID=debian\nVERSION_ID=\"12\"\n")},
-		tf{name: "var/lib/dpkg/status", data: []byte(fmt.Sprintf(dpkgStatusText, o.debVersion))},
-		tf{name: "bin/sh", mode: 0o755, data: readFile(t, "/bin/dash")},
-		tf{name: "usr/lib/x86_64-linux-gnu/libunused.so.1", data: readFile(t, "/lib/x86_64-linux-gnu/libz.so.1")},
-		tf{name: "usr/bin/app", mode: 0o755, data: []byte("#!/bin/sh\nexec sleep 1\n")},
-	)
+	appFiles := []tf{
+		{name: "etc/os-release", data: []byte("ID=debian\nVERSION_ID=\"12\"\n")},
+		{name: "var/lib/dpkg/status", data: []byte(fmt.Sprintf(dpkgStatusText, o.debVersion))},
+		{name: "bin/sh", mode: 0o755, data: readFile(t, "/bin/dash")},
+		{name: "usr/lib/x86_64-linux-gnu/libunused.so.1", data: readFile(t, "/lib/x86_64-linux-gnu/libz.so.1")},
+		{name: "usr/bin/app", mode: 0o755, data: []byte("#!/bin/sh\nexec sleep 1\n")},
+	}
+	if o.layerKey {
+		appFiles = append(appFiles, tf{name: "etc/app/deploy.key", data: append([]byte("# deploy\n"), testPrivateKey...)})
+	}
+	app := image(t, dir, "example.org/app:1", v1.Config{Env: []string{"PATH=/usr/bin:/bin", "GITHUB_TOKEN=" + envToken}}, appFiles...)
 	os.WriteFile(filepath.Join(dir, "host.key"), testPrivateKey, 0o600)
 	os.WriteFile(filepath.Join(dir, "aws"), []byte(awsKeyFile), 0o600)
 	specText := fmt.Sprintf(testSpec, fileToken, o.policy)

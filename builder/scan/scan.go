@@ -54,6 +54,9 @@ type Input struct {
 	Epoch int64
 	// Workers is how many files are read at once (default 2).
 	Workers int
+	// Cache keeps what was found in the files of Images' layers, for the
+	// next scan of the same layers; nil reads every file.
+	Cache *Cache
 }
 
 // Kernel is what the SBOM says about the kernel.
@@ -105,11 +108,13 @@ func Run(ctx context.Context, in Input) (*Report, error) {
 	if in.Tree == nil {
 		return nil, fmt.Errorf("scanning: no root tree")
 	}
+	// The secrets gate's rule set is dropped once the scan is done.
+	defer secrets.Hold()()
 	forbid, maxSize, err := parsePolicy(in.Policy)
 	if err != nil {
 		return nil, fmt.Errorf("scanning: %w", err)
 	}
-	files, err := readTree(ctx, in.Tree, layerOrigins(in.Images), in.Workers)
+	files, err := readTree(ctx, in.Tree, in.Images, in.Cache, in.Workers)
 	if err != nil {
 		return nil, fmt.Errorf("scanning: %w", err)
 	}
@@ -184,6 +189,18 @@ func layerOrigins(images []*resolve.Image) map[string]string {
 			if _, ok := m[l.Path]; !ok {
 				m[l.Path] = "#layer " + l.DiffID.String()
 			}
+		}
+	}
+	return m
+}
+
+// layerDiffIDs maps each layer file in the store to its diff ID: the
+// files resolution verified, whose content that digest names.
+func layerDiffIDs(images []*resolve.Image) map[string]string {
+	m := map[string]string{}
+	for _, img := range images {
+		for _, l := range img.Layers {
+			m[l.Path] = l.DiffID.String()
 		}
 	}
 	return m

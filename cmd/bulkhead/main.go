@@ -16,9 +16,11 @@ import (
 func main() {
 	setMemoryLimit()
 	startMemProfile()
+	stopCPU := startCPUProfile()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
+	stopCPU()
 	os.Exit(code)
 }
 

@@ -34,3 +34,25 @@ func startMemProfile() {
 		}
 	}()
 }
+
+// startCPUProfile writes a CPU profile of the whole run to the file that
+// the (unlisted) environment variable BULKHEAD_CPUPROFILE names, for `go
+// tool pprof`; the returned function ends it.
+func startCPUProfile() (stop func()) {
+	path := os.Getenv("BULKHEAD_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
+}

@@ -148,6 +148,9 @@ func scanInputFromSpec(ctx context.Context, in *scan.Input, specs []string, f bu
 	in.Tree, in.Cmdline, in.Policy, in.Outside = host.Tree, host.Cmdline, spec.Policy, host.Outside
 	in.Spec, in.SpecName = l.Text, filepath.Base(specs[0])
 	in.Images = build.SortedImages(res.Images)
+	if in.Cache, err = b.ScanCache(); err != nil {
+		return err
+	}
 	if spec.Kernel.Image != "" {
 		if in.Kernel, err = scan.KernelInfo(host.Kernel, res.Images[spec.Kernel.Image]); err != nil {
 			return err

@@ -21,36 +21,65 @@ const GitleaksVersion = "v8.30.1"
 // hex, percent): its CLI's default.
 const gitleaksDecodeDepth = 5
 
-var (
-	leaksOnce sync.Once
-	leaks     *detect.Detector
-	leaksErr  error
-)
+// leaks is gitleaks' detector, loaded when a scan first needs it. Its
+// rules take about 14 MB: a caller that scans for a while holds them
+// (Hold), and the last release drops them for the garbage collector.
+var leaks struct {
+	mu    sync.Mutex
+	holds int
+	d     *detect.Detector
+	err   error
+}
+
+// Hold keeps gitleaks' rule set loaded, once a scan loads it, until the
+// returned release is called; without a hold it stays loaded once
+// loaded. The last release of overlapping holds drops it.
+func Hold() (release func()) {
+	leaks.mu.Lock()
+	leaks.holds++
+	leaks.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			leaks.mu.Lock()
+			defer leaks.mu.Unlock()
+			if leaks.holds--; leaks.holds == 0 {
+				leaks.d, leaks.err = nil, nil
+			}
+		})
+	}
+}
 
 // detector returns the gitleaks detector with its default configuration,
-// built once. gitleaks logs through a package logger; it is silenced, as
-// library code here never prints.
+// loaded if it is not. gitleaks logs through a package logger; it is
+// silenced, as library code here never prints.
 func detector() (*detect.Detector, error) {
-	leaksOnce.Do(func() {
-		logging.Logger = zerolog.Nop()
-		v := viper.New()
-		v.SetConfigType("toml")
-		if leaksErr = v.ReadConfig(strings.NewReader(config.DefaultConfig)); leaksErr != nil {
-			return
-		}
-		var vc config.ViperConfig
-		if leaksErr = v.Unmarshal(&vc); leaksErr != nil {
-			return
-		}
-		cfg, err := vc.Translate()
-		if err != nil {
-			leaksErr = err
-			return
-		}
-		leaks = detect.NewDetector(cfg)
-		leaks.MaxDecodeDepth = gitleaksDecodeDepth
-	})
-	return leaks, leaksErr
+	leaks.mu.Lock()
+	defer leaks.mu.Unlock()
+	if leaks.d == nil && leaks.err == nil {
+		leaks.d, leaks.err = loadDetector()
+	}
+	return leaks.d, leaks.err
+}
+
+func loadDetector() (*detect.Detector, error) {
+	logging.Logger = zerolog.Nop()
+	v := viper.New()
+	v.SetConfigType("toml")
+	if err := v.ReadConfig(strings.NewReader(config.DefaultConfig)); err != nil {
+		return nil, err
+	}
+	var vc config.ViperConfig
+	if err := v.Unmarshal(&vc); err != nil {
+		return nil, err
+	}
+	cfg, err := vc.Translate()
+	if err != nil {
+		return nil, err
+	}
+	d := detect.NewDetector(cfg)
+	d.MaxDecodeDepth = gitleaksDecodeDepth
+	return d, nil
 }
 
 // gitleaksRules counts the rules of gitleaks' default set.

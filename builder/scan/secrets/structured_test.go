@@ -51,3 +51,31 @@ func TestStructured(t *testing.T) {
 		}
 	}
 }
+
+// TestGitleaksHold: a held rule set stays loaded across scans; the last
+// release drops it, and the next scan loads it again and finds the same.
+func TestGitleaksHold(t *testing.T) {
+	text := []byte("slack_webhook = \"https://hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/abcdefghijklmnopqrstuvwx\"\n")
+	want := findGitleaks("app.conf", text)
+	if len(want) == 0 {
+		t.Fatal("gitleaks finds nothing in the test text")
+	}
+	outer := Hold()
+	inner := Hold()
+	d, _ := detector()
+	inner()
+	inner() // a second call of a release does nothing
+	if again, _ := detector(); again != d {
+		t.Fatal("the rule set was dropped while still held")
+	}
+	outer()
+	leaks.mu.Lock()
+	dropped := leaks.d == nil
+	leaks.mu.Unlock()
+	if !dropped {
+		t.Fatal("the last release kept the rule set")
+	}
+	if got := findGitleaks("app.conf", text); len(got) != len(want) || got[0].secret != want[0].secret {
+		t.Fatalf("after a reload gitleaks found %v, want %v", got, want)
+	}
+}

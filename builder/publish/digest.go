@@ -1,27 +1,19 @@
 package publish
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"os"
+	"github.com/bulkhead-dev/bulkhead/internal/regfile"
 
 	"github.com/bulkhead-dev/bulkhead/internal/update"
 )
 
 func fileDigest(path string) (string, error) {
-	f, err := os.Open(path)
+	sum, _, err := regfile.SHA256(path)
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+	return "sha256:" + sum, nil
 }
 
 func encodeEnvelope(env *update.Envelope) ([]byte, error) {

@@ -4,10 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
+	"github.com/bulkhead-dev/bulkhead/internal/regfile"
 	"io/fs"
 	"os"
 	"path"
@@ -118,16 +116,8 @@ func (b *builder) fetchDeb(ctx context.Context, d debPackage) (file, sum string,
 }
 
 func fileSHA256(name string) (string, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	sum, _, err := regfile.SHA256(name)
+	return sum, err
 }
 
 // deb resolves, fetches and records one package: name at version (apt's

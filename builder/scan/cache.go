@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/bulkhead-dev/bulkhead/internal/regfile"
 	"io"
 	"os"
 	"path/filepath"
@@ -68,16 +69,11 @@ func programVersion() (string, error) {
 	if id, err := goBuildID(exe); err == nil && id != "" {
 		return "buildid:" + id, nil
 	}
-	f, err := os.Open(exe)
+	sum, _, err := regfile.SHA256(exe)
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+	return "sha256:" + sum, nil
 }
 
 // goBuildID reads the Go build ID note of an ELF program: a note named

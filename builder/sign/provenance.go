@@ -5,8 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"os"
+	"github.com/bulkhead-dev/bulkhead/internal/regfile"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -167,17 +166,11 @@ func ParseStatement(payload []byte) (*Statement, map[string]string, error) {
 
 // fileDigest returns a file's sha256 and size, reading it as a stream.
 func fileDigest(path string) (v1.Hash, int64, error) {
-	f, err := os.Open(path)
+	sum, n, err := regfile.SHA256(path)
 	if err != nil {
 		return v1.Hash{}, 0, err
 	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return v1.Hash{}, 0, fmt.Errorf("reading %s: %w", path, err)
-	}
-	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}, n, nil
+	return v1.Hash{Algorithm: "sha256", Hex: sum}, n, nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -7,7 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"net"
+	"github.com/bulkhead-dev/bulkhead/internal/test/swtpmtest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -192,13 +192,7 @@ func TestPCRSigAgreesWithSystemdMeasure(t *testing.T) {
 		}
 		args = append(args, "--"+flag+"="+p)
 	}
-	port := freePortPair(t)
-	tpm := exec.Command("swtpm", "socket", "--tpm2", "--tpmstate", "dir="+dir, "--flags", "not-need-init",
-		"--server", fmt.Sprintf("type=tcp,port=%d,bindaddr=127.0.0.1", port), "--ctrl", fmt.Sprintf("type=tcp,port=%d,bindaddr=127.0.0.1", port+1))
-	if err := tpm.Start(); err != nil {
-		t.Fatalf("swtpm: %v", err)
-	}
-	defer func() { tpm.Process.Kill(); tpm.Wait() }()
+	port := swtpmtest.StartTCP(t, dir, "not-need-init")
 	args = append(args, fmt.Sprintf("--tpm2-device=swtpm:host=127.0.0.1,port=%d", port))
 	var out []byte
 	for i := 0; i < 50; i++ { // until swtpm listens
@@ -226,24 +220,4 @@ func TestPCRSigAgreesWithSystemdMeasure(t *testing.T) {
 	if _, err := CheckPCRSig(other); err == nil {
 		t.Fatal("a .pcrsig for another command line accepted")
 	}
-}
-
-// freePortPair finds two free consecutive TCP ports on 127.0.0.1 (swtpm's
-// server and control ports).
-func freePortPair(t *testing.T) int {
-	for i := 0; i < 50; i++ {
-		a, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := a.Addr().(*net.TCPAddr).Port
-		b, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+1))
-		a.Close()
-		if err == nil {
-			b.Close()
-			return port
-		}
-	}
-	t.Fatal("no two free consecutive ports")
-	return 0
 }

@@ -63,3 +63,18 @@ func TestSize(t *testing.T) {
 		}
 	}
 }
+
+func TestSHA256(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(p, []byte("abc"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// FIPS 180-2's example: SHA-256("abc").
+	sum, n, err := SHA256(p)
+	if err != nil || n != 3 || sum != "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" {
+		t.Errorf("SHA256 = %s, %d, %v", sum, n, err)
+	}
+	if _, _, err := SHA256("/dev/zero"); !errors.Is(err, ErrNotRegular) {
+		t.Errorf("SHA256(/dev/zero) = %v, want ErrNotRegular", err)
+	}
+}

@@ -4,12 +4,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net"
+	"github.com/bulkhead-dev/bulkhead/internal/test/swtpmtest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/bulkhead-dev/bulkhead/builder/uki"
 )
@@ -37,21 +36,7 @@ func TestPolicyDigestAgreesWithSystemd(t *testing.T) {
 	run(t, nil, "cryptsetup", "luksFormat", "--type", "luks2", "--batch-mode", "--pbkdf", "pbkdf2",
 		"--pbkdf-force-iterations", "1000", img, pass)
 
-	port := freePort(t)
-	tpm := exec.Command("swtpm", "socket", "--tpm2", "--tpmstate", "dir="+dir, "--flags", "startup-clear",
-		"--server", fmt.Sprintf("type=tcp,port=%d,bindaddr=127.0.0.1", port),
-		"--ctrl", fmt.Sprintf("type=tcp,port=%d,bindaddr=127.0.0.1", port+1))
-	if err := tpm.Start(); err != nil {
-		t.Fatalf("swtpm: %v", err)
-	}
-	defer func() { tpm.Process.Kill(); tpm.Wait() }()
-	for i := 0; i < 100; i++ { // until swtpm listens
-		if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			c.Close()
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	port := swtpmtest.StartTCP(t, dir, "startup-clear")
 	run(t, []string{"PASSWORD=pw"}, "systemd-cryptenroll", fmt.Sprintf("--tpm2-device=swtpm:host=127.0.0.1,port=%d", port),
 		"--tpm2-public-key="+pub, "--tpm2-public-key-pcrs=11", "--tpm2-pcrs=", img)
 
@@ -90,24 +75,4 @@ func run(t *testing.T, env []string, name string, args ...string) []byte {
 		t.Fatalf("%s %v: %v\n%s", name, args, err, msg)
 	}
 	return out
-}
-
-// freePort finds two free consecutive TCP ports on 127.0.0.1 (swtpm's
-// server and control ports; systemd's swtpm TCTI speaks TCP only).
-func freePort(t *testing.T) int {
-	for i := 0; i < 50; i++ {
-		a, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := a.Addr().(*net.TCPAddr).Port
-		b, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+1))
-		a.Close()
-		if err == nil {
-			b.Close()
-			return port
-		}
-	}
-	t.Fatal("no two free consecutive ports")
-	return 0
 }

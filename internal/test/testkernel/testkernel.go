@@ -9,11 +9,9 @@
 package testkernel
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
+	"github.com/bulkhead-dev/bulkhead/internal/regfile"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -197,16 +195,8 @@ func download(p pin, dir string) error {
 }
 
 func fileSHA256(name string) (string, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	sum, _, err := regfile.SHA256(name)
+	return sum, err
 }
 
 // find locates the kernel and its modules in an unpacked package.

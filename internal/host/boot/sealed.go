@@ -60,6 +60,33 @@ func (h *host) openSealed(ctx context.Context, dev string) (string, error) {
 	return mapped, err
 }
 
+// dataPlan is what openSealed does with the data partition.
+type dataPlan int
+
+const (
+	planUnseal dataPlan = iota // unseal the key of the LUKS2 volume on it
+	planCreate                 // seal a new key, make a LUKS2 volume
+	planPlain                  // mount it as it is (plain ext4)
+)
+
+// planData decides from what the partition holds and whether the machine
+// has a TPM. It never plans to write over a LUKS2 volume or a file system.
+func planData(dev string, isLUKS, isExt4, haveTPM, plainWithoutTPM bool) (dataPlan, error) {
+	switch {
+	case isLUKS && !haveTPM:
+		return 0, fmt.Errorf("%s is a LUKS2 volume sealed to a TPM, and this machine has no TPM 2.0", dev)
+	case isLUKS:
+		return planUnseal, nil
+	case isExt4:
+		return planPlain, nil
+	case haveTPM:
+		return planCreate, nil
+	case plainWithoutTPM:
+		return planPlain, nil
+	}
+	return 0, errors.New("no TPM 2.0 to seal the data partition's key to (disk.without_tpm: fail)")
+}
+
 func (h *host) unlockData(ctx context.Context, dev string, plainWithoutTPM bool) (string, error) {
 	f, err := os.OpenFile(dev, os.O_RDWR, 0)
 	if err != nil {
@@ -70,21 +97,30 @@ func (h *host) unlockData(ctx context.Context, dev string, plainWithoutTPM bool)
 	if err != nil {
 		return "", fmt.Errorf("reading %s: %w", dev, err)
 	}
-	tpm, err := tpmseal.Open()
-	if errors.Is(err, tpmseal.ErrNoTPM) {
-		switch {
-		case isLUKS:
-			return "", fmt.Errorf("%s is a LUKS2 volume sealed to a TPM, and this machine has no TPM 2.0", dev)
-		case plainWithoutTPM:
-			h.logf("data: no TPM 2.0; %s is plain ext4, as disk.without_tpm: plain says", DataDir)
-			return "", errKeepPlain
-		}
-		return "", errors.New("no TPM 2.0 to seal the data partition's key to (disk.without_tpm: fail)")
+	isExt4, err := datafs.IsExt4(f)
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", dev, err)
 	}
+	tpm, err := tpmseal.Open()
+	haveTPM := err == nil
+	if err != nil && !errors.Is(err, tpmseal.ErrNoTPM) {
+		return "", err
+	}
+	if haveTPM {
+		defer tpm.Close()
+	}
+	plan, err := planData(dev, isLUKS, isExt4, haveTPM, plainWithoutTPM)
 	if err != nil {
 		return "", err
 	}
-	defer tpm.Close()
+	if plan == planPlain {
+		if isExt4 {
+			h.logf("data: %s holds a plain file system from a boot without encryption; it stays plain", dev)
+		} else {
+			h.logf("data: no TPM 2.0; %s is plain ext4, as disk.without_tpm: plain says", DataDir)
+		}
+		return "", errKeepPlain
+	}
 	pub, sig, err := readPCRPolicy()
 	if err != nil {
 		return "", err
@@ -94,19 +130,12 @@ func (h *host) unlockData(ctx context.Context, dev string, plainWithoutTPM bool)
 		key   []byte
 		begin = time.Now()
 	)
-	if isLUKS {
+	if plan == planUnseal {
 		if hdr, key, err = unsealVolume(f, tpm, pub, sig); err != nil {
 			return "", err
 		}
 		h.logf("data: the TPM unsealed the key of the LUKS2 volume on %s in %s", dev, since(begin))
 	} else {
-		if fs, err := datafs.IsExt4(f); err != nil || fs {
-			if err == nil {
-				h.logf("data: %s holds a plain file system from a boot without encryption; it stays plain", dev)
-				err = errKeepPlain
-			}
-			return "", err
-		}
 		if hdr, key, err = newVolume(f, tpm, pub); err != nil {
 			return "", err
 		}

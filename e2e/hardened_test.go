@@ -70,3 +70,33 @@ func TestHardenedHostServes(t *testing.T) {
 		t.Fatalf("guest ended with %+v, %v; want poweroff", res, err)
 	}
 }
+
+// TestHardenedSealedData: examples/hardened.yml as a UKI with
+// disk.encrypt_data: tpm boots through OVMF with a software TPM: the
+// hardened kernel has dm-crypt, xts, AES-NI and the TPM drivers built in
+// (no modules), so the host seals, formats and opens /var, and the
+// service answers.
+func TestHardenedSealedData(t *testing.T) {
+	spec, err := os.ReadFile("../examples/hardened.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	specPath := filepath.Join(dir, "hardened.yml")
+	if err := os.WriteFile(specPath, append(spec, []byte("boot:\n  uki: true\ndisk:\n  encrypt_data: tpm\n")...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	keys := sbKeys(t)
+	out, err := exec.Command(bulkhead, "build", "--format", "raw-efi", "--pcr-key", filepath.Join(keys, "db.key"), "-o", dir, specPath).CombinedOutput()
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	vm, port := bootUEFI(t, qemu.Config{Disk: copyImage(t, filepath.Join(dir, "hardened.img")), ExtraArgs: swtpm(t)})
+	waitFor(t, vm, "data: created a LUKS2 volume on", 4*time.Minute)
+	waitFor(t, vm, "tpm: extended PCR 11", time.Minute)
+	waitFor(t, vm, "data: mounted /dev/dm-", time.Minute)
+	if got, want := get(t, port, 3*time.Minute), "hello from hardened (hello dev)\n"; got != want {
+		t.Fatalf("service answered %q, want %q", got, want)
+	}
+	powerOff(t, vm)
+}

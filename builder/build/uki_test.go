@@ -120,7 +120,7 @@ func TestExpiredBundleWarns(t *testing.T) {
 
 // TestSealedDataNeedsDMCryptAndTPM: disk.encrypt_data is refused, at its
 // place in the spec, on a kernel without dm-crypt, xts or a built-in TPM
-// driver (the hardened kernel's config has none of them).
+// driver.
 func TestSealedDataNeedsDMCryptAndTPM(t *testing.T) {
 	spec := &config.Spec{Disk: &config.Disk{EncryptData: "tpm", Pos: config.Pos{File: "h.yml", Line: 9, Col: 3}}}
 	spec.Kernel.Image = "k"

@@ -106,8 +106,16 @@ func (h *host) unlockData(ctx context.Context, dev string, plainWithoutTPM bool)
 	if err != nil && !errors.Is(err, tpmseal.ErrNoTPM) {
 		return "", err
 	}
+	locked := false
 	if haveTPM {
 		defer tpm.Close()
+		// Whatever happens below, nothing after this boot step may ask
+		// the TPM for the key again: a failed attempt locks too.
+		defer func() {
+			if !locked {
+				tpmseal.Lock(tpm)
+			}
+		}()
 	}
 	plan, err := planData(dev, isLUKS, isExt4, haveTPM, plainWithoutTPM)
 	if err != nil {
@@ -142,6 +150,7 @@ func (h *host) unlockData(ctx context.Context, dev string, plainWithoutTPM bool)
 		h.logf("data: created a LUKS2 volume on %s in %s, its key sealed to the TPM under the UKI's signed PCR 11 policy", dev, since(begin))
 	}
 	defer clear(key)
+	locked = true
 	if err := tpmseal.Lock(tpm); err != nil {
 		return "", fmt.Errorf("extending PCR 11 after unsealing: %w", err)
 	}

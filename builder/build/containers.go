@@ -1,7 +1,6 @@
 package build
 
 import (
-	"encoding/json"
 	"fmt"
 	"path"
 	"strings"
@@ -9,10 +8,6 @@ import (
 	"github.com/bulkhead-dev/bulkhead/builder/config"
 	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
 )
-
-// maxBundleJSON bounds a bundle's config.json or runtime.json read back
-// from the tree (the assembler wrote it: a few KiB).
-const maxBundleJSON = 4 << 20
 
 // CheckContainers checks what each container of the assembled tree needs
 // of its image, which only the image contents tell: its command is there
@@ -58,24 +53,14 @@ type bundleConfig struct {
 	} `json:"mounts"`
 }
 
-type bundleRuntime struct {
-	Mounts []struct {
-		Destination string   `json:"destination"`
-		Source      string   `json:"source"`
-		Type        string   `json:"type"`
-		Options     []string `json:"options"`
-	} `json:"mounts"`
-}
-
 // checkBundle lists what is wrong with the bundle at dir of a container
 // running image.
 func checkBundle(t *rootfs.Tree, dir, image string) []string {
 	var cfg bundleConfig
-	var rt bundleRuntime
-	if !readTreeJSON(t, path.Join(dir, "config.json"), &cfg) || !readTreeJSON(t, path.Join(dir, "runtime.json"), &rt) {
+	root, readonly, ok := t.BundleRoot(dir)
+	if !ok || !t.ReadBundleJSON(path.Join(dir, "config.json"), &cfg) {
 		return nil // not a bundle the assembler wrote: nothing to check
 	}
-	root, readonly := bundleRoot(rt, dir)
 	var out []string
 	if p := cfg.Process; p != nil && len(p.Args) > 0 {
 		if !hasCommand(t, root, p.Args[0], p.Env) {
@@ -94,27 +79,6 @@ func checkBundle(t *rootfs.Tree, dir, image string) []string {
 		mounted = append(mounted, dest)
 	}
 	return out
-}
-
-// bundleRoot is the tree directory of the bundle's root, and whether it
-// is read-only (bound as is, not the lower layer of an overlay).
-func bundleRoot(rt bundleRuntime, dir string) (string, bool) {
-	dest := "/" + path.Join(dir, "rootfs")
-	for _, m := range rt.Mounts {
-		if m.Destination != dest {
-			continue
-		}
-		if m.Type == "overlay" {
-			for _, o := range m.Options {
-				if lower, ok := strings.CutPrefix(o, "lowerdir="); ok {
-					return strings.TrimPrefix(lower, "/"), false
-				}
-			}
-			return "", false
-		}
-		return strings.TrimPrefix(m.Source, "/"), true
-	}
-	return path.Join(dir, "rootfs"), true
 }
 
 // under says p is at or below one of dirs: a mount made earlier provides it.
@@ -197,14 +161,4 @@ func lookup(t *rootfs.Tree, root, p string) *rootfs.Entry {
 		return t.Get(root)
 	}
 	return t.Get(path.Join(root, cur))
-}
-
-// readTreeJSON decodes the file at p of the tree into v.
-func readTreeJSON(t *rootfs.Tree, p string, v any) bool {
-	e := t.Get(p)
-	if e == nil || e.Kind != rootfs.KindFile || e.Size > maxBundleJSON {
-		return false
-	}
-	b, err := t.ReadFile(p)
-	return err == nil && json.Unmarshal(b, v) == nil
 }

@@ -104,19 +104,32 @@ func (m *memDisk) WriteAt(p []byte, off int64) (int, error) {
 }
 
 func (m *memDisk) Seek(offset int64, whence int) (int64, error) {
+	off, err := seekTo(m.off, offset, whence, func() (int64, error) { return int64(len(m.b)), nil })
+	if err == nil {
+		m.off = off
+	}
+	return off, err
+}
+
+// seekTo is io.Seeker's arithmetic from the current offset cur, size
+// giving the end.
+func seekTo(cur, offset int64, whence int, size func() (int64, error)) (int64, error) {
 	switch whence {
 	case io.SeekStart:
 	case io.SeekCurrent:
-		offset += m.off
+		offset += cur
 	case io.SeekEnd:
-		offset += int64(len(m.b))
+		n, err := size()
+		if err != nil {
+			return 0, err
+		}
+		offset += n
 	default:
 		return 0, fmt.Errorf("seek: bad whence %d", whence)
 	}
 	if offset < 0 {
 		return 0, fmt.Errorf("seek to negative offset %d", offset)
 	}
-	m.off = offset
 	return offset, nil
 }
 
@@ -205,24 +218,17 @@ func (d *bufferedFile) Read(p []byte) (int, error) {
 }
 
 func (d *bufferedFile) Seek(offset int64, whence int) (int64, error) {
-	switch whence {
-	case io.SeekStart:
-	case io.SeekCurrent:
-		offset += d.off
-	case io.SeekEnd:
+	off, err := seekTo(d.off, offset, whence, func() (int64, error) {
 		st, err := d.f.Stat()
 		if err != nil {
 			return 0, err
 		}
-		offset += st.Size()
-	default:
-		return 0, fmt.Errorf("seek: bad whence %d", whence)
+		return st.Size(), nil
+	})
+	if err == nil {
+		d.off = off
 	}
-	if offset < 0 {
-		return 0, fmt.Errorf("seek to negative offset %d", offset)
-	}
-	d.off = offset
-	return offset, nil
+	return off, err
 }
 
 func (d *bufferedFile) Stat() (fs.FileInfo, error)              { return d.f.Stat() }

@@ -1,7 +1,6 @@
 package scan
 
 import (
-	"encoding/json"
 	"path"
 	"strings"
 
@@ -52,7 +51,7 @@ func containerEntrypoint(t *rootfs.Tree, bundle string) (minimal.Entrypoint, boo
 			Env  []string `json:"env"`
 		} `json:"process"`
 	}
-	if !readJSON(t, path.Join(bundle, "config.json"), &cfg) || len(cfg.Process.Args) == 0 {
+	if !t.ReadBundleJSON(path.Join(bundle, "config.json"), &cfg) || len(cfg.Process.Args) == 0 {
 		return minimal.Entrypoint{}, false
 	}
 	root := bundleRoot(t, bundle)
@@ -66,31 +65,8 @@ func containerEntrypoint(t *rootfs.Tree, bundle string) (minimal.Entrypoint, boo
 // bundleRoot is the tree path the bundle's rootfs is mounted from: the
 // bind or overlay lower directory in runtime.json, else rootfs/.
 func bundleRoot(t *rootfs.Tree, bundle string) string {
-	var rt struct {
-		Mounts []struct {
-			Destination string   `json:"destination"`
-			Source      string   `json:"source"`
-			Type        string   `json:"type"`
-			Options     []string `json:"options"`
-		} `json:"mounts"`
-	}
-	dest := "/" + path.Join(bundle, "rootfs")
-	if readJSON(t, path.Join(bundle, "runtime.json"), &rt) {
-		for _, m := range rt.Mounts {
-			if m.Destination != dest {
-				continue
-			}
-			if m.Type == "overlay" {
-				for _, o := range m.Options {
-					if lower, ok := strings.CutPrefix(o, "lowerdir="); ok {
-						return strings.TrimPrefix(lower, "/")
-					}
-				}
-			}
-			if m.Type == "" || m.Type == "bind" {
-				return strings.TrimPrefix(m.Source, "/")
-			}
-		}
+	if root, _, ok := t.BundleRoot(bundle); ok && root != "" {
+		return root
 	}
 	return path.Join(bundle, "rootfs")
 }
@@ -109,13 +85,4 @@ func lookPath(t *rootfs.Tree, root, cmd string, env []string) string {
 		}
 	}
 	return path.Join("/usr/bin", cmd)
-}
-
-func readJSON(t *rootfs.Tree, p string, v any) bool {
-	e := t.Get(p)
-	if e == nil || e.Kind != rootfs.KindFile {
-		return false
-	}
-	data, err := readEntry(e)
-	return err == nil && json.Unmarshal(data, v) == nil
 }

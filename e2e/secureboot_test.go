@@ -108,9 +108,12 @@ func swtpmAt(t *testing.T, dir string) []string {
 		t.Fatalf("swtpm: %v", err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for i := 0; i < 100; i++ {
+	for i := 0; ; i++ {
 		if _, err := os.Stat(sock); err == nil {
 			break
+		}
+		if i == 100 {
+			t.Fatalf("swtpm made no control socket %s in 5 s", sock)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

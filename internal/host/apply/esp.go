@@ -157,9 +157,6 @@ func retire(esp string, files, dirs []string) error {
 // kernel and the initrd) into a fresh directory, syncs them and reads
 // them back.
 func writeVersion(ctx context.Context, next func() (update.Payload, io.Reader, error), esp string, e bootentry.Entry) error {
-	if e.UKI {
-		return nil // the image is the entry: commitUKI writes it
-	}
 	dir := filepath.Join(esp, e.Dir())
 	if err := os.RemoveAll(dir); err != nil { // left by an interrupted attempt
 		return fmt.Errorf("clearing %s: %w", e.Dir(), err)

@@ -54,7 +54,13 @@ func (h *host) data(ctx context.Context, uuid string) error {
 	if err != nil {
 		return err
 	}
-	dev, err := h.openSealed(ctx, part)
+	// An encrypted volume is opened at the partition's new size; a plain
+	// file system is made at the image's size and grown online below.
+	sealed := sealedData(cmdline())
+	if sealed {
+		h.growPartition(part)
+	}
+	dev, err := h.openSealed(ctx, part, sealed)
 	if err != nil {
 		// The host comes up, /var on a tmpfs, but a boot that cannot
 		// open its data is not blessed.
@@ -80,12 +86,8 @@ func (h *host) data(ctx context.Context, uuid string) error {
 	} else {
 		h.logf("data: boot %d on this data partition", n)
 	}
-	if dev != part {
-		// openSealed grew the partition before opening the volume on it.
-	} else if size, grown, err := blockdev.GrowPartition(dev); err != nil {
-		h.logf("data: growing partition: %v", err)
-	} else if grown {
-		h.logf("data: grew partition to the end of the disk (%d MiB)", size>>20)
+	if !sealed {
+		h.growPartition(part)
 	}
 	grown, err := datafs.Grow(ctx, DataDir, dev)
 	if err != nil {
@@ -101,4 +103,14 @@ func (h *host) data(ctx context.Context, uuid string) error {
 		h.logf("data: grew file system to %d MiB", size>>20)
 	}
 	return nil
+}
+
+// growPartition grows the data partition to the end of a disk larger
+// than the image.
+func (h *host) growPartition(part string) {
+	if size, grown, err := blockdev.GrowPartition(part); err != nil {
+		h.logf("data: growing partition: %v", err)
+	} else if grown {
+		h.logf("data: grew partition to the end of the disk (%d MiB)", size>>20)
+	}
 }

@@ -3,6 +3,7 @@ package boot
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/google/go-tpm/tpm2/transport"
@@ -11,7 +12,6 @@ import (
 	"time"
 
 	"github.com/bulkhead-dev/bulkhead/internal/bootparam"
-	"github.com/bulkhead-dev/bulkhead/internal/host/blockdev"
 	"github.com/bulkhead-dev/bulkhead/internal/host/datafs"
 	"github.com/bulkhead-dev/bulkhead/internal/host/luks2"
 	"github.com/bulkhead-dev/bulkhead/internal/host/tpmseal"
@@ -36,29 +36,21 @@ type sealedToken struct {
 	Sealed   *tpmseal.Sealed `json:"bulkhead-sealed"`
 }
 
-// errKeepPlain means the data partition is to be mounted as it is: a
-// machine without a TPM under without_tpm: plain, or a partition that
-// already holds a plain file system.
-var errKeepPlain = errors.New("plain")
-
 // openSealed returns the device to mount on DataDir for the data partition
 // dev when the command line asks for bulkhead.data.encrypt=tpm: the
 // LUKS2 volume on dev opened with the passphrase the TPM unseals (the
 // volume and the sealed passphrase are made on the first boot). Before it
 // returns, PCR 11 is extended, so the passphrase cannot be unsealed again
 // until the next boot. Without the parameter it returns dev.
-func (h *host) openSealed(ctx context.Context, dev string) (string, error) {
-	cl := cmdline()
-	if bootparam.Value(cl, bootparam.DataEncrypt) != "tpm" {
+func (h *host) openSealed(ctx context.Context, dev string, sealed bool) (string, error) {
+	if !sealed {
 		return dev, nil
 	}
-	withoutTPM := bootparam.Value(cl, bootparam.WithoutTPM)
-	mapped, err := h.unlockData(ctx, dev, withoutTPM == "plain")
-	if errors.Is(err, errKeepPlain) {
-		return dev, nil
-	}
-	return mapped, err
+	return h.unlockData(ctx, dev, bootparam.Value(cmdline(), bootparam.WithoutTPM) == "plain")
 }
+
+// sealedData says the command line asks for the sealed data partition.
+func sealedData(cmdline string) bool { return bootparam.Value(cmdline, bootparam.DataEncrypt) == "tpm" }
 
 // dataPlan is what openSealed does with the data partition.
 type dataPlan int
@@ -127,7 +119,7 @@ func (h *host) unlockData(ctx context.Context, dev string, plainWithoutTPM bool)
 		} else {
 			h.logf("data: no TPM 2.0; %s is plain ext4, as disk.without_tpm: plain says", DataDir)
 		}
-		return "", errKeepPlain
+		return dev, nil
 	}
 	pub, sig, err := readPCRPolicy()
 	if err != nil {
@@ -155,13 +147,6 @@ func (h *host) unlockData(ctx context.Context, dev string, plainWithoutTPM bool)
 		return "", fmt.Errorf("extending PCR 11 after unsealing: %w", err)
 	}
 	h.logf("tpm: extended PCR 11: the data key cannot be unsealed again before a reboot")
-	// The partition grows before the volume is opened, so that the
-	// dm-crypt device covers all of it.
-	if size, grown, err := blockdev.GrowPartition(dev); err != nil {
-		h.logf("data: growing partition: %v", err)
-	} else if grown {
-		h.logf("data: grew partition to the end of the disk (%d MiB)", size>>20)
-	}
 	mapped, err := luks2.Open(ctx, dev, dataMapper, key, hdr)
 	if err != nil {
 		return "", fmt.Errorf("opening the LUKS2 volume on %s: %w", dev, err)
@@ -226,22 +211,27 @@ func unsealVolume(f *os.File, tpm transport.TPM, pub, sig []byte) (*luks2.Header
 	if err != nil {
 		return nil, nil, err
 	}
-	var tok *sealedToken
+	var sealed *tpmseal.Sealed
 	for _, t := range hdr.Tokens {
 		if t.Type != tokenType {
 			continue
 		}
-		var st sealedToken
-		if err := t.Decode(&st); err != nil || st.Sealed == nil {
-			return nil, nil, fmt.Errorf("LUKS2 token %d: not a sealed key: %v", t.ID, err)
+		var raw struct {
+			Sealed json.RawMessage `json:"bulkhead-sealed"`
 		}
-		tok = &st
+		if err := t.Decode(&raw); err != nil {
+			return nil, nil, fmt.Errorf("LUKS2 token %d: %w", t.ID, err)
+		}
+		// ParseSealed bounds and checks what the disk says.
+		if sealed, err = tpmseal.ParseSealed(raw.Sealed); err != nil {
+			return nil, nil, fmt.Errorf("LUKS2 token %d: %w", t.ID, err)
+		}
 		break
 	}
-	if tok == nil {
+	if sealed == nil {
 		return nil, nil, fmt.Errorf("the LUKS2 volume has no %s token", tokenType)
 	}
-	pass, err := tpmseal.Unseal(tpm, tok.Sealed, pub, sig)
+	pass, err := tpmseal.Unseal(tpm, sealed, pub, sig)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -6,8 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-
-	"golang.org/x/sys/unix"
+	"slices"
 
 	"github.com/bulkhead-dev/bulkhead/internal/bootparam"
 	"github.com/bulkhead-dev/bulkhead/internal/host/sysmount"
@@ -26,13 +25,9 @@ func KeepPCRPolicy() (bool, error) {
 	if _, err := os.Stat(src(bootparam.PCRSignature)); errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	}
-	if !sysmount.IsMountPoint("/run") {
-		if err := os.MkdirAll("/run", 0o755); err != nil {
-			return false, err
-		}
-		if err := unix.Mount("tmpfs", "/run", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755"); err != nil {
-			return false, fmt.Errorf("mounting /run: %w", err)
-		}
+	run := slices.DeleteFunc(slices.Clone(sysmount.System), func(m sysmount.Mount) bool { return m.Target != "/run" })
+	if _, err := sysmount.MountAll(run); err != nil { // skips a /run already mounted
+		return false, err
 	}
 	if err := os.MkdirAll(bootparam.PCRDir, 0o700); err != nil {
 		return false, err

@@ -9,10 +9,10 @@ package guest
 import (
 	"errors"
 	"fmt"
+	"github.com/bulkhead-dev/bulkhead/internal/bootparam"
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -88,16 +88,7 @@ func WaitFor(path string, timeout time.Duration) error {
 // when it is not there.
 func Param(name string) string {
 	b, _ := os.ReadFile("/proc/cmdline")
-	return param(string(b), name)
-}
-
-func param(cmdline, name string) string {
-	for _, f := range strings.Fields(cmdline) {
-		if v, ok := strings.CutPrefix(f, name+"="); ok {
-			return v
-		}
-	}
-	return ""
+	return bootparam.Value(string(b), name)
 }
 
 // PowerOff syncs the file systems and powers the machine off.

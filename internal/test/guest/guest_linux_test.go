@@ -8,22 +8,6 @@ import (
 	"time"
 )
 
-func TestParam(t *testing.T) {
-	const cmdline = "console=ttyS0 quiet bulkhead.phase=2 bulkhead.phase2=x bulkhead.luks.pass=00ff bulkhead.empty=\n"
-	for name, want := range map[string]string{
-		"bulkhead.phase":     "2",
-		"bulkhead.luks.pass": "00ff",
-		"bulkhead.empty":     "",
-		"quiet":              "", // a flag, not name=value
-		"bulkhead":           "",
-		"phase":              "",
-	} {
-		if got := param(cmdline, name); got != want {
-			t.Errorf("param(%q) = %q, want %q", name, got, want)
-		}
-	}
-}
-
 func TestWaitFor(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "vda")
 	go func() {

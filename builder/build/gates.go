@@ -21,8 +21,9 @@ import (
 // after the host's name: NAME-kernel-check.txt (KernelReport).
 const KernelReportName = "kernel-check.txt"
 
-// KernelReport is the kernel check's report file of host name.
-func KernelReport(name string) string { return name + "-" + KernelReportName }
+// KernelReport is the kernel check's report file of host name, named as
+// the scan's reports are.
+func KernelReport(name string) string { return scan.FileName(name, KernelReportName) }
 
 // DefaultKernelPolicy applies when the spec has no policy.kernel.
 func DefaultKernelPolicy() config.KernelPolicy {

@@ -81,8 +81,7 @@ func (w *hashedFile) writeAt(off int64, b []byte) error {
 // truncated the file to it), and returns the digest as "sha256:<hex>".
 func (w *hashedFile) finish(size int64) (string, error) {
 	if size < w.pos {
-		w.abort()
-		return "", fmt.Errorf("file size %d is below the written %d bytes", size, w.pos)
+		return "", fmt.Errorf("file size %d is below the written %d bytes", size, w.pos) // the caller aborts
 	}
 	w.queue(size, nil)
 	close(w.jobs)

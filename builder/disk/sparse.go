@@ -5,9 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"io"
 	"os"
-	"syscall"
 )
 
 const (
@@ -107,14 +107,14 @@ func (s *scratchFile) eachData(fn func(off int64, b []byte) error) error {
 	bufs := [2][]byte{make([]byte, scratchChunk), make([]byte, scratchChunk)}
 	i := 0
 	for off := int64(0); off < s.size; {
-		data, err := s.f.Seek(off, seekData)
-		if errors.Is(err, syscall.ENXIO) {
+		data, err := s.f.Seek(off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
 			return nil // only a hole is left
 		}
 		if err != nil {
 			return err
 		}
-		hole, err := s.f.Seek(data, seekHole)
+		hole, err := s.f.Seek(data, unix.SEEK_HOLE)
 		if err != nil {
 			return err
 		}
@@ -133,9 +133,3 @@ func (s *scratchFile) eachData(fn func(off int64, b []byte) error) error {
 	}
 	return nil
 }
-
-// lseek's whence values for data and holes (Linux).
-const (
-	seekData = 3
-	seekHole = 4
-)

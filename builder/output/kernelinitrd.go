@@ -116,21 +116,12 @@ func copyInitrd(ctx context.Context, w io.Writer, in Inputs) error {
 		return err
 	}
 	defer f.Close()
-	_, err = io.Copy(w, ctxReader{ctx, f})
-	return err
-}
-
-// ctxReader stops reading once ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
+	fi, err := f.Stat()
+	if err != nil {
+		return err
 	}
-	return c.r.Read(p)
+	_, err = io.Copy(w, io.NewSectionReader(ctxReaderAt{ctx, f}, 0, fi.Size()))
+	return err
 }
 
 func copyKernel(ctx context.Context, w io.Writer, in Inputs) error {

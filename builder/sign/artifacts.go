@@ -101,9 +101,8 @@ func signArtifact(ctx context.Context, path, known string, key *PrivateKey) (str
 	if err != nil {
 		return "", nil, err
 	}
-	sum := sha256.Sum256(data)
 	b, err := SignBlob(ctx, key, data)
-	return hex.EncodeToString(sum[:]), b, err
+	return hexSHA256(data), b, err
 }
 
 func knownOrFileDigest(path, known string) ([]byte, error) {

@@ -96,9 +96,7 @@ func printWarnings(w io.Writer, warns config.Errors) {
 func printProblemsJSON(w io.Writer, errs []validateProblem, warns config.Errors) error {
 	problems := append(make([]validateProblem, 0, len(errs)+len(warns)), errs...)
 	for _, e := range warns {
-		problems = append(problems, validateProblem{
-			File: e.Pos.File, Line: e.Pos.Line, Col: e.Pos.Col, Severity: "warning", Message: e.Msg,
-		})
+		problems = append(problems, problemOf(build.Problem{Pos: e.Pos, Msg: e.Msg}, "warning"))
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

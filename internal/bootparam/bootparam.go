@@ -21,6 +21,10 @@ const (
 	// (on the /run tmpfs it moves into the new root).
 	StubExtra = "/.extra"
 	PCRDir    = "/run/bulkhead/pcr"
+	// RootSlotFile is where stage 0 writes the PARTUUID of the root slot it
+	// picked by root hash (a UKI names no slot), so stage 1 need not look
+	// for it again.
+	RootSlotFile = "/run/bulkhead/root-slot"
 	// PCRSignature and PCRPublicKey are their file names in both places.
 	PCRSignature = "tpm2-pcr-signature.json"
 	PCRPublicKey = "tpm2-pcr-public-key.pem"

@@ -2,6 +2,8 @@ package boot
 
 import (
 	"context"
+	"os"
+	"strings"
 	"sync"
 
 	"github.com/bulkhead-dev/bulkhead/internal/bootparam"
@@ -24,8 +26,9 @@ var bootSlot = sync.OnceValues(func() (slotGUIDs, error) {
 // and bulkhead.data=PARTUUID= of an entry file. A unified kernel image's
 // command line names neither, since one image serves either slot: then
 // the root slot is the one holding the command line's root hash, as
-// stage 0 picked it (stage0.FindSlot), and the data partition the one of
-// type bootparam.TypeData on its disk.
+// stage 0 picked it and wrote to bootparam.RootSlotFile (else found again
+// with stage0.FindSlot), and the data partition the one of type
+// bootparam.TypeData on its disk.
 func findSlot(ctx context.Context, cl string) (slotGUIDs, error) {
 	if root, ok := blockdev.PartUUIDFromCmdline(cl, "root"); ok {
 		data, _ := blockdev.PartUUIDFromCmdline(cl, DataParam)
@@ -35,12 +38,16 @@ func findSlot(ctx context.Context, cl string) (slotGUIDs, error) {
 	if err != nil || !verified || !r.Slot {
 		return slotGUIDs{}, err
 	}
-	p, err := stage0.FindSlot(ctx, r.Verity)
-	if err != nil {
-		return slotGUIDs{}, err
+	root := keptRootSlot()
+	if root == "" {
+		p, err := stage0.FindSlot(ctx, r.Verity)
+		if err != nil {
+			return slotGUIDs{}, err
+		}
+		root = p.UUID
 	}
-	s := slotGUIDs{root: p.UUID}
-	parts, err := blockdev.DiskOf(p.UUID)
+	s := slotGUIDs{root: root}
+	parts, err := blockdev.DiskOf(root)
 	if err != nil {
 		return s, err
 	}
@@ -51,4 +58,13 @@ func findSlot(ctx context.Context, cl string) (slotGUIDs, error) {
 		}
 	}
 	return s, nil
+}
+
+// keptRootSlot is the root slot's PARTUUID stage 0 kept, or "".
+func keptRootSlot() string {
+	b, err := os.ReadFile(bootparam.RootSlotFile)
+	if err != nil || len(b) > 64 {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }

@@ -25,8 +25,7 @@ func KeepPCRPolicy() (bool, error) {
 	if _, err := os.Stat(src(bootparam.PCRSignature)); errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	}
-	run := slices.DeleteFunc(slices.Clone(sysmount.System), func(m sysmount.Mount) bool { return m.Target != "/run" })
-	if _, err := sysmount.MountAll(run); err != nil { // skips a /run already mounted
+	if err := mountRun(); err != nil {
 		return false, err
 	}
 	if err := os.MkdirAll(bootparam.PCRDir, 0o700); err != nil {
@@ -54,4 +53,24 @@ func copySmall(from, to string) error {
 		return fmt.Errorf("%s is larger than %d bytes", from, maxPCRFile)
 	}
 	return os.WriteFile(to, b, 0o600)
+}
+
+// mountRun mounts /run as stage 1 would (sysmount's table), unless it is
+// mounted: the switch moves it into the new root with what stage 0 left
+// there for stage 1.
+func mountRun() error {
+	run := slices.DeleteFunc(slices.Clone(sysmount.System), func(m sysmount.Mount) bool { return m.Target != "/run" })
+	_, err := sysmount.MountAll(run)
+	return err
+}
+
+// keepRootSlot writes the root slot's PARTUUID to bootparam.RootSlotFile.
+func keepRootSlot(uuid string) error {
+	if err := mountRun(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(bootparam.RootSlotFile), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(bootparam.RootSlotFile, []byte(uuid+"\n"), 0o644)
 }

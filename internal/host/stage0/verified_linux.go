@@ -65,6 +65,11 @@ func MountVerified(ctx context.Context, r VerifiedRoot, logf Logf) (string, erro
 		return "", err
 	}
 	logf("stage0: root %s is %s (PARTUUID=%s), found in %s", r, src, r.PartUUID, since(step))
+	if r.Slot {
+		if err := keepRootSlot(r.PartUUID); err != nil {
+			logf("stage0: keeping the root slot for stage 1: %v", err) // stage 1 looks again
+		}
+	}
 
 	ctl, err := dm.Open()
 	if err != nil {

@@ -99,15 +99,7 @@ func writeBootImage(path string, files []espFile, volumeID uint32) error {
 		return err
 	}
 	defer f.Close()
-	size := isoFATSize(files)
-	if err := f.Truncate(size); err != nil {
-		return err
-	}
-	d := newBufferedFile(f)
-	if err := makeFAT(d, files, size, "BULKHEAD", volumeID); err != nil {
-		return err
-	}
-	if err := d.Flush(); err != nil {
+	if err := buildFATFile(f, files, isoFATSize(files), "BULKHEAD", volumeID); err != nil {
 		return err
 	}
 	return f.Close()

@@ -55,9 +55,18 @@ func Initrd(tb testing.TB, modulesDir string, modules ...string) string {
 // and returns the binary: a guest of a test's own for InitrdWith.
 func BuildMain(tb testing.TB, pkg string) []byte {
 	tb.Helper()
+	return goBuild(tb, "", pkg)
+}
+
+// goBuild builds the main package pkg (in dir, "" for the test's own)
+// statically for linux/amd64, with extra environment, and returns the
+// binary.
+func goBuild(tb testing.TB, dir, pkg string, env ...string) []byte {
+	tb.Helper()
 	bin := filepath.Join(tb.TempDir(), "init")
 	cmd := exec.Command(goTool(), "build", "-trimpath", "-o", bin, pkg)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	cmd.Dir = dir
+	cmd.Env = append(append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64"), env...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		tb.Fatalf("qemutest: building %s: %v\n%s", pkg, err, out)
 	}
@@ -124,18 +133,7 @@ func compileGuest(tb testing.TB, dir string) []byte {
 			tb.Fatal(err)
 		}
 	}
-	bin := filepath.Join(dir, "init")
-	cmd := exec.Command(goTool(), "build", "-trimpath", "-o", bin, ".")
-	cmd.Dir = src
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOWORK=off", "GOFLAGS=")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		tb.Fatalf("qemutest: building guest: %v\n%s", err, out)
-	}
-	b, err := os.ReadFile(bin)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
+	return goBuild(tb, src, ".", "GOWORK=off", "GOFLAGS=")
 }
 
 func goTool() string {

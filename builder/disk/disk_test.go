@@ -247,7 +247,7 @@ func extract(t *testing.T, disk *os.File, p Partition) string {
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
-const goldenRaw = "c4b360e5aabd56cb43f44db96d3f738395910dc784a2188df5e7f3fda2140f8f"
+const goldenRaw = "072401827fdb2946a1592634f1d8d22f497320a00a7d22428a9f801e2756e8ea"
 
 func TestWriteRawReproducible(t *testing.T) {
 	in := fakeInput(t)

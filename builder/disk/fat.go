@@ -64,7 +64,7 @@ func makeFAT(dev fatDevice, files []espFile, size int64, label string, volumeID 
 	if size < minFATSize {
 		return fmt.Errorf("fat file system of %d bytes is below the minimum of %d", size, minFATSize)
 	}
-	fsys, err := fat32.Create(dev, size, 0, 512, label, true)
+	fsys, err := fat32.Create(dev, fatFSSize(size), 0, 512, label, true)
 	if err != nil {
 		return fmt.Errorf("creating fat32: %w", err)
 	}
@@ -82,6 +82,44 @@ func makeFAT(dev fatDevice, files []espFile, size int64, label string, volumeID 
 		return fmt.Errorf("fixing fat32 timestamps: %w", err)
 	}
 	return nil
+}
+
+// fatFSSize is the size of the FAT32 file system made on a device of size
+// bytes. go-diskfs (v1.9.4) sizes each FAT as ceil(4·(sectors−reserved) /
+// (cluster bytes + 8)) sectors, which leaves out the FAT's two reserved
+// entries: for some sizes (64 MiB is one) the file system has two clusters
+// more than its FAT has entries, and fsck.fat refuses it. Giving it a few
+// sectors less than the device (the rest stays unused) makes the FAT big
+// enough; the sum is go-diskfs's own, checked against fsck.fat in the tests.
+func fatFSSize(size int64) int64 {
+	const reserved, sector = 32, 512
+	total := size / sector
+	for ; total > reserved; total-- {
+		spc := fatClusterSectors(total * sector)
+		n := total - reserved
+		denom := sector*spc + 8
+		fatSectors := (4*n + denom - 1) / denom
+		if fatSectors*(sector/4) >= (n-2*fatSectors)/spc+2 {
+			break
+		}
+	}
+	return total * sector
+}
+
+// fatClusterSectors is the cluster size, in sectors, go-diskfs picks for a
+// FAT32 file system of size bytes (mkfs.fat's table).
+func fatClusterSectors(size int64) int64 {
+	switch {
+	case size <= 260<<20:
+		return 1
+	case size <= 8<<30:
+		return 8
+	case size <= 16<<30:
+		return 16
+	case size <= 32<<30:
+		return 32
+	}
+	return 64
 }
 
 func mkdirAll(fsys *fat32.FileSystem, dir string, made map[string]bool) error {

@@ -10,7 +10,7 @@ import (
 )
 
 // goldenISO is the digest of goldenISOInput's image.
-const goldenISO = "9d95371e3ffd2530f81628938f00ce40b978bcc9c185e9b0511d801cc559ee41"
+const goldenISO = "cabedbf9327215cf4ef0080c17bb7ab16facaf7d7afff575268eb2c78115ca6a"
 
 // goldenISOInput has an initrd larger than fatChunk, as a file, so the boot
 // image is written a chunk at a time.

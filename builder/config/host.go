@@ -15,13 +15,16 @@ import (
 // Sizes are byte counts with an optional binary suffix (K, M, G, or KiB,
 // MiB, GiB); empty means the default.
 type Disk struct {
-	// ESPSize is the EFI system partition (default 256M).
+	// ESPSize is the EFI system partition (default: twice its files, the
+	// boot loader, kernels and initrds, plus 16 MiB, rounded up to 64 MiB,
+	// at least 64M, so an update can add its version beside the running one).
 	ESPSize string `json:"esp_size,omitempty" yaml:"esp_size,omitempty"`
-	// RootSize is each of the two root slots (default: the root image
-	// rounded up to 64 MiB, at least 256M, times two for room to grow).
+	// RootSize is each of the two root slots (default: twice the root image,
+	// for room to grow, rounded up to 64 MiB, at least 64M).
 	RootSize string `json:"root_size,omitempty" yaml:"root_size,omitempty"`
-	// DataSize is the data partition mounted on /var (default 256M). The
-	// host grows it to the end of a larger disk on boot.
+	// DataSize is the data partition mounted on /var (default 32M). The
+	// host grows it to the end of a larger disk on boot; give it room for
+	// an update's bundle (spooled in /var) when the disk is the image's size.
 	DataSize string `json:"data_size,omitempty" yaml:"data_size,omitempty"`
 	// EncryptData "tpm" makes the data partition LUKS2 (aes-xts-plain64),
 	// its key sealed to the machine's TPM 2.0 under the PCR 11 policy the

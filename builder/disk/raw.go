@@ -19,8 +19,8 @@ import (
 const (
 	MiB               = 1 << 20
 	SectorSize        = 512
-	MinESPSize        = 128 * MiB // go-diskfs makes a 64 MiB FAT32 that fsck.fat rejects
-	DefaultDataSize   = 256 * MiB
+	MinESPSize        = 64 * MiB
+	DefaultDataSize   = 32 * MiB
 	MinRootSize       = 64 * MiB
 	sizeGranule       = 64 * MiB
 	espHeadroom       = 16 * MiB
@@ -43,8 +43,10 @@ type RawInput struct {
 	// content, with room for an update to add a version beside the running
 	// one: the ESP twice its files (boot loader and entries) plus 16 MiB,
 	// at least MinESPSize; a root slot twice the largest root image, at
-	// least MinRootSize; both rounded up to 64 MiB. Data is DefaultDataSize
-	// (the host grows it to the end of a larger disk).
+	// least MinRootSize; both rounded up to 64 MiB. Data is DefaultDataSize:
+	// the host grows it to the end of its disk, so the image holds (and
+	// hashes) no empty /var; a host written to a disk the size of the image
+	// keeps a small /var unless the spec's data_size asks for more.
 	ESPSize, RootSize, DataSize int64
 	// Seed derives the disk and partition GUIDs and the ESP's volume id.
 	// Give each host its own seed; the same seed gives the same GUIDs.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/bulkhead-dev/bulkhead/builder/config"
 	"io"
 	"os"
 	"os/signal"
@@ -34,7 +35,10 @@ iso-efi image (NAME.iso, or --iso) boots through UEFI firmware (OVMF) with
 a fresh variable store per run; the guest writes to the disk image as a
 host writes to its disk (the data partition, boot counting): --snapshot
 sends those writes to a temporary overlay instead, so the image (and its
-signed digest) stays as it was. The serial console streams to stdout;
+signed digest) stays as it was. The guest's disk is --disk-size (default
+1G), as when the image is written to a larger disk: a smaller image file
+grows to it (sparsely; under --snapshot a sparse copy does) and the host
+grows /var to the end. The serial console streams to stdout;
 stderr says what is published and how to stop, and names a service that
 keeps restarting. qemu is the only backend: "bulkhead run NAME" is "bulkhead
 run qemu NAME". Published ports listen on 127.0.0.1 only; the guest reaches nothing
@@ -98,6 +102,7 @@ func parseRunArgs(args []string, stderr io.Writer) (runOptions, error) {
 	fs.StringVar(&c.ISO, "iso", "", "ISO image `file` to boot")
 	fs.BoolVar(&c.UEFI, "uefi", false, "boot through UEFI firmware (OVMF), with a fresh variable store")
 	fs.BoolVar(&c.Snapshot, "snapshot", false, "leave the disk image unchanged: the guest's writes go to a temporary overlay")
+	diskSize := fs.String("disk-size", "1G", "the `size` of the disk the guest sees: a smaller raw disk image grows to it first (0: as it is)")
 	fs.IntVar(&c.MemoryMB, "mem", qemu.DefaultMemoryMB, "guest memory in `MB`")
 	fs.IntVar(&c.CPUs, "cpus", qemu.DefaultCPUs, "guest CPUs")
 	fs.DurationVar(&c.Timeout, "timeout", 0, "kill the guest after this `duration` (exit 124); 0: never")
@@ -136,6 +141,11 @@ func parseRunArgs(args []string, stderr io.Writer) (runOptions, error) {
 	}
 	if err := opts.resolveFiles(prefix, *cmdlineFile); err != nil {
 		return opts, err
+	}
+	if c.Disk != "" {
+		if c.DiskSize, err = config.ParseSize(*diskSize); err != nil {
+			return opts, fmt.Errorf("%w: --disk-size: %v", errUsage, err)
+		}
 	}
 	c.Cmdline = strings.TrimSpace(c.Cmdline + " " + *appendArgs)
 	return opts, nil

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -89,11 +90,18 @@ func TestRunArgsDiskImages(t *testing.T) {
 		}
 	}
 	opts, err := parseRunArgs([]string{"qemu", img}, io.Discard)
-	if err != nil || opts.cfg.Disk != img || !opts.cfg.UEFI || opts.cfg.Kernel != "" {
-		t.Errorf("%s: config %+v, %v", img, opts.cfg, err)
+	if err != nil || opts.cfg.Disk != img || !opts.cfg.UEFI || opts.cfg.Kernel != "" || opts.cfg.DiskSize != 1<<30 {
+		t.Errorf("%s: config %+v, %v; want a disk of 1 GiB", img, opts.cfg, err)
+	}
+	opts, err = parseRunArgs([]string{"qemu", "--disk-size", "0", img}, io.Discard)
+	if err != nil || opts.cfg.DiskSize != 0 {
+		t.Errorf("--disk-size 0: config %+v, %v", opts.cfg, err)
+	}
+	if _, err = parseRunArgs([]string{"qemu", "--disk-size", "lots", img}, io.Discard); !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "--disk-size") {
+		t.Errorf("--disk-size lots: %v, want a usage error naming the flag", err)
 	}
 	opts, err = parseRunArgs([]string{"qemu", iso}, io.Discard)
-	if err != nil || opts.cfg.ISO != iso || !opts.cfg.UEFI {
+	if err != nil || opts.cfg.ISO != iso || !opts.cfg.UEFI || opts.cfg.DiskSize != 0 {
 		t.Errorf("%s: config %+v, %v", iso, opts.cfg, err)
 	}
 	prefix := writePrefix(t, "")

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/bulkhead-dev/bulkhead/internal/qemu"
+	"github.com/bulkhead-dev/bulkhead/internal/regfile"
 )
 
 // printBanner says what is booting, what is published where, and how to
@@ -18,6 +19,9 @@ func printBanner(w io.Writer, c qemu.Config, accel string) {
 	switch {
 	case c.Disk != "":
 		what = c.Disk
+		if c.DiskSize > 0 {
+			what += fmt.Sprintf(" as a disk of at least %s", regfile.Size(c.DiskSize))
+		}
 		if c.Snapshot {
 			what += " (snapshot: the image stays unchanged)"
 		} else {

@@ -59,8 +59,8 @@ func TestRunArgErrors(t *testing.T) {
 // TestRunBanner names the disk, the snapshot and each published port.
 func TestRunBanner(t *testing.T) {
 	var b bytes.Buffer
-	printBanner(&b, qemu.Config{Disk: "out/minimal.img", Snapshot: true, Forwards: []qemu.Forward{{HostPort: 8080, GuestPort: 80}}}, "tcg")
-	want := "bulkhead run: booting out/minimal.img (snapshot: the image stays unchanged) under tcg\n" +
+	printBanner(&b, qemu.Config{Disk: "out/minimal.img", Snapshot: true, DiskSize: 1 << 30, Forwards: []qemu.Forward{{HostPort: 8080, GuestPort: 80}}}, "tcg")
+	want := "bulkhead run: booting out/minimal.img as a disk of at least 1 GiB (snapshot: the image stays unchanged) under tcg\n" +
 		"bulkhead run: published 127.0.0.1:8080 -> guest port 80/tcp\n" +
 		"bulkhead run: Ctrl-C powers the guest off; a second Ctrl-C kills it\n"
 	if b.String() != want {

@@ -46,6 +46,12 @@ type Config struct {
 	// Snapshot leaves Disk as it was: the guest's writes go to a temporary
 	// overlay that qemu discards when it exits.
 	Snapshot bool
+	// DiskSize, when larger than Disk, is the size of the disk the guest
+	// sees, as when an image is written to a larger disk (a bulkhead host
+	// grows its data partition to the end). Disk itself grows to it,
+	// sparsely; with Snapshot the guest boots a grown sparse copy of it,
+	// removed when qemu exits, and Disk stays as it was.
+	DiskSize int64
 
 	// UEFI boots through OVMF with a fresh copy of the variable store per run.
 	UEFI     bool
@@ -332,6 +338,10 @@ func Start(ctx context.Context, cfg Config) (*VM, error) {
 	cfg.Accel = accel.Name
 	dir, err := os.MkdirTemp("", "bulkhead-qemu-")
 	if err != nil {
+		return nil, fmt.Errorf("starting qemu: %w", err)
+	}
+	if cfg.Disk, cfg.Snapshot, err = sizeDisk(cfg.Disk, cfg.DiskSize, cfg.Snapshot, dir); err != nil {
+		os.RemoveAll(dir)
 		return nil, fmt.Errorf("starting qemu: %w", err)
 	}
 	if cfg.UEFI && cfg.VarsStore == "" {

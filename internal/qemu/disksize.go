@@ -1,0 +1,93 @@
+package qemu
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// sizeDisk returns the disk image qemu attaches and whether it attaches it
+// as a snapshot: disk itself when it is at least size bytes (or size is
+// 0); disk grown to size when the guest may write to it; a copy of disk
+// in dir grown to size when snapshot asks to leave disk as it was (the
+// copy is temporary, so it needs no overlay).
+func sizeDisk(disk string, size int64, snapshot bool, dir string) (string, bool, error) {
+	if disk == "" || size <= 0 {
+		return disk, snapshot, nil
+	}
+	st, err := os.Stat(disk)
+	if err != nil {
+		return "", false, err
+	}
+	if !st.Mode().IsRegular() || st.Size() >= size {
+		return disk, snapshot, nil
+	}
+	if !snapshot {
+		if err := os.Truncate(disk, size); err != nil {
+			return "", false, fmt.Errorf("growing %s to %d bytes: %w", disk, size, err)
+		}
+		return disk, false, nil
+	}
+	grown := filepath.Join(dir, "disk.img")
+	if err := sparseCopy(disk, grown, size); err != nil {
+		return "", false, fmt.Errorf("copying %s to grow it: %w", disk, err)
+	}
+	return grown, false, nil
+}
+
+// sparseCopy copies the regions of src that hold data to a new file dst of
+// size bytes (at least src's); the holes stay holes.
+func sparseCopy(src, dst string, size int64) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := copyData(out, in, st.Size()); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Truncate(max(size, st.Size())); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// copyData copies each data region of in (SEEK_DATA/SEEK_HOLE; a file
+// system without them reports the whole file as data) to the same offset
+// of out.
+func copyData(out, in *os.File, end int64) error {
+	fd := int(in.Fd())
+	for off := int64(0); off < end; {
+		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			return nil // no data after off
+		}
+		if err != nil {
+			return err
+		}
+		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
+		if err != nil {
+			return err
+		}
+		hole = min(hole, end)
+		if _, err := io.Copy(io.NewOffsetWriter(out, data), io.NewSectionReader(in, data, hole-data)); err != nil {
+			return err
+		}
+		off = hole
+	}
+	return nil
+}

@@ -34,7 +34,10 @@ type artifacts struct {
 	root       *RootImage
 	bootloader []byte
 	withRoot   string // the file of the stage-0 initrd carrying the root image
-	stage0     string // the file of the stage-0 initrd alone (raw-efi)
+	stage0     string // the file of the stage-0 initrd alone (raw-efi, update)
+	// ukis are the UKIs made, by initrd file and command line: raw-efi
+	// and an update bundle carry the same one, assembled and signed once.
+	ukis map[[2]string][]byte
 	// digests are the outputs hashed while written, by path: describe
 	// need not read them back.
 	digests map[string]string
@@ -62,11 +65,24 @@ func (a *artifacts) write(ctx context.Context) ([]Output, error) {
 				return nil, fmt.Errorf("writing %s: a verified root needs bulkhead's init as /init (the image bulkhead/init, %s): it checks and mounts the root image", format, InitPackage)
 			}
 			a.b.step("root image", "writing the verified root image")
+			// The stage-0 initrd does not depend on the root image: it is
+			// compressed on the other core meanwhile.
+			stage0 := make(chan error, 1)
+			go func() {
+				var err error
+				if slices.ContainsFunc(a.b.o.formats, usesStage0) {
+					_, err = a.stage0Initrd(ctx)
+				}
+				stage0 <- err
+			}()
 			root, err := a.b.RootImage(ctx, a.spec, a.host, a.dir)
+			if serr := <-stage0; err == nil {
+				err = serr
+			}
+			a.root = root
 			if err != nil {
 				return nil, fmt.Errorf("writing %s: %w", format, err)
 			}
-			a.root = root
 		}
 		paths, err := a.format(ctx, format)
 		if err != nil {
@@ -210,7 +226,7 @@ func (a *artifacts) writeRaw(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	mkUKI, err := a.ukiBuilder(fileReader(initrd))
+	mkUKI, err := a.ukiBuilder(initrd)
 	if err != nil {
 		return "", err
 	}
@@ -251,7 +267,7 @@ func (a *artifacts) writeISO(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	mkUKI, err := a.ukiBuilder(fileReader(initrd))
+	mkUKI, err := a.ukiBuilder(initrd)
 	if err != nil {
 		return "", err
 	}
@@ -282,8 +298,9 @@ func (a *artifacts) rootInitrd(ctx context.Context) (string, error) {
 }
 
 // stage0Initrd is the file of the stage-0 initrd without the root (the
-// raw disk's: the root is a partition), written once, removed by close:
-// it streams into the ESP rather than sitting in memory.
+// raw disk's and the update bundle's: the root is a partition), written
+// once, removed by close: it streams into the ESP rather than sitting in
+// memory.
 func (a *artifacts) stage0Initrd(ctx context.Context) (string, error) {
 	return a.initrdFile(ctx, &a.stage0, false)
 }
@@ -386,7 +403,5 @@ func describe(path, format string) (Output, error) {
 	return Output{Path: path, Format: format, Size: n, Digest: "sha256:" + hex.EncodeToString(h.Sum(nil))}, nil
 }
 
-// fileReader reads the file at path when called.
-func fileReader(path string) func() ([]byte, error) {
-	return func() ([]byte, error) { return os.ReadFile(path) }
-}
+// usesStage0 says whether format boots from the stage-0 initrd alone.
+func usesStage0(format string) bool { return format == "raw-efi" || format == "update" }

@@ -1,7 +1,6 @@
 package build
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -188,16 +187,6 @@ func inStage0(p string) bool {
 		return true
 	}
 	return strings.HasPrefix(p, "lib/modules/") || strings.HasPrefix(p, "usr/lib/modules/")
-}
-
-// stage0Initrd writes the initrd a verified boot starts from: the stage-0
-// tree of host plus extra entries.
-func stage0Initrd(ctx context.Context, host *rootfs.Host, comp output.Compression, extra ...*rootfs.Entry) ([]byte, error) {
-	var buf bytes.Buffer
-	if err := writeStage0Initrd(ctx, &buf, host, comp, extra...); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
 }
 
 // writeStage0Initrd writes the stage-0 initrd with extra entries to w.

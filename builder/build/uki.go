@@ -161,11 +161,11 @@ func (a *artifacts) loadStub() ([]byte, error) {
 	return b, nil
 }
 
-// ukiBuilder returns what makes the version's UKI for a command line
-// (disk.Entry.UKI), with the signed PCR policy when the build has a PCR
-// key and signed for Secure Boot when it has a Secure Boot key; nil when
-// the spec boots type #1 entries.
-func (a *artifacts) ukiBuilder(readInitrd func() ([]byte, error)) (func(cmdline string) ([]byte, error), error) {
+// ukiBuilder returns what makes the version's UKI from the initrd file
+// initrdPath for a command line (disk.Entry.UKI), with the signed PCR
+// policy when the build has a PCR key and signed for Secure Boot when it
+// has a Secure Boot key; nil when the spec boots type #1 entries.
+func (a *artifacts) ukiBuilder(initrdPath string) (func(cmdline string) ([]byte, error), error) {
 	if !wantsUKI(a.spec) {
 		return nil, nil
 	}
@@ -174,15 +174,19 @@ func (a *artifacts) ukiBuilder(readInitrd func() ([]byte, error)) (func(cmdline 
 		return nil, err
 	}
 	// A UKI embeds the kernel and the initrd; it is assembled and signed
-	// in memory.
+	// in memory, once for each initrd and command line.
 	return func(cmdline string) ([]byte, error) {
+		key := [2]string{initrdPath, cmdline}
+		if img, ok := a.ukis[key]; ok {
+			return img, nil
+		}
 		kernel, err := readEntry(a.root.Kernel)
 		if err != nil {
 			return nil, fmt.Errorf("reading the kernel: %w", err)
 		}
-		initrd, err := readInitrd()
+		initrd, err := os.ReadFile(initrdPath)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("reading the initrd: %w", err)
 		}
 		in := uki.Input{Stub: stub, Linux: kernel, Initrd: initrd, Cmdline: cmdline, OSRel: uki.OSRelease(a.root.Version)}
 		var img []byte
@@ -194,7 +198,14 @@ func (a *artifacts) ukiBuilder(readInitrd func() ([]byte, error)) (func(cmdline 
 		if err != nil {
 			return nil, err
 		}
-		return a.signEFI(img, "the UKI")
+		if img, err = a.signEFI(img, "the UKI"); err != nil {
+			return nil, err
+		}
+		if a.ukis == nil {
+			a.ukis = map[[2]string][]byte{}
+		}
+		a.ukis[key] = img
+		return img, nil
 	}, nil
 }
 

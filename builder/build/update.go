@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -34,9 +35,13 @@ func (a *artifacts) updateInput(ctx context.Context) (bundler.Input, error) {
 		return bundler.Input{}, err
 	}
 	a.b.warnExpired(a.spec, expires)
-	initrd, err := stage0Initrd(ctx, a.host, a.b.o.compression)
+	initrdPath, err := a.stage0Initrd(ctx)
 	if err != nil {
 		return bundler.Input{}, err
+	}
+	initrd, err := os.ReadFile(initrdPath)
+	if err != nil {
+		return bundler.Input{}, fmt.Errorf("reading the initrd: %w", err)
 	}
 	kernel, err := readEntry(a.root.Kernel)
 	if err != nil {
@@ -52,7 +57,7 @@ func (a *artifacts) updateInput(ctx context.Context) (bundler.Input, error) {
 	if u := a.spec.Update; u != nil {
 		in.From, in.Downgrade = u.From, u.Downgrade
 	}
-	mkUKI, err := a.ukiBuilder(func() ([]byte, error) { return initrd, nil })
+	mkUKI, err := a.ukiBuilder(initrdPath)
 	if err != nil {
 		return bundler.Input{}, err
 	}

@@ -30,6 +30,7 @@ type hashedFile struct {
 	hashed  chan struct{} // one token per job hashed, in order
 	pending int           // jobs queued and not yet taken from hashed
 	sum     chan []byte   // the digest, once jobs is closed
+	done    bool          // jobs is closed and the digest taken
 }
 
 // hashJob is a hole of zeros bytes, then b.
@@ -79,17 +80,31 @@ func (w *hashedFile) writeAt(off int64, b []byte) error {
 
 // finish hashes the hole up to size, the file's length (the caller has
 // truncated the file to it), and returns the digest as "sha256:<hex>".
+// Every byte is written by then, so the file is flushed to disk while the
+// hasher catches up (the caller's commit syncs again, with nothing left
+// to write).
 func (w *hashedFile) finish(size int64) (string, error) {
 	if size < w.pos {
 		return "", fmt.Errorf("file size %d is below the written %d bytes", size, w.pos) // the caller aborts
 	}
+	synced := make(chan error, 1)
+	go func() { synced <- w.f.Sync() }()
 	w.queue(size, nil)
 	close(w.jobs)
-	return "sha256:" + hex.EncodeToString(<-w.sum), nil
+	sum := <-w.sum
+	w.done = true
+	if err := <-synced; err != nil {
+		return "", fmt.Errorf("syncing: %w", err)
+	}
+	return "sha256:" + hex.EncodeToString(sum), nil
 }
 
-// abort ends the hasher of a file that will not be finished.
+// abort ends the hasher of a file that will not be finished (or whose
+// finish failed).
 func (w *hashedFile) abort() {
-	close(w.jobs)
-	<-w.sum
+	if !w.done {
+		close(w.jobs)
+		<-w.sum
+		w.done = true
+	}
 }

@@ -3,12 +3,9 @@ package scan
 import (
 	"bytes"
 	"crypto/sha256"
-	"debug/elf"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"github.com/bulkhead-dev/bulkhead/internal/regfile"
 	"io"
 	"os"
 	"path/filepath"
@@ -19,6 +16,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/builder/scan/minimal"
 	"github.com/bulkhead-dev/bulkhead/builder/scan/sbom"
 	"github.com/bulkhead-dev/bulkhead/builder/scan/secrets"
+	"github.com/bulkhead-dev/bulkhead/internal/buildid"
 )
 
 // Cache keeps what reading a layer's files found (secrets, ELF
@@ -47,7 +45,7 @@ const cacheFormat = "bulkhead scan cache 1"
 // It returns nil (no cache: every layer is read) when that version cannot
 // be told or dir cannot be made (a read-only store).
 func OpenCache(dir string) *Cache {
-	v, err := programVersion()
+	v, err := buildid.Program()
 	if err != nil || v == "" {
 		return nil
 	}
@@ -58,49 +56,6 @@ func OpenCache(dir string) *Cache {
 }
 
 func newCache(dir, version string) *Cache { return &Cache{dir: dir, version: version} }
-
-// programVersion is the Go build ID of the running program, or, when it
-// has none, the sha256 of its file.
-func programVersion() (string, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return "", err
-	}
-	if id, err := goBuildID(exe); err == nil && id != "" {
-		return "buildid:" + id, nil
-	}
-	sum, _, err := regfile.SHA256(exe)
-	if err != nil {
-		return "", err
-	}
-	return "sha256:" + sum, nil
-}
-
-// goBuildID reads the Go build ID note of an ELF program: a note named
-// "Go" of type 4 in section .note.go.buildid.
-func goBuildID(path string) (string, error) {
-	f, err := elf.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	s := f.Section(".note.go.buildid")
-	if s == nil || s.Size > 1<<10 {
-		return "", fmt.Errorf("no Go build ID")
-	}
-	b, err := s.Data()
-	if err != nil {
-		return "", err
-	}
-	if len(b) < 16 {
-		return "", fmt.Errorf("short Go build ID note")
-	}
-	nameSize, descSize, typ := binary.LittleEndian.Uint32(b), binary.LittleEndian.Uint32(b[4:]), binary.LittleEndian.Uint32(b[8:])
-	if nameSize != 4 || typ != 4 || string(b[12:16]) != "Go\x00\x00" || uint64(descSize) > uint64(len(b)-16) {
-		return "", fmt.Errorf("malformed Go build ID note")
-	}
-	return string(b[16 : 16+descSize]), nil
-}
 
 // layerFiles are the regular files of a tree read from one layer: their
 // indexes in the tree's entry list, the layer's diff ID, and the cache key

@@ -165,25 +165,6 @@ func TestCacheKey(t *testing.T) {
 	}
 }
 
-// TestGoBuildID reads the build ID of this test binary, which the go
-// command gives every binary it links.
-func TestGoBuildID(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := goBuildID(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := strings.Count(id, "/"); n < 1 || len(id) < 20 {
-		t.Fatalf("build ID %q does not look like one (action/content IDs)", id)
-	}
-	if v, err := programVersion(); err != nil || v != "buildid:"+id {
-		t.Fatalf("programVersion = %q, %v; want buildid:%s", v, err, id)
-	}
-}
-
 // TestOpenCacheUnwritable: a cache directory that cannot be made is no
 // cache (a read-only store still builds); one that can is a cache.
 func TestOpenCacheUnwritable(t *testing.T) {

@@ -145,7 +145,8 @@ func verifyOutput(t *testing.T, img, cert string) (string, error) {
 func TestSecureBoot(t *testing.T) {
 	keys, other := sbKeys(t), sbKeys(t)
 	dir := t.TempDir()
-	b := buildUKISpec(t, dir, "  version: \"1.0\"\n", "--secureboot-key", filepath.Join(keys, "db.key"),
+	// The ESP is sized for two versions; this test puts four UKIs on it.
+	b := buildUKISpec(t, dir, "  version: \"1.0\"\ndisk:\n  esp_size: 128M\n", "--secureboot-key", filepath.Join(keys, "db.key"),
 		"--secureboot-cert", filepath.Join(keys, "db.crt"), "--secureboot-enroll", keys,
 		"--pcr-key", filepath.Join(keys, "KEK.key")) // any RSA key signs the PCR policy
 	img := b.output("raw-efi")

@@ -289,12 +289,46 @@ func (a *artifacts) writeISO(ctx context.Context) (string, error) {
 	return p, nil
 }
 
-// rootInitrd is the file of the stage-0 initrd carrying the root image,
-// the same for iso-efi and kernel+initrd: compressed once, into a
-// temporary file beside the outputs (it is as large as the root).
-// It is hashed on the way when kernel+initrd links it into place.
+// rootInitrd is the file of the initrd carrying the root image, the same
+// for iso-efi and kernel+initrd: the stage-0 initrd (compressed while the
+// root image was written) followed by a second compressed archive holding
+// only the root image, which the kernel unpacks after the first
+// (Documentation/driver-api/early-userspace/buffer-format.rst). That
+// archive comes from the store's initrd cache when a checked one is there
+// (output.ArchiveCache). The file is written once, into a temporary file
+// beside the outputs (it is as large as the root), and hashed on the way
+// when kernel+initrd links it into place.
 func (a *artifacts) rootInitrd(ctx context.Context) (string, error) {
-	return a.initrdFile(ctx, &a.withRoot, slices.Contains(a.b.o.formats, "kernel+initrd"), a.rootEntry())
+	return a.initrdFile(&a.withRoot, slices.Contains(a.b.o.formats, "kernel+initrd"), func(w io.Writer) error {
+		stage0, err := a.stage0Initrd(ctx)
+		if err != nil {
+			return err
+		}
+		return a.writeRootInitrd(ctx, w, stage0)
+	})
+}
+
+// writeRootInitrd writes the stage-0 initrd file stage0, then the root
+// image's archive, to w.
+func (a *artifacts) writeRootInitrd(ctx context.Context, w io.Writer, stage0 string) error {
+	f, err := os.Open(stage0)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(w, f)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	t := rootfs.New()
+	if r := a.host.Tree.Get(""); r != nil {
+		t.Put(r.Copy()) // the same root directory as the first archive's
+	}
+	t.Put(a.rootEntry())
+	// The image's root hash names its every byte; the rest of the key is
+	// what else the archive holds.
+	key := fmt.Sprintf("root image %x %d %d", a.root.Image.Verity.RootHash, a.root.Image.Size, a.b.o.epoch)
+	return output.WriteCachedInitrd(ctx, w, t, a.b.archiveCache(), key, output.WithCompression(a.b.o.compression))
 }
 
 // stage0Initrd is the file of the stage-0 initrd without the root (the
@@ -302,13 +336,15 @@ func (a *artifacts) rootInitrd(ctx context.Context) (string, error) {
 // once, removed by close: it streams into the ESP rather than sitting in
 // memory.
 func (a *artifacts) stage0Initrd(ctx context.Context) (string, error) {
-	return a.initrdFile(ctx, &a.stage0, false)
+	return a.initrdFile(&a.stage0, false, func(w io.Writer) error {
+		return writeStage0Initrd(ctx, w, a.host, a.b.o.compression)
+	})
 }
 
-// initrdFile writes the stage-0 initrd with extra entries to a temporary
-// file beside the outputs, once, and records its name in *path (and, with
-// hash, its digest in a.digests).
-func (a *artifacts) initrdFile(ctx context.Context, path *string, hash bool, extra ...*rootfs.Entry) (string, error) {
+// initrdFile writes an initrd with write to a temporary file beside the
+// outputs, once, and records its name in *path (and, with hash, its
+// digest in a.digests).
+func (a *artifacts) initrdFile(path *string, hash bool, write func(io.Writer) error) (string, error) {
 	if *path != "" {
 		return *path, nil
 	}
@@ -321,13 +357,13 @@ func (a *artifacts) initrdFile(ctx context.Context, path *string, hash bool, ext
 	if hash {
 		w = io.MultiWriter(tmp, h)
 	}
-	err = writeStage0Initrd(ctx, w, a.host, a.b.o.compression, extra...)
+	err = write(w)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		os.Remove(tmp.Name())
-		return "", err
+		return "", fmt.Errorf("writing the initrd: %w", err)
 	}
 	*path = tmp.Name()
 	if hash {
@@ -403,5 +439,8 @@ func describe(path, format string) (Output, error) {
 	return Output{Path: path, Format: format, Size: n, Digest: "sha256:" + hex.EncodeToString(h.Sum(nil))}, nil
 }
 
-// usesStage0 says whether format boots from the stage-0 initrd alone.
-func usesStage0(format string) bool { return format == "raw-efi" || format == "update" }
+// usesStage0 says whether format boots from the stage-0 initrd (with the
+// root image in a second archive for iso-efi and kernel+initrd).
+func usesStage0(format string) bool {
+	return format == "raw-efi" || format == "update" || format == "iso-efi" || format == "kernel+initrd"
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/bulkhead-dev/bulkhead/builder/resolve"
 	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
 	"github.com/bulkhead-dev/bulkhead/builder/scan"
+	"github.com/bulkhead-dev/bulkhead/internal/buildid"
 	"github.com/bulkhead-dev/bulkhead/internal/host/sysctl"
 )
 
@@ -125,6 +126,21 @@ func (b *Builder) ScanCache() (*scan.Cache, error) {
 		return nil, err
 	}
 	return scan.OpenCache(store.LayerCacheDir()), nil
+}
+
+// archiveCache opens the cache of compressed initrd archives in the image
+// store (nil, no cache, when the running program's version cannot be told
+// or the store cannot be written).
+func (b *Builder) archiveCache() *output.ArchiveCache {
+	store, err := OpenStore(b.o.store)
+	if err != nil {
+		return nil
+	}
+	v, err := buildid.Program()
+	if err != nil {
+		return nil
+	}
+	return output.OpenArchiveCache(store.ArchiveCacheDir(), v)
 }
 
 // Sysctls are the sysctls a host with hostInit applies at boot.

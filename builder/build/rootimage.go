@@ -189,18 +189,15 @@ func inStage0(p string) bool {
 	return strings.HasPrefix(p, "lib/modules/") || strings.HasPrefix(p, "usr/lib/modules/")
 }
 
-// writeStage0Initrd writes the stage-0 initrd with extra entries to w.
-func writeStage0Initrd(ctx context.Context, w io.Writer, host *rootfs.Host, comp output.Compression, extra ...*rootfs.Entry) error {
-	t := Stage0Tree(host.Tree)
-	for _, e := range extra {
-		t.Put(e)
-	}
+// writeStage0Initrd writes the stage-0 initrd a verified boot starts
+// from to w.
+func writeStage0Initrd(ctx context.Context, w io.Writer, host *rootfs.Host, comp output.Compression) error {
 	opts, done, err := initrdOptions(host, comp)
 	if err != nil {
 		return err
 	}
 	defer done()
-	return output.WriteInitrd(ctx, w, t, opts...)
+	return output.WriteInitrd(ctx, w, Stage0Tree(host.Tree), opts...)
 }
 
 // initrdOptions are the initrd writer's options for host: the compression

@@ -1,7 +1,6 @@
 package output
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -122,7 +121,7 @@ func WriteInitrd(ctx context.Context, w io.Writer, t *rootfs.Tree, opts ...Optio
 	if err != nil {
 		return fmt.Errorf("writing initrd: %w", err)
 	}
-	if err := writeCompressed(ctx, cw, t); err != nil {
+	if err := writeCPIOTo(ctx, cw, t); err != nil {
 		_ = cw.Close()
 		return fmt.Errorf("writing initrd: %w", err)
 	}
@@ -130,16 +129,6 @@ func WriteInitrd(ctx context.Context, w io.Writer, t *rootfs.Tree, opts ...Optio
 		return fmt.Errorf("writing initrd: finishing %s: %w", o.compression, err)
 	}
 	return nil
-}
-
-// writeCompressed writes the cpio archive through a buffer, since the cpio
-// writer issues many small writes.
-func writeCompressed(ctx context.Context, cw io.Writer, t *rootfs.Tree) error {
-	bw := bufio.NewWriterSize(cw, 256<<10)
-	if err := writeCPIO(ctx, bw, t); err != nil {
-		return err
-	}
-	return bw.Flush()
 }
 
 // compressor returns a writer that compresses into w; closing it finishes

@@ -96,6 +96,11 @@ func (s *Store) blobPath(h v1.Hash) string { return s.path("blobs", h.Algorithm,
 // Prune deletes a layer's with the layer.
 func (s *Store) LayerCacheDir() string { return s.path("cache", "layers") }
 
+// ArchiveCacheDir is where builds keep compressed initrd archives
+// (output.ArchiveCache): checked on every use, bounded in number, and
+// deleted by Prune.
+func (s *Store) ArchiveCacheDir() string { return s.path("cache", "initrd") }
+
 func (s *Store) uncompressedPath(diffID v1.Hash) string {
 	return s.path("uncompressed", diffID.Algorithm, diffID.Hex)
 }

@@ -90,7 +90,8 @@ func TestEntriesRemovePrune(t *testing.T) {
 }
 
 // TestPruneLayerCache: a layer's cache directory goes at prune with the
-// layer (and one of a layer the store never had), a live layer's stays.
+// layer (and one of a layer the store never had), a live layer's stays;
+// cached initrd archives go too.
 func TestPruneLayerCache(t *testing.T) {
 	s := newStore(t)
 	shared := tarOf(t, "shared", "shared layer")
@@ -115,6 +116,14 @@ func TestPruneLayerCache(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A cached initrd archive belongs to no image: prune deletes it.
+	if err := os.MkdirAll(s.ArchiveCacheDir(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(s.ArchiveCacheDir(), unknown.Hex)
+	if err := os.WriteFile(archive, []byte("archive"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Remove("example.com/a:1"); err != nil {
 		t.Fatal(err)
 	}
@@ -126,6 +135,9 @@ func TestPruneLayerCache(t *testing.T) {
 		if got := err == nil; got != want {
 			t.Errorf("cache of layer %s kept = %v, want %v", h, got, want)
 		}
+	}
+	if _, err := os.Stat(archive); err == nil {
+		t.Error("prune kept a cached initrd archive")
 	}
 }
 

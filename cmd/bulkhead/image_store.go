@@ -22,7 +22,7 @@ func imageSubcommands() []subcommand {
 		{"build", "build component images from recipes (images/<name>/) into the store", runImageBuild},
 		{"ls", "list the images in the store, with their sizes", runImageLs},
 		{"rm", "remove images from the store (their blobs go at the next prune)", runImageRm},
-		{"prune", "drop stale entries and delete the blobs no image uses", runImagePrune},
+		{"prune", "drop stale entries, delete the blobs and layer caches no image uses and the cached initrd archives", runImagePrune},
 		{"save", "write images to a tar of an OCI image layout", runImageSave},
 		{"load", "read images from a tar of an OCI image layout", runImageLoad},
 		{"push", "push a stored image to a registry", runImagePush},

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulkhead-dev/bulkhead/builder/resolve"
 	"github.com/bulkhead-dev/bulkhead/internal/qemu"
 	"github.com/bulkhead-dev/bulkhead/internal/sdbootdeb"
 )
@@ -203,18 +204,34 @@ func TestServicesRestartAndBackOff(t *testing.T) {
 // The same spec built twice gives the same bytes for every output.
 func TestBuildIsReproducible(t *testing.T) {
 	a := buildSpec(t, "../examples/minimal.yml", t.TempDir())
+	// The second build takes the root image's archive from the store's
+	// initrd cache; the third, with that cache gone, compresses it again.
+	store, err := resolve.DefaultStoreDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := filepath.Join(store, "cache", "initrd")
+	if des, err := os.ReadDir(cache); err != nil || len(des) == 0 {
+		t.Fatalf("no initrd archive cached in %s after a build (%v)", cache, err)
+	}
 	b := buildSpec(t, "../examples/minimal.yml", t.TempDir())
+	if err := os.RemoveAll(cache); err != nil {
+		t.Fatal(err)
+	}
+	c := buildSpec(t, "../examples/minimal.yml", t.TempDir())
 	for _, suffix := range []string{"-kernel", "-initrd.img", "-cmdline"} {
 		x, err := os.ReadFile(a + suffix)
 		if err != nil {
 			t.Fatal(err)
 		}
-		y, err := os.ReadFile(b + suffix)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(x, y) {
-			t.Errorf("%s differs between two builds", suffix)
+		for i, other := range []string{b, c} {
+			y, err := os.ReadFile(other + suffix)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(x, y) {
+				t.Errorf("%s differs between build 1 and build %d (cache %s)", suffix, i+2, []string{"hit", "emptied"}[i])
+			}
 		}
 	}
 }

@@ -34,7 +34,7 @@ type artifacts struct {
 	root       *RootImage
 	bootloader []byte
 	withRoot   string // the file of the stage-0 initrd carrying the root image
-	stage0     string // the file of the stage-0 initrd alone (raw-efi, update)
+	stage0     string // the file of the stage-0 initrd alone (withRoot begins with it)
 	// ukis are the UKIs made, by initrd file and command line: raw-efi
 	// and an update bundle carry the same one, assembled and signed once.
 	ukis map[[2]string][]byte
@@ -332,9 +332,9 @@ func (a *artifacts) writeRootInitrd(ctx context.Context, w io.Writer, stage0 str
 }
 
 // stage0Initrd is the file of the stage-0 initrd without the root (the
-// raw disk's and the update bundle's: the root is a partition), written
-// once, removed by close: it streams into the ESP rather than sitting in
-// memory.
+// raw disk's and the update bundle's, where the root is a partition, and
+// the first archive of rootInitrd's), written once, removed by close: it
+// streams into the ESP rather than sitting in memory.
 func (a *artifacts) stage0Initrd(ctx context.Context) (string, error) {
 	return a.initrdFile(&a.stage0, false, func(w io.Writer) error {
 		return writeStage0Initrd(ctx, w, a.host, a.b.o.compression)

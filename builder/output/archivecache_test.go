@@ -12,6 +12,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
+	"github.com/bulkhead-dev/bulkhead/internal/test/testfile"
 )
 
 // cacheTree is a tree whose archive compresses to several zstd blocks.
@@ -39,19 +40,6 @@ func cachedInitrd(t *testing.T, c *ArchiveCache, tr *rootfs.Tree, key string) []
 		t.Fatal(err)
 	}
 	return b.Bytes()
-}
-
-func cacheFiles(t *testing.T, dir string) []string {
-	t.Helper()
-	des, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, de := range des {
-		names = append(names, de.Name())
-	}
-	return names
 }
 
 // TestArchiveCacheHit: a miss writes what WriteInitrd writes and keeps it;
@@ -212,7 +200,7 @@ func TestArchiveCacheKeepsFour(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 		cachedInitrd(t, c, tr, k)
 	}
-	names := cacheFiles(t, dir)
+	names := testfile.Names(t, dir)
 	if len(names) != archiveCacheKeep {
 		t.Fatalf("%d entries, want %d: %v", len(names), archiveCacheKeep, names)
 	}

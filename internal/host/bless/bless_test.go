@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/bulkhead-dev/bulkhead/internal/test/testfile"
 )
 
 // Variable contents as efivarfs shows them: attributes 0x6
@@ -87,15 +89,7 @@ func esp(t *testing.T, entries ...string) string {
 
 func entries(t *testing.T, root string) []string {
 	t.Helper()
-	des, err := os.ReadDir(filepath.Join(root, "loader", "entries"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, de := range des {
-		names = append(names, de.Name())
-	}
-	return names
+	return testfile.Names(t, filepath.Join(root, "loader", "entries"))
 }
 
 func TestBless(t *testing.T) {

@@ -1,4 +1,5 @@
-// Package testfile changes files for tests of what damaged input does.
+// Package testfile changes and lists files for tests (damaged input,
+// what a directory holds).
 package testfile
 
 import (
@@ -30,4 +31,18 @@ func FlipByte(tb testing.TB, p string, off int64) {
 	if _, err := f.WriteAt(b, off); err != nil {
 		tb.Fatal(err)
 	}
+}
+
+// Names lists the names in directory dir, sorted.
+func Names(tb testing.TB, dir string) []string {
+	tb.Helper()
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var names []string
+	for _, de := range des {
+		names = append(names, de.Name())
+	}
+	return names
 }

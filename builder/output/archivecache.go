@@ -115,7 +115,7 @@ func (c *ArchiveCache) check(ctx context.Context, name string, t *rootfs.Tree) e
 	}
 	// The window bounds the decoder's memory; what it decodes is compared
 	// as it comes, so a stream that runs on is read one byte too far.
-	d, err := zstd.NewReader(f, zstd.WithDecoderMaxWindow(maxZstdWindow))
+	d, err := zstd.NewReader(f, zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
 	if err != nil {
 		return err
 	}

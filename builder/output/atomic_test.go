@@ -12,20 +12,8 @@ import (
 	"testing"
 
 	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
+	"github.com/bulkhead-dev/bulkhead/internal/test/testfile"
 )
-
-func dirNames(t *testing.T, dir string) []string {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	return names
-}
 
 func TestAtomicFileCommit(t *testing.T) {
 	dir := t.TempDir()
@@ -37,7 +25,7 @@ func TestAtomicFileCommit(t *testing.T) {
 	if _, err := f.Write([]byte("hello")); err != nil {
 		t.Fatal(err)
 	}
-	names := dirNames(t, dir)
+	names := testfile.Names(t, dir)
 	if len(names) != 1 || !strings.HasPrefix(names[0], ".out.img.tmp-") {
 		t.Fatalf("while writing, directory holds %q, want one .out.img.tmp-*", names)
 	}
@@ -47,7 +35,7 @@ func TestAtomicFileCommit(t *testing.T) {
 	if err := f.Abort(); err != nil {
 		t.Fatalf("abort after commit: %v", err)
 	}
-	if got := dirNames(t, dir); !slices.Equal(got, []string{"out.img"}) {
+	if got := testfile.Names(t, dir); !slices.Equal(got, []string{"out.img"}) {
 		t.Fatalf("after commit, directory holds %q", got)
 	}
 	data, err := os.ReadFile(p)
@@ -78,7 +66,7 @@ func TestAtomicFileAbortLeavesNothing(t *testing.T) {
 	if err := f.Commit(); err == nil {
 		t.Fatal("commit after abort succeeded")
 	}
-	if got := dirNames(t, dir); !slices.Equal(got, []string{"out.img"}) {
+	if got := testfile.Names(t, dir); !slices.Equal(got, []string{"out.img"}) {
 		t.Fatalf("after abort, directory holds %q", got)
 	}
 	if data, _ := os.ReadFile(p); string(data) != "old" {
@@ -110,7 +98,7 @@ func TestWriteKernelInitrd(t *testing.T) {
 			t.Errorf("%s: digest %q, the file's %x", p, got.Digests[p], sum)
 		}
 	}
-	if names := dirNames(t, dir); !slices.Equal(names, []string{"host-cmdline", "host-initrd.img", "host-kernel"}) {
+	if names := testfile.Names(t, dir); !slices.Equal(names, []string{"host-cmdline", "host-initrd.img", "host-kernel"}) {
 		t.Fatalf("directory holds %q", names)
 	}
 	checkFile(t, got.Kernel, kernel)
@@ -163,7 +151,7 @@ func TestWriteKernelInitrdAllOrNothing(t *testing.T) {
 			if _, err := WriteKernelInitrd(c.ctx, dir, "host", c.in); err == nil {
 				t.Fatal("no error")
 			}
-			if names := dirNames(t, dir); len(names) != 0 {
+			if names := testfile.Names(t, dir); len(names) != 0 {
 				t.Fatalf("failed write left %q", names)
 			}
 		})
@@ -198,7 +186,7 @@ func TestWriteKernelInitrdLinksInitrd(t *testing.T) {
 	if b.Mode().Perm() != 0o644 || got.Digests[got.Initrd] != digest {
 		t.Fatalf("linked initrd: mode %v, digest %q", b.Mode().Perm(), got.Digests[got.Initrd])
 	}
-	if names := dirNames(t, dir); !slices.Equal(names, []string{".host-initrd-tmp.img", "host-cmdline", "host-initrd.img", "host-kernel"}) {
+	if names := testfile.Names(t, dir); !slices.Equal(names, []string{".host-initrd-tmp.img", "host-cmdline", "host-initrd.img", "host-kernel"}) {
 		t.Fatalf("directory holds %q", names)
 	}
 	// Without the digest: a copy, hashed on the way.
@@ -232,7 +220,7 @@ func TestLinkedFileAbort(t *testing.T) {
 	if err := f.Abort(); err != nil {
 		t.Fatal(err)
 	}
-	if names := dirNames(t, dir); !slices.Equal(names, []string{"src"}) {
+	if names := testfile.Names(t, dir); !slices.Equal(names, []string{"src"}) {
 		t.Fatalf("directory holds %q", names)
 	}
 	checkFile(t, src, []byte("data"))

@@ -3,23 +3,10 @@ package output
 import (
 	"os"
 	"path/filepath"
-	"sort"
 	"testing"
-)
 
-func names(t *testing.T, dir string) []string {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range ents {
-		out = append(out, e.Name())
-	}
-	sort.Strings(out)
-	return out
-}
+	"github.com/bulkhead-dev/bulkhead/internal/test/testfile"
+)
 
 func TestStageCommitMovesEverything(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
@@ -45,13 +32,13 @@ func TestStageCommitMovesEverything(t *testing.T) {
 	if got := s.Final(filepath.Join(s.Dir(), "host.img")); got != filepath.Join(out, "host.img") {
 		t.Errorf("Final = %s", got)
 	}
-	if got := names(t, out); len(got) != 3 { // the old files and the stage
+	if got := testfile.Names(t, out); len(got) != 3 { // the old files and the stage
 		t.Fatalf("before commit: %v", got)
 	}
 	if err := s.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	if got := names(t, out); len(got) != 2 || got[0] != "host.img" || got[1] != "host.tar" {
+	if got := testfile.Names(t, out); len(got) != 2 || got[0] != "host.img" || got[1] != "host.tar" {
 		t.Fatalf("after commit: %v", got)
 	}
 	if b, _ := os.ReadFile(filepath.Join(out, "host.tar")); string(b) != "new host.tar" {
@@ -72,7 +59,7 @@ func TestStageAbortLeavesOutputAsItWas(t *testing.T) {
 	if err := s.Abort(); err != nil {
 		t.Fatal(err)
 	}
-	if got := names(t, out); len(got) != 1 || got[0] != "host.tar" {
+	if got := testfile.Names(t, out); len(got) != 1 || got[0] != "host.tar" {
 		t.Fatalf("after abort: %v", got)
 	}
 	if b, _ := os.ReadFile(filepath.Join(out, "host.tar")); string(b) != "old" {

@@ -7,27 +7,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/bulkhead-dev/bulkhead/builder/output"
+	"github.com/bulkhead-dev/bulkhead/internal/test/testfile"
 )
-
-func dirNames(t *testing.T, dir string) []string {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range ents {
-		out = append(out, e.Name())
-	}
-	sort.Strings(out)
-	return out
-}
 
 func buildInto(ctx context.Context, t *testing.T, out, spec string, args ...string) (string, int) {
 	t.Helper()
@@ -58,7 +44,7 @@ func TestBuildFailedFormatLeavesOutputAsItWas(t *testing.T) {
 	if code != 1 || !strings.Contains(se, "writing kernel+initrd: the spec names no kernel image") {
 		t.Fatalf("exit %d, stderr %s", code, se)
 	}
-	if got := dirNames(t, out); len(got) != 1 || got[0] != "host.tar" {
+	if got := testfile.Names(t, out); len(got) != 1 || got[0] != "host.tar" {
 		t.Fatalf("output directory holds %v after a failed build", got)
 	}
 	if b, _ := os.ReadFile(filepath.Join(out, "host.tar")); string(b) != "earlier build" {
@@ -81,7 +67,7 @@ func TestBuildCanceledLeavesNothing(t *testing.T) {
 	if _, err := buildHost(ctx, []string{spec}, f, 0, io.Discard, progress); err == nil {
 		t.Fatal("a canceled build succeeded")
 	}
-	if got := dirNames(t, out); len(got) != 0 {
+	if got := testfile.Names(t, out); len(got) != 0 {
 		t.Fatalf("output directory holds %v after a canceled build", got)
 	}
 }
@@ -99,7 +85,7 @@ func TestBuildRemovesStaleStage(t *testing.T) {
 	if se, code := buildInto(context.Background(), t, out, spec, "--name", "host", "--format", "tar"); code != 0 {
 		t.Fatalf("exit %d: %s", code, se)
 	}
-	for _, n := range dirNames(t, out) {
+	for _, n := range testfile.Names(t, out) {
 		if strings.HasPrefix(n, ".") {
 			t.Errorf("%s left in the output directory", n)
 		}
@@ -119,7 +105,7 @@ func TestBuildNameIsAFileName(t *testing.T) {
 			t.Errorf("--name %q: exit %d, stderr %s", name, code, se)
 		}
 	}
-	if got := dirNames(t, parent); len(got) != 0 {
+	if got := testfile.Names(t, parent); len(got) != 0 {
 		t.Errorf("refused builds wrote %v", got)
 	}
 }
@@ -137,7 +123,7 @@ func TestBuildRefusesSpecialSpecFiles(t *testing.T) {
 		if code != 1 || !strings.Contains(se, spec+":1:1: spec is not a regular file") {
 			t.Errorf("build %s: exit %d, stderr %s", spec, code, se)
 		}
-		if got := dirNames(t, out); len(got) != 0 {
+		if got := testfile.Names(t, out); len(got) != 0 {
 			t.Errorf("build %s wrote %v", spec, got)
 		}
 	}

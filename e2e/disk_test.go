@@ -16,6 +16,7 @@ import (
 
 	"github.com/bulkhead-dev/bulkhead/builder/disk"
 	"github.com/bulkhead-dev/bulkhead/internal/qemu"
+	"github.com/bulkhead-dev/bulkhead/internal/test/testfile"
 	"github.com/bulkhead-dev/bulkhead/internal/verity"
 )
 
@@ -276,22 +277,9 @@ func bootRawTwice(t *testing.T, img string, b diskBuild) {
 // must refuse the root and reboot, and no service may start.
 func bootCorrupt(t *testing.T, img string, rootA disk.Partition, p verity.Params) {
 	dev := copyImage(t, img)
-	f, err := os.OpenFile(dev, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The middle of the file system is file data (erofs lays out inodes
 	// and data from the start; the tree has tens of MiB of binaries).
-	off := rootA.Offset + int64(p.DataBlocks/2)*verity.BlockSize + 123
-	buf := make([]byte, 1)
-	if _, err := f.ReadAt(buf, off); err != nil {
-		t.Fatal(err)
-	}
-	buf[0] ^= 0xff
-	if _, err := f.WriteAt(buf, off); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	testfile.FlipByte(t, dev, rootA.Offset+int64(p.DataBlocks/2)*verity.BlockSize+123)
 	vm, _ := bootUEFI(t, qemu.Config{Disk: dev, Timeout: 5 * time.Minute})
 	waitFor(t, vm, "root verification failed", 4*time.Minute)
 	waitFor(t, vm, "refusing to mount it", 10*time.Second)

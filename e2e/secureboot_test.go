@@ -120,6 +120,17 @@ func swtpmAt(t *testing.T, dir string) []string {
 	return []string{"-chardev", "socket,id=chrtpm,path=" + sock, "-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-tis,tpmdev=tpm0"}
 }
 
+// blankVarsStore is a copy of OVMF's blank variable store (Secure Boot
+// in setup mode), kept across the test's boots.
+func blankVarsStore(t *testing.T) string {
+	t.Helper()
+	vars := filepath.Join(t.TempDir(), "OVMF_VARS.fd")
+	if out, err := exec.Command("cp", blankVars, vars).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	return vars
+}
+
 // verifyOutput runs bulkhead verify --secureboot on img with cert.
 func verifyOutput(t *testing.T, img, cert string) (string, error) {
 	out, err := exec.Command(bulkhead, "verify", "--secureboot", "--cert", cert, img).CombinedOutput()
@@ -174,10 +185,7 @@ func TestSecureBoot(t *testing.T) {
 	bad := badUKIs(t, img, good, keys, other)
 
 	dev := copyImage(t, img)
-	vars := filepath.Join(t.TempDir(), "OVMF_VARS.fd")
-	if out, err := exec.Command("cp", blankVars, vars).CombinedOutput(); err != nil {
-		t.Fatalf("cp: %v %s", err, out)
-	}
+	vars := blankVarsStore(t)
 	vm, port := sbBoot(t, dev, vars, swtpm(t)...)
 	waitFor(t, vm, "Enrolling secure boot keys from directory: \\loader\\keys\\auto", 4*time.Minute)
 	waitFor(t, vm, "Secure boot enabled", 5*time.Minute)

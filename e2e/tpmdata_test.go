@@ -83,10 +83,7 @@ func TestTPMSealedData(t *testing.T) {
 	}
 
 	dev := copyImage(t, b.output("raw-efi"))
-	vars := filepath.Join(t.TempDir(), "OVMF_VARS.fd")
-	if out, err := exec.Command("cp", blankVars, vars).CombinedOutput(); err != nil {
-		t.Fatalf("cp: %v %s", err, out)
-	}
+	vars := blankVarsStore(t)
 	state := tpmState(t)
 	vm, port := sbBoot(t, dev, vars, swtpmAt(t, state)...)
 	waitFor(t, vm, "Secure boot enabled", 5*time.Minute)

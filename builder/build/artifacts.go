@@ -65,14 +65,12 @@ func (a *artifacts) write(ctx context.Context) ([]Output, error) {
 				return nil, fmt.Errorf("writing %s: a verified root needs bulkhead's init as /init (the image bulkhead/init, %s): it checks and mounts the root image", format, InitPackage)
 			}
 			a.b.step("root image", "writing the verified root image")
-			// The stage-0 initrd does not depend on the root image: it is
+			// Every format with a verified root boots from the stage-0
+			// initrd, which does not depend on the root image: it is
 			// compressed on the other core meanwhile.
 			stage0 := make(chan error, 1)
 			go func() {
-				var err error
-				if slices.ContainsFunc(a.b.o.formats, usesStage0) {
-					_, err = a.stage0Initrd(ctx)
-				}
+				_, err := a.stage0Initrd(ctx)
 				stage0 <- err
 			}()
 			root, err := a.b.RootImage(ctx, a.spec, a.host, a.dir)
@@ -437,10 +435,4 @@ func describe(path, format string) (Output, error) {
 		return Output{}, err
 	}
 	return Output{Path: path, Format: format, Size: n, Digest: "sha256:" + hex.EncodeToString(h.Sum(nil))}, nil
-}
-
-// usesStage0 says whether format boots from the stage-0 initrd (with the
-// root image in a second archive for iso-efi and kernel+initrd).
-func usesStage0(format string) bool {
-	return format == "raw-efi" || format == "update" || format == "iso-efi" || format == "kernel+initrd"
 }

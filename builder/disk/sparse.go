@@ -5,9 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"golang.org/x/sys/unix"
 	"io"
 	"os"
+
+	"github.com/bulkhead-dev/bulkhead/internal/regfile"
 )
 
 const (
@@ -106,19 +107,7 @@ const scratchChunk = 1 * MiB
 func (s *scratchFile) eachData(fn func(off int64, b []byte) error) error {
 	bufs := [2][]byte{make([]byte, scratchChunk), make([]byte, scratchChunk)}
 	i := 0
-	for off := int64(0); off < s.size; {
-		data, err := s.f.Seek(off, unix.SEEK_DATA)
-		if errors.Is(err, unix.ENXIO) {
-			return nil // only a hole is left
-		}
-		if err != nil {
-			return err
-		}
-		hole, err := s.f.Seek(data, unix.SEEK_HOLE)
-		if err != nil {
-			return err
-		}
-		hole = min(hole, s.size)
+	return regfile.DataRegions(s.f, s.size, func(data, hole int64) error {
 		for p := data; p < hole; i++ {
 			b := bufs[i%2][:min(hole-p, scratchChunk)]
 			if _, err := s.f.ReadAt(b, p); err != nil {
@@ -129,7 +118,6 @@ func (s *scratchFile) eachData(fn func(off int64, b []byte) error) error {
 			}
 			p += int64(len(b))
 		}
-		off = hole
-	}
-	return nil
+		return nil
+	})
 }

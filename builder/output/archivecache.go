@@ -67,8 +67,12 @@ func WriteCachedInitrd(ctx context.Context, w io.Writer, t *rootfs.Tree, c *Arch
 		return WriteInitrd(ctx, w, t, opts...)
 	}
 	name := c.path(key, o.zstdLevel)
-	if c.check(ctx, name, t) == nil {
-		return c.copy(w, name)
+	if f, err := c.open(ctx, name, t); err == nil {
+		defer f.Close()
+		if _, err := io.Copy(w, f); err != nil {
+			return fmt.Errorf("writing initrd: %w", err)
+		}
+		return nil
 	}
 	tmp, err := os.CreateTemp(c.dir, ".tmp-*")
 	if err != nil {
@@ -93,13 +97,26 @@ func (c *ArchiveCache) path(key string, level int) string {
 	return filepath.Join(c.dir, hex.EncodeToString(h.Sum(nil)))
 }
 
-// check says why the entry at name is not t's archive, or nil when it is.
-func (c *ArchiveCache) check(ctx context.Context, name string, t *rootfs.Tree) error {
+// open returns the entry at name, at its start, when it is t's archive,
+// or says why it is not.
+func (c *ArchiveCache) open(ctx context.Context, name string, t *rootfs.Tree) (*os.File, error) {
 	f, err := os.Open(name)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer f.Close()
+	if err := check(ctx, f, t); err != nil {
+		f.Close()
+		return nil, err
+	}
+	// Used: the newest entry, the last to be evicted.
+	now := time.Now()
+	os.Chtimes(name, now, now)
+	return f, nil
+}
+
+// check says why f is not t's archive, or nil when it is; it leaves f at
+// its start.
+func check(ctx context.Context, f *os.File, t *rootfs.Tree) error {
 	st, err := f.Stat()
 	if err != nil {
 		return err
@@ -119,28 +136,22 @@ func (c *ArchiveCache) check(ctx context.Context, name string, t *rootfs.Tree) e
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	same := &sameWriter{r: d}
-	if err := writeCPIOTo(ctx, same, t); err != nil {
+	err = sameArchive(ctx, d, t)
+	d.Close() // before the seek: the decoder reads f
+	if err != nil {
 		return err
 	}
-	if n, err := d.Read(make([]byte, 1)); n != 0 || err != io.EOF {
-		return errors.New("cache entry decompresses to more than the archive")
-	}
-	// Used: the newest entry, the last to be evicted.
-	now := time.Now()
-	os.Chtimes(name, now, now)
-	return nil
+	_, err = f.Seek(0, io.SeekStart)
+	return err
 }
 
-func (c *ArchiveCache) copy(w io.Writer, name string) error {
-	f, err := os.Open(name)
-	if err != nil {
-		return fmt.Errorf("writing initrd: %w", err)
+// sameArchive says why what r holds is not t's uncompressed archive.
+func sameArchive(ctx context.Context, r io.Reader, t *rootfs.Tree) error {
+	if err := writeCPIOTo(ctx, &sameWriter{r: r}, t); err != nil {
+		return err
 	}
-	defer f.Close()
-	if _, err := io.Copy(w, f); err != nil {
-		return fmt.Errorf("writing initrd: %w", err)
+	if n, err := r.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		return errors.New("cache entry decompresses to more than the archive")
 	}
 	return nil
 }

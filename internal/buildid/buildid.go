@@ -7,13 +7,17 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"sync"
 
 	"github.com/bulkhead-dev/bulkhead/internal/regfile"
 )
 
 // Program is the Go build ID of the running program, or, when it
-// has none, the sha256 of its file.
-func Program() (string, error) {
+// has none, the sha256 of its file. It is read once per process: a build
+// asks for each of its caches.
+var Program = sync.OnceValues(program)
+
+func program() (string, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return "", err

@@ -1,13 +1,12 @@
 package qemu
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 
-	"golang.org/x/sys/unix"
+	"github.com/bulkhead-dev/bulkhead/internal/regfile"
 )
 
 // sizeDisk returns the disk image qemu attaches and whether it attaches it
@@ -66,28 +65,11 @@ func sparseCopy(src, dst string, size int64) error {
 	return out.Close()
 }
 
-// copyData copies each data region of in (SEEK_DATA/SEEK_HOLE; a file
-// system without them reports the whole file as data) to the same offset
-// of out.
+// copyData copies each data region of in's first end bytes to the same
+// offset of out.
 func copyData(out, in *os.File, end int64) error {
-	fd := int(in.Fd())
-	for off := int64(0); off < end; {
-		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
-		if errors.Is(err, unix.ENXIO) {
-			return nil // no data after off
-		}
-		if err != nil {
-			return err
-		}
-		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
-		if err != nil {
-			return err
-		}
-		hole = min(hole, end)
-		if _, err := io.Copy(io.NewOffsetWriter(out, data), io.NewSectionReader(in, data, hole-data)); err != nil {
-			return err
-		}
-		off = hole
-	}
-	return nil
+	return regfile.DataRegions(in, end, func(data, hole int64) error {
+		_, err := io.Copy(io.NewOffsetWriter(out, data), io.NewSectionReader(in, data, hole-data))
+		return err
+	})
 }

@@ -11,6 +11,8 @@ import (
 	"io"
 	"os"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // ErrNotRegular is returned (as a *NotRegularError) for a FIFO, a device,
@@ -125,4 +127,33 @@ func SHA256(path string) (string, int64, error) {
 		return "", 0, fmt.Errorf("reading %s: %w", path, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// DataRegions calls fn with each run [start, end) of the first size bytes
+// of f that holds data, in order, skipping holes (SEEK_DATA, SEEK_HOLE; a
+// file system without them reports the whole file as data). It moves f's
+// offset; read with ReadAt.
+func DataRegions(f *os.File, size int64, fn func(start, end int64) error) error {
+	for off := int64(0); off < size; {
+		data, err := f.Seek(off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			return nil // only a hole is left
+		}
+		if err != nil {
+			return err
+		}
+		hole, err := f.Seek(data, unix.SEEK_HOLE)
+		if err != nil {
+			return err
+		}
+		hole = min(hole, size)
+		if data >= hole {
+			return nil
+		}
+		if err := fn(data, hole); err != nil {
+			return err
+		}
+		off = hole
+	}
+	return nil
 }

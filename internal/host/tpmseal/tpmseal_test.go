@@ -95,6 +95,15 @@ func mustUnseal(t *testing.T, tpm transport.TPM, s *Sealed, key *rsa.PrivateKey,
 }
 
 // refused checks that err is an error whose text has want.
+// refusedByTPM is refused, where the TPM itself said no with rc.
+func refusedByTPM(t *testing.T, err error, want string, rc tpm2.TPMRC) {
+	t.Helper()
+	refused(t, err, want)
+	if !errors.Is(err, rc) {
+		t.Fatalf("%v: want %v", err, rc)
+	}
+}
+
 func refused(t *testing.T, err error, want string) {
 	t.Helper()
 	if err == nil {
@@ -258,20 +267,14 @@ func TestOtherKeyRefused(t *testing.T) {
 	var e struct{ SHA256 []sigEntry }
 	json.Unmarshal(sigFor(t, pcr, other), &e)
 	_, err = unseal(tpm, s, &other.PublicKey, PCRPolicy(pcr), e.SHA256[0].Sig)
-	refused(t, err, "the TPM refused to unseal")
-	if !errors.Is(err, tpm2.TPMRCPolicyFail) {
-		t.Fatalf("%v: want TPM_RC_POLICY_FAIL", err)
-	}
+	refusedByTPM(t, err, "the TPM refused to unseal", tpm2.TPMRCPolicyFail)
 	// A signature that is not the key's: the TPM refuses it.
 	json.Unmarshal(sigFor(t, pcr, key), &e)
 	bad := e.SHA256[0]
 	bad.Sig[7] ^= 1
 	js, _ := json.Marshal(map[string][]sigEntry{"sha256": {bad}})
 	_, err = Unseal(tpm, s, uki.PCRPKey(&key.PublicKey), js)
-	refused(t, err, "the TPM refused the .pcrsig")
-	if !errors.Is(err, tpm2.TPMRCSignature) {
-		t.Fatalf("%v: want TPM_RC_SIGNATURE", err)
-	}
+	refusedByTPM(t, err, "the TPM refused the .pcrsig", tpm2.TPMRCSignature)
 	assertNoHandles(t, tpm)
 }
 
@@ -289,10 +292,7 @@ func TestOtherPCRValueRefused(t *testing.T) {
 	var e struct{ SHA256 []sigEntry }
 	json.Unmarshal(sigFor(t, good[:], key), &e)
 	_, err = unseal(tpm, s, &key.PublicKey, PCRPolicy(good[:]), e.SHA256[0].Sig)
-	refused(t, err, "the TPM refused the PCR policy: PCR 11 is not the value the UKI's signature covers")
-	if !errors.Is(err, tpm2.TPMRCValue) {
-		t.Fatalf("%v: want TPM_RC_VALUE", err)
-	}
+	refusedByTPM(t, err, "the TPM refused the PCR policy: PCR 11 is not the value the UKI's signature covers", tpm2.TPMRCValue)
 	assertNoHandles(t, tpm)
 }
 

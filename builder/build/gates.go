@@ -140,7 +140,7 @@ func (b *Builder) archiveCache() *output.ArchiveCache {
 	if err != nil {
 		return nil
 	}
-	return output.OpenArchiveCache(store.ArchiveCacheDir(), v)
+	return output.OpenArchiveCache(store.ArchiveCacheDir(), v, store.Stamps())
 }
 
 // Sysctls are the sysctls a host with hostInit applies at boot.

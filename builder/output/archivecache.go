@@ -19,6 +19,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
+	"github.com/bulkhead-dev/bulkhead/internal/stamp"
 )
 
 // ArchiveCache keeps zstd-compressed initrd archives (what WriteInitrd
@@ -29,11 +30,19 @@ import (
 // decompresses to exactly the archive the tree makes now, compared byte
 // for byte. A damaged or planted entry costs a compression and is
 // replaced; it is never shipped. The check decompresses, which takes
-// about a quarter of the time compressing does.
+// about a quarter of the time compressing does; an entry checked before
+// that still holds its stamp (internal/stamp: the same file, unchanged
+// since, its bytes intact) is not checked again.
+//
+// Entries are named by the hex of their key's hash; used/ holds an empty
+// file of the same name whose time says when the entry was last used.
 type ArchiveCache struct {
 	dir     string
 	version string
 	keep    int
+	stamps  *stamp.Book
+	// checked counts the entries decompressed and compared (tests).
+	checked int
 }
 
 // archiveCacheKeep is how many entries a cache keeps, the most recently
@@ -45,14 +54,20 @@ const archiveCacheFormat = "bulkhead initrd archive cache 1"
 
 // OpenArchiveCache returns the cache in dir for the program version
 // (which belongs in every key: another compressor writes other bytes, and
-// a hit must give the bytes a compression would), or nil, no cache, when
-// version is empty or dir cannot be made.
-func OpenArchiveCache(dir, version string) *ArchiveCache {
-	if version == "" || os.MkdirAll(dir, 0o755) != nil {
+// a hit must give the bytes a compression would), with the entries
+// checked before vouched for by stamps (nil: every hit is checked), or
+// nil, no cache, when version is empty or dir cannot be made.
+func OpenArchiveCache(dir, version string, stamps *stamp.Book) *ArchiveCache {
+	if version == "" || os.MkdirAll(filepath.Join(dir, usedDir), 0o755) != nil {
 		return nil
 	}
-	return &ArchiveCache{dir: dir, version: version, keep: archiveCacheKeep}
+	return &ArchiveCache{dir: dir, version: version, keep: archiveCacheKeep, stamps: stamps}
 }
+
+// usedDir is the subdirectory of an archive cache that says when each
+// entry was last used: touching the entry itself would change its
+// times, and with them lose its stamp.
+const usedDir = "used"
 
 // WriteCachedInitrd is WriteInitrd through c: with zstd (and no
 // microcode), the compressed archive comes from c when c holds one for
@@ -87,6 +102,7 @@ func WriteCachedInitrd(ctx context.Context, w io.Writer, t *rootfs.Tree, c *Arch
 		os.Remove(tmp.Name())
 		return err
 	}
+	c.used(name)
 	c.evict()
 	return nil
 }
@@ -104,14 +120,32 @@ func (c *ArchiveCache) open(ctx context.Context, name string, t *rootfs.Tree) (*
 	if err != nil {
 		return nil, err
 	}
-	if err := check(ctx, f, t); err != nil {
-		f.Close()
-		return nil, err
+	subject := stampSubject(filepath.Base(name))
+	if !c.stamps.Holds(f, subject) {
+		p := c.stamps.Begin(f)
+		c.checked++
+		if err := check(ctx, f, t); err != nil {
+			f.Close()
+			return nil, err
+		}
+		c.stamps.Record(p, subject)
 	}
-	// Used: the newest entry, the last to be evicted.
-	now := time.Now()
-	os.Chtimes(name, now, now)
+	c.used(name)
 	return f, nil
+}
+
+// stampSubject is what an entry's stamp vouches for: the entry of that
+// name, which stands for its key, which names the tree.
+func stampSubject(entry string) string { return "initrd archive " + entry }
+
+// used notes that the entry at name was used now: the newest entry, the
+// last to be evicted.
+func (c *ArchiveCache) used(name string) {
+	p := filepath.Join(c.dir, usedDir, filepath.Base(name))
+	now := time.Now()
+	if os.Chtimes(p, now, now) != nil {
+		os.WriteFile(p, nil, 0o644)
+	}
 }
 
 // check says why f is not t's archive, or nil when it is; it leaves f at
@@ -170,7 +204,7 @@ func (c *ArchiveCache) evict() {
 	var entries []entry
 	for _, de := range des {
 		fi, err := de.Info()
-		if err != nil {
+		if err != nil || de.IsDir() {
 			continue
 		}
 		if strings.HasPrefix(de.Name(), ".tmp-") {
@@ -179,11 +213,17 @@ func (c *ArchiveCache) evict() {
 			}
 			continue
 		}
-		entries = append(entries, entry{de.Name(), fi.ModTime()})
+		last := fi.ModTime()
+		if u, err := os.Stat(filepath.Join(c.dir, usedDir, de.Name())); err == nil && u.ModTime().After(last) {
+			last = u.ModTime()
+		}
+		entries = append(entries, entry{de.Name(), last})
 	}
 	slices.SortFunc(entries, func(a, b entry) int { return b.mod.Compare(a.mod) })
 	for _, e := range entries[min(len(entries), c.keep):] {
 		os.Remove(filepath.Join(c.dir, e.name))
+		os.Remove(filepath.Join(c.dir, usedDir, e.name))
+		c.stamps.Forget(stampSubject(e.name))
 	}
 }
 

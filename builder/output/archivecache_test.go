@@ -6,12 +6,14 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
+	"github.com/bulkhead-dev/bulkhead/internal/stamp"
 	"github.com/bulkhead-dev/bulkhead/internal/test/testfile"
 )
 
@@ -47,7 +49,7 @@ func cachedInitrd(t *testing.T, c *ArchiveCache, tr *rootfs.Tree, key string) []
 // or key is another entry.
 func TestArchiveCacheHit(t *testing.T) {
 	dir := t.TempDir()
-	c := OpenArchiveCache(dir, "v1")
+	c := OpenArchiveCache(dir, "v1", nil)
 	tr := cacheTree(1)
 	want := plainInitrd(t, tr)
 	if got := cachedInitrd(t, c, tr, "k"); !bytes.Equal(got, want) {
@@ -78,7 +80,7 @@ func TestArchiveCacheHit(t *testing.T) {
 	if got := cachedInitrd(t, c, tr, "k"); !bytes.Equal(got, other.Bytes()) {
 		t.Fatal("a hit did not serve the cache entry")
 	}
-	if c.path("k", DefaultZstdLevel) == OpenArchiveCache(dir, "v2").path("k", DefaultZstdLevel) || c.path("k", 1) == c.path("j", 1) || c.path("k", 1) == c.path("k", 3) {
+	if c.path("k", DefaultZstdLevel) == OpenArchiveCache(dir, "v2", nil).path("k", DefaultZstdLevel) || c.path("k", 1) == c.path("j", 1) || c.path("k", 1) == c.path("k", 3) {
 		t.Fatal("version, key and level do not all name the entry")
 	}
 	// Other compressions and microcode do not use the cache.
@@ -95,7 +97,7 @@ func TestArchiveCacheHit(t *testing.T) {
 	}
 	file := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(file, nil, 0o644)
-	if OpenArchiveCache(filepath.Join(file, "cache"), "v1") != nil || OpenArchiveCache(dir, "") != nil {
+	if OpenArchiveCache(filepath.Join(file, "cache"), "v1", nil) != nil || OpenArchiveCache(dir, "", nil) != nil {
 		t.Error("a cache under a file, or for an unknown version, was opened")
 	}
 }
@@ -163,7 +165,7 @@ func TestArchiveCacheRefusesHostileEntries(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			c := OpenArchiveCache(dir, "v1")
+			c := OpenArchiveCache(dir, "v1", nil)
 			entry := c.path("k", DefaultZstdLevel)
 			if err := os.WriteFile(entry, tc.body, 0o600); err != nil {
 				t.Fatal(err)
@@ -181,7 +183,7 @@ func TestArchiveCacheRefusesHostileEntries(t *testing.T) {
 	}
 	t.Run("a directory", func(t *testing.T) {
 		dir := t.TempDir()
-		c := OpenArchiveCache(dir, "v1")
+		c := OpenArchiveCache(dir, "v1", nil)
 		os.Mkdir(c.path("k", DefaultZstdLevel), 0o755)
 		if got := cachedInitrd(t, c, tr, "k"); !bytes.Equal(got, want) {
 			t.Fatal("the archive differs")
@@ -189,10 +191,46 @@ func TestArchiveCacheRefusesHostileEntries(t *testing.T) {
 	})
 }
 
+// TestArchiveCacheStampedHit: an entry checked once is stamped and not
+// decompressed again while the stamp holds; once the entry changes, it is
+// checked again, and a bad one is replaced.
+func TestArchiveCacheStampedHit(t *testing.T) {
+	dir := t.TempDir()
+	// A clock past the settle margin: what the test writes can be stamped
+	// at once.
+	book := stamp.Open(filepath.Join(dir, "stamps"), filepath.Join(dir, "stamp.key"),
+		stamp.WithClock(func() time.Time { return time.Now().Add(time.Minute) }))
+	c := OpenArchiveCache(filepath.Join(dir, "cache"), "v1", book)
+	tr := cacheTree(1)
+	want := plainInitrd(t, tr)
+	for i, checks := range []int{0, 1, 1, 1} {
+		if got := cachedInitrd(t, c, tr, "k"); !bytes.Equal(got, want) {
+			t.Fatalf("build %d: the archive differs", i+1)
+		}
+		if c.checked != checks {
+			t.Fatalf("build %d: %d entries checked, want %d", i+1, c.checked, checks)
+		}
+	}
+	// The stamp is for this entry: another tree under another key is
+	// checked.
+	if got := cachedInitrd(t, c, cacheTree(2), "j"); !bytes.Equal(got, plainInitrd(t, cacheTree(2))) || c.checked != 1 {
+		t.Fatalf("a miss under another key: %d checks", c.checked)
+	}
+	// A changed entry loses its stamp, is checked, refused and replaced.
+	entry := c.path("k", DefaultZstdLevel)
+	testfile.FlipByte(t, entry, int64(len(want)/2))
+	if got := cachedInitrd(t, c, tr, "k"); !bytes.Equal(got, want) || c.checked != 2 {
+		t.Fatalf("a changed entry: served %d bytes after %d checks", len(got), c.checked)
+	}
+	if kept, _ := os.ReadFile(entry); !bytes.Equal(kept, want) {
+		t.Fatal("the changed entry was not replaced")
+	}
+}
+
 // TestArchiveCacheKeepsFour: the cache holds the four entries used last.
 func TestArchiveCacheKeepsFour(t *testing.T) {
 	dir := t.TempDir()
-	c := OpenArchiveCache(dir, "v1")
+	c := OpenArchiveCache(dir, "v1", nil)
 	tr := cacheTree(1)
 	// a, b, c, d; a again (a hit); e: b is the one used longest ago.
 	for _, k := range []string{"a", "b", "c", "d", "a", "e"} {
@@ -200,7 +238,7 @@ func TestArchiveCacheKeepsFour(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 		cachedInitrd(t, c, tr, k)
 	}
-	names := testfile.Names(t, dir)
+	names := slices.DeleteFunc(testfile.Names(t, dir), func(n string) bool { return n == usedDir })
 	if len(names) != archiveCacheKeep {
 		t.Fatalf("%d entries, want %d: %v", len(names), archiveCacheKeep, names)
 	}

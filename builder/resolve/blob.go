@@ -95,17 +95,6 @@ func (s *Store) readBlob(h v1.Hash) ([]byte, error) {
 	return io.ReadAll(rc)
 }
 
-// verifyBlob hashes a stored blob and checks it against its digest.
-func (s *Store) verifyBlob(h v1.Hash) error {
-	rc, err := s.openBlob(h)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	_, err = io.Copy(io.Discard, rc)
-	return err
-}
-
 // verifier hashes what is read through it and turns EOF into an error when
 // the content does not match the expected digest.
 type verifier struct {

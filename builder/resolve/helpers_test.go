@@ -7,6 +7,7 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/bulkhead-dev/bulkhead/internal/stamp"
 )
 
 // testRegistry is an in-process registry on 127.0.0.1 that counts requests.
@@ -174,6 +177,8 @@ func newStore(t *testing.T) *Store {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A key of the test's own, not the user's.
+	s.stamps = stamp.Open(s.StampDir(), filepath.Join(t.TempDir(), "stamp.key"))
 	return s
 }
 

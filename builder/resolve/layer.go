@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"os"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -67,11 +68,10 @@ func (s *Store) layer(ctx context.Context, digest, diffID v1.Hash, allow allowan
 		if err := allow.check(fi.Size()); err != nil {
 			return Layer{}, err
 		}
-		if err := s.verifyBlob(digest); err != nil {
+		if _, err := s.verifyStored(ctx, s.blobPath(digest), digest, "blob "); err != nil {
 			return Layer{}, err
 		}
-		n, err := verifyFile(ctx, l.Path, diffID)
-		l.Size = n
+		l.Size, err = s.verifyStored(ctx, l.Path, diffID, "uncompressed layer ")
 		return l, err
 	}
 	n, err := s.uncompress(ctx, digest, diffID, l.Path, allow)
@@ -164,21 +164,38 @@ func decompress(r *bufio.Reader) (io.ReadCloser, error) {
 	}
 }
 
-// verifyFile hashes a file and checks it against want, returning its size.
-func verifyFile(ctx context.Context, path string, want v1.Hash) (int64, error) {
+// verifyStored checks the stored file at path against its digest want:
+// by its stamp when it holds one (see internal/stamp), else by hashing it
+// whole, stamping it when it is right. It returns the file's size; what
+// names the file in errors.
+func (s *Store) verifyStored(ctx context.Context, path string, want v1.Hash, what string) (int64, error) {
 	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("%s%s is missing from the store: %w", what, want, err)
+	}
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
+	subject := what + want.String()
+	if s.stamps.Holds(f, subject) {
+		fi, err := f.Stat()
+		if err != nil {
+			return 0, err
+		}
+		return fi.Size(), nil
+	}
+	p := s.stamps.Begin(f)
+	s.hashed.Add(1)
 	h := sha256.New()
 	n, err := io.Copy(h, &ctxReader{ctx, f})
 	if err != nil {
 		return 0, fmt.Errorf("reading %s: %w", path, err)
 	}
 	if got := sum(h); got != want {
-		return 0, fmt.Errorf("uncompressed layer %s (%s): %w (it hashes to %s)", want, path, ErrCorrupt, got)
+		return 0, fmt.Errorf("%s%s (%s): %w (it hashes to %s)", what, want, path, ErrCorrupt, got)
 	}
+	s.stamps.Record(p, subject)
 	return n, nil
 }
 

@@ -14,10 +14,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+
+	"github.com/bulkhead-dev/bulkhead/internal/stamp"
 )
 
 func TestPullIntoEmptyStore(t *testing.T) {
@@ -557,5 +560,55 @@ func TestInsecureRegistryAndTransport(t *testing.T) {
 	}
 	if got.Digest != want {
 		t.Fatalf("got %s, want %s", got.Digest, want)
+	}
+}
+
+func TestStampedStoreFilesAreNotHashedAgain(t *testing.T) {
+	reg := newRegistry(t)
+	img := testImage(t, "amd64", tarOf(t, "etc/passwd", strings.Repeat("root:x:0:0::/root:/sbin/nologin\n", 50)))
+	ref := reg.host + "/app@" + reg.push(t, "app:v1", img).String()
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	layerDigest, _ := layers[0].Digest()
+	diffID, _ := layers[0].DiffID()
+	ctx := context.Background()
+	store := newStore(t)
+	// A clock past the settle margin, so what this test writes can be
+	// stamped at once.
+	store.stamps = stamp.Open(store.StampDir(), filepath.Join(t.TempDir(), "stamp.key"),
+		stamp.WithClock(func() time.Time { return time.Now().Add(time.Minute) }))
+	resolveOffline := func() error {
+		_, err := newResolver(t, WithStore(store), WithOffline(true)).Resolve(ctx, ref)
+		return err
+	}
+	if _, err := newResolver(t, WithStore(store)).Resolve(ctx, ref); err != nil {
+		t.Fatal(err)
+	}
+	before := store.hashed.Load()
+	if err := resolveOffline(); err != nil {
+		t.Fatal(err)
+	}
+	if n := store.hashed.Load() - before; n != 2 {
+		t.Fatalf("the first resolve from the store hashed %d files, want the layer blob and its tar", n)
+	}
+	before = store.hashed.Load()
+	if err := resolveOffline(); err != nil {
+		t.Fatal(err)
+	}
+	if n := store.hashed.Load() - before; n != 0 {
+		t.Fatalf("a resolve with every file stamped hashed %d files", n)
+	}
+	// A changed file loses its stamp and is caught by its digest.
+	for _, p := range []string{store.uncompressedPath(diffID), store.blobPath(layerDigest)} {
+		flipByte(t, p)
+		if err := resolveOffline(); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("%s changed under its stamp: %v", p, err)
+		}
+		flipByte(t, p)
+	}
+	if err := resolveOffline(); err != nil {
+		t.Fatalf("the files put back: %v", err)
 	}
 }

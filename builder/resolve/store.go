@@ -10,12 +10,15 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/bulkhead-dev/bulkhead/internal/stamp"
 )
 
 // Annotations bulkhead records on the store's index.json entries.
@@ -35,10 +38,17 @@ const (
 // plus the uncompressed tar of every layer under uncompressed/sha256/, and
 // what builds found in a layer under cache/layers/<diff ID hex>/
 // (LayerCacheDir), pruned with the layer.
+// A stored blob or uncompressed layer that was verified before and holds
+// its stamp (internal/stamp, kept under cache/verified/) is not hashed
+// again; any other is.
 // It is safe for concurrent use, also by several processes.
 type Store struct {
 	dir string
 	mu  sync.Mutex // serialises index.json updates inside this process
+	// stamps vouch for files verified before (nil: none do).
+	stamps *stamp.Book
+	// hashed counts the stored files hashed in full (tests).
+	hashed atomic.Int64
 }
 
 // DefaultStoreDir is $BULKHEAD_STORE, else $XDG_CACHE_HOME/bulkhead/store,
@@ -57,9 +67,13 @@ func DefaultStoreDir() (string, error) {
 	return filepath.Join(home, ".cache", "bulkhead", "store"), nil
 }
 
-// OpenStore opens the store in dir, creating it if missing.
+// OpenStore opens the store in dir, creating it if missing, with the
+// stamps under the user's key (stamp.KeyPath).
 func OpenStore(dir string) (*Store, error) {
 	s := &Store{dir: dir}
+	if key, err := stamp.KeyPath(); err == nil {
+		s.stamps = stamp.Open(s.StampDir(), key)
+	}
 	for _, d := range []string{s.path("blobs", "sha256"), s.path("uncompressed", "sha256")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("opening image store: %w", err)
@@ -97,9 +111,18 @@ func (s *Store) blobPath(h v1.Hash) string { return s.path("blobs", h.Algorithm,
 func (s *Store) LayerCacheDir() string { return s.path("cache", "layers") }
 
 // ArchiveCacheDir is where builds keep compressed initrd archives
-// (output.ArchiveCache): checked on every use, bounded in number, and
-// deleted by Prune.
+// (output.ArchiveCache): checked on use, bounded in number, and deleted
+// by Prune with the used/ records of when each was last used.
 func (s *Store) ArchiveCacheDir() string { return s.path("cache", "initrd") }
+
+// Stamps is the book of stamps the store's files are checked with (nil
+// when there is none): others keeping verified files in the store may use
+// it too.
+func (s *Store) Stamps() *stamp.Book { return s.stamps }
+
+// StampDir holds the stamps of verified files: Prune deletes them all
+// (each costs one verification to make again).
+func (s *Store) StampDir() string { return s.path("cache", "verified") }
 
 func (s *Store) uncompressedPath(diffID v1.Hash) string {
 	return s.path("uncompressed", diffID.Algorithm, diffID.Hex)

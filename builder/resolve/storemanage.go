@@ -188,13 +188,14 @@ func (s *Store) editIndex(edit func(*v1.IndexManifest) error) error {
 // Pruned is what Prune removed.
 type Pruned struct {
 	Entries []string `json:"entries"` // stale names dropped from the index
-	Files   int      `json:"files"`   // blobs, uncompressed layers, layer and initrd caches and referrer records deleted
+	Files   int      `json:"files"`   // blobs, uncompressed layers, layer and initrd caches, stamps and referrer records deleted
 	Bytes   int64    `json:"bytes"`
 }
 
 // Prune drops the stale (incomplete) entries, then deletes every blob,
 // uncompressed layer, layer cache and referrer record no remaining entry
-// uses, and the cached initrd archives (no entry needs them), that is
+// uses, and the cached initrd archives and the stamps (no entry needs
+// them), that is
 // older than grace (a pull or build writes its blobs before it names
 // them: the grace keeps a concurrent one's). now is the reference time.
 func (s *Store) Prune(grace time.Duration, now time.Time) (Pruned, error) {
@@ -228,6 +229,8 @@ func (s *Store) Prune(grace time.Duration, now time.Time) (Pruned, error) {
 			{s.path("referrers", "sha256"), func(h v1.Hash) bool { _, ok := live.blobs[h]; return ok }},
 			{s.LayerCacheDir(), func(h v1.Hash) bool { return live.diffIDs[h] }},
 			{s.ArchiveCacheDir(), func(v1.Hash) bool { return false }},
+			{filepath.Join(s.ArchiveCacheDir(), "used"), func(v1.Hash) bool { return false }},
+			{s.StampDir(), func(v1.Hash) bool { return false }},
 		} {
 			if err := s.sweep(sweep.dir, sweep.live, cutoff, &p); err != nil {
 				return err

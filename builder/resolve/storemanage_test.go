@@ -91,7 +91,7 @@ func TestEntriesRemovePrune(t *testing.T) {
 
 // TestPruneLayerCache: a layer's cache directory goes at prune with the
 // layer (and one of a layer the store never had), a live layer's stays;
-// cached initrd archives go too.
+// cached initrd archives and stamps go too.
 func TestPruneLayerCache(t *testing.T) {
 	s := newStore(t)
 	shared := tarOf(t, "shared", "shared layer")
@@ -120,9 +120,17 @@ func TestPruneLayerCache(t *testing.T) {
 	if err := os.MkdirAll(s.ArchiveCacheDir(), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// Nor do the record of its last use and the stamps.
 	archive := filepath.Join(s.ArchiveCacheDir(), unknown.Hex)
-	if err := os.WriteFile(archive, []byte("archive"), 0o600); err != nil {
-		t.Fatal(err)
+	used := filepath.Join(s.ArchiveCacheDir(), "used", unknown.Hex)
+	stampFile := filepath.Join(s.StampDir(), unknown.Hex)
+	for _, p := range []string{archive, used, stampFile} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := s.Remove("example.com/a:1"); err != nil {
 		t.Fatal(err)
@@ -136,8 +144,10 @@ func TestPruneLayerCache(t *testing.T) {
 			t.Errorf("cache of layer %s kept = %v, want %v", h, got, want)
 		}
 	}
-	if _, err := os.Stat(archive); err == nil {
-		t.Error("prune kept a cached initrd archive")
+	for _, p := range []string{archive, used, stampFile} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("prune kept %s", p)
+		}
 	}
 }
 

@@ -41,10 +41,18 @@ type artifacts struct {
 	// digests are the outputs hashed while written, by path: describe
 	// need not read them back.
 	digests map[string]string
+	// kernel waits for the kernel file of kernel+initrd, written on the
+	// other core while the root image is made (nil until started).
+	kernel func() (*output.AtomicFile, error)
 }
 
-// close removes the temporary root image and initrd.
+// close removes the temporary root image, initrd and kernel file.
 func (a *artifacts) close() {
+	if a.kernel != nil {
+		if f, _ := a.kernel(); f != nil {
+			f.Abort() // nothing once committed
+		}
+	}
 	a.root.Remove()
 	for _, p := range []string{a.withRoot, a.stage0} {
 		if p != "" {
@@ -73,6 +81,9 @@ func (a *artifacts) write(ctx context.Context) ([]Output, error) {
 				_, err := a.stage0Initrd(ctx)
 				stage0 <- err
 			}()
+			if slices.Contains(a.b.o.formats, "kernel+initrd") {
+				a.startKernel(ctx)
+			}
 			root, err := a.b.RootImage(ctx, a.spec, a.host, a.dir)
 			if serr := <-stage0; err == nil {
 				err = serr
@@ -164,12 +175,14 @@ func (a *artifacts) writeVerifiedKernelInitrd(ctx context.Context) ([]string, er
 	if err != nil {
 		return nil, err
 	}
-	kernel, c, err := a.root.Kernel.ReaderAt()
+	if a.kernel == nil {
+		a.startKernel(ctx)
+	}
+	kernel, err := a.kernel()
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
-	in := output.Inputs{Kernel: kernel, KernelSize: a.root.Kernel.Size, Cmdline: a.root.options(rootImgParam),
+	in := output.Inputs{KernelFile: kernel, Cmdline: a.root.options(rootImgParam),
 		InitrdPath: initrd, InitrdDigest: a.digests[initrd]}
 	ki, err := output.WriteKernelInitrd(ctx, a.dir, a.b.o.name, in)
 	if err != nil {
@@ -177,6 +190,32 @@ func (a *artifacts) writeVerifiedKernelInitrd(ctx context.Context) ([]string, er
 	}
 	a.hashed(ki.Digests)
 	return []string{ki.Kernel, ki.Initrd, ki.Cmdline}, nil
+}
+
+// startKernel starts writing the kernel file of kernel+initrd from the
+// host's kernel; a.kernel waits for it.
+func (a *artifacts) startKernel(ctx context.Context) {
+	done := make(chan struct{})
+	var f *output.AtomicFile
+	var err error
+	go func() {
+		defer close(done)
+		if a.host.Kernel == nil {
+			err = fmt.Errorf("the spec names no kernel image")
+			return
+		}
+		kernel, c, rerr := a.host.Kernel.ReaderAt()
+		if rerr != nil {
+			err = rerr
+			return
+		}
+		defer c.Close()
+		f, err = output.WriteKernel(ctx, a.dir, a.b.o.name, output.Inputs{Kernel: kernel, KernelSize: a.host.Kernel.Size})
+	}()
+	a.kernel = func() (*output.AtomicFile, error) {
+		<-done
+		return f, err
+	}
 }
 
 func (a *artifacts) loadBootloader() error {

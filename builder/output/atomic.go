@@ -8,6 +8,7 @@ import (
 	"hash"
 	"os"
 	"path/filepath"
+	"sync"
 )
 
 // AtomicFile is an output file written under a temporary name in its final
@@ -95,8 +96,12 @@ func (a *AtomicFile) Abort() error {
 	return nil
 }
 
-// finish flushes and closes the temporary file.
+// finish flushes and closes the temporary file, once: a file finished
+// ahead of its siblings (WriteKernel) is not flushed again.
 func (a *AtomicFile) finish() error {
+	if a.closed {
+		return nil
+	}
 	if err := a.f.Sync(); err != nil {
 		return fmt.Errorf("syncing %s: %w", a.path, err)
 	}
@@ -116,11 +121,16 @@ func commitAll(files ...*AtomicFile) error {
 			return fmt.Errorf("committing %s: already committed or aborted", a.path)
 		}
 	}
-	for _, a := range files {
-		if err := a.finish(); err != nil {
-			abortAll(files)
-			return err
-		}
+	// The flushes wait on the disk, not the CPU: all at once.
+	errs := make([]error, len(files))
+	var wg sync.WaitGroup
+	for i, a := range files {
+		wg.Go(func() { errs[i] = a.finish() })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		abortAll(files)
+		return err
 	}
 	for i, a := range files {
 		if err := os.Rename(a.f.Name(), a.path); err != nil {

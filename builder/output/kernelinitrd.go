@@ -28,6 +28,10 @@ type Inputs struct {
 	// InitrdDigest is the sha256 of the file at InitrdPath, hashed when it
 	// was written: given, that file is hard-linked into place, not copied.
 	InitrdDigest string
+	// KernelFile, when set, is the kernel already written to its file by
+	// WriteKernel (say while the initrd was being made); Kernel and
+	// KernelPath are then not used.
+	KernelFile *AtomicFile
 }
 
 // KernelInitrd holds the paths WriteKernelInitrd wrote.
@@ -60,6 +64,12 @@ func WriteKernelInitrd(ctx context.Context, dir, base string, in Inputs, opts ..
 	for _, p := range []string{paths.Kernel, paths.Initrd, paths.Cmdline} {
 		var f *AtomicFile
 		var err error
+		if p == paths.Kernel && in.KernelFile != nil {
+			if in.KernelFile.Name() != p {
+				return paths, fmt.Errorf("writing kernel+initrd: the kernel was written to %s, not %s", in.KernelFile.Name(), p)
+			}
+			f = in.KernelFile
+		}
 		if p == paths.Initrd && in.InitrdPath != "" && in.InitrdDigest != "" && in.Initrd == nil {
 			f, err = Link(p, in.InitrdPath, in.InitrdDigest)
 			linked = err == nil
@@ -72,8 +82,10 @@ func WriteKernelInitrd(ctx context.Context, dir, base string, in Inputs, opts ..
 		}
 		files = append(files, f)
 	}
-	if err := copyKernel(ctx, files[0], in); err != nil {
-		return paths, fmt.Errorf("writing kernel: %w", err)
+	if in.KernelFile == nil {
+		if err := copyKernel(ctx, files[0], in); err != nil {
+			return paths, fmt.Errorf("writing kernel: %w", err)
+		}
 	}
 	switch {
 	case linked: // in place already
@@ -100,6 +112,25 @@ func WriteKernelInitrd(ctx context.Context, dir, base string, in Inputs, opts ..
 		return paths, fmt.Errorf("writing kernel+initrd: %w", err)
 	}
 	return paths, nil
+}
+
+// WriteKernel writes the kernel file of kernel+initrd into dir from in's
+// kernel and flushes it to disk, ahead of the rest, for WriteKernelInitrd
+// to take as in.KernelFile; the caller aborts it if that never comes.
+func WriteKernel(ctx context.Context, dir, base string, in Inputs) (*AtomicFile, error) {
+	f, err := Create(KernelInitrdPaths(dir, base).Kernel)
+	if err != nil {
+		return nil, fmt.Errorf("writing kernel: %w", err)
+	}
+	if err := copyKernel(ctx, f, in); err != nil {
+		f.Abort()
+		return nil, fmt.Errorf("writing kernel: %w", err)
+	}
+	if err := f.finish(); err != nil {
+		f.Abort()
+		return nil, fmt.Errorf("writing kernel: %w", err)
+	}
+	return f, nil
 }
 
 // copyInitrd copies the initrd already written, streaming it from its file.

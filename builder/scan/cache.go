@@ -27,7 +27,11 @@ import (
 // scanner's version (the running program's Go build ID, which changes with
 // any of its code or rules), the layer's diff ID and the path, offset and
 // size of every file of the layer the tree holds, in tree order: a hit is
-// exactly what a new read would find. An entry carries the sha256 of its
+// exactly what a new read would find. The files whose bytes the tree
+// holds (a spec's files entries, what bulkhead writes) share one more
+// entry, keyed by their paths and the sha256 of their bytes, in a
+// directory no layer has (Prune deletes it), so that a warm build need
+// not load gitleaks' rules at all. An entry carries the sha256 of its
 // body; one that is too large, does not match, or does not decode is a
 // miss, read again and rewritten.
 type Cache struct {
@@ -76,11 +80,18 @@ type cachedFile struct {
 
 // layerGroups groups the regular files of all by the verified layer they
 // are read from (layers maps a layer file to its diff ID), each with its
-// cache key; files from anywhere else are not cached.
+// cache key, and the files whose bytes the tree holds (a spec's files
+// entries, what bulkhead writes) in one more group, keyed by those
+// bytes; files from anywhere else are not cached.
 func (c *Cache) layerGroups(all []*rootfs.Entry, layers map[string]string) []*layerFiles {
 	byBlob := map[string]*layerFiles{}
 	var order []string
+	inline := &layerFiles{diffID: inlineGroup}
 	for i, e := range all {
+		if e.Kind == rootfs.KindFile && e.Content.Blob == "" {
+			inline.index = append(inline.index, i)
+			continue
+		}
 		if e.Kind != rootfs.KindFile || !isSHA256(layers[e.Content.Blob]) {
 			continue
 		}
@@ -106,8 +117,28 @@ func (c *Cache) layerGroups(all []*rootfs.Entry, layers map[string]string) []*la
 		g.key = hex.EncodeToString(h.Sum(nil))
 		out = append(out, g)
 	}
+	if len(inline.index) > 0 {
+		h := sha256.New()
+		fmt.Fprintf(h, "%s\n%s\n%s\n", cacheFormat, c.version, inlineGroup)
+		for _, i := range inline.index {
+			e := all[i]
+			sum := sha256.Sum256(e.Content.Data)
+			h.Write([]byte(e.Path))
+			fmt.Fprintf(h, "\x00%d %x\n", e.Size, sum)
+		}
+		inline.key = hex.EncodeToString(h.Sum(nil))
+		out = append(out, inline)
+	}
 	return out
 }
+
+// inlineGroup names the cache directory of the files whose bytes the tree
+// holds, as a layer's diff ID names its own: no layer has it, so a prune
+// of the store deletes it, as it does the cache of a layer gone.
+var inlineGroup = func() string {
+	h := sha256.Sum256([]byte("bulkhead scan cache: files not read from a layer"))
+	return "sha256:" + hex.EncodeToString(h[:])
+}()
 
 // isSHA256 says whether d is "sha256:" and 64 lower-case hex digits: a
 // digest that can name a directory.
@@ -132,7 +163,78 @@ func (c *Cache) path(g *layerFiles) string {
 // load fills results for g's files from its entry and reports whether it
 // could: a missing, oversized, corrupt or mismatched entry is a miss.
 func (c *Cache) load(g *layerFiles, results []fileResult) bool {
-	f, err := os.Open(c.path(g))
+	var files []cachedFile
+	if !readCacheEntry(c.path(g), &files) || len(files) != len(g.index) {
+		return false
+	}
+	for j, i := range g.index {
+		cf := files[j]
+		results[i] = fileResult{secrets: cf.Secrets, elf: cf.ELF, interp: cf.Interp, goPkgs: cf.GoPkgs}
+	}
+	return true
+}
+
+// store writes g's results as its entry.
+func (c *Cache) store(g *layerFiles, results []fileResult) error {
+	files := make([]cachedFile, len(g.index))
+	for j, i := range g.index {
+		r := results[i]
+		files[j] = cachedFile{Secrets: r.secrets, ELF: r.elf, Interp: r.interp, GoPkgs: r.goPkgs}
+	}
+	return writeCacheEntry(c.path(g), files)
+}
+
+// text is a text a scan looks for secrets in that is not a file of the
+// tree: a string of an image's configuration, the spec, the kernel
+// command line.
+type text struct {
+	where string
+	data  []byte
+	// str marks a string rather than a file's text (secrets.ScanString).
+	str bool
+}
+
+// find scans t for secrets.
+func (t text) find() []secrets.Finding {
+	if t.str {
+		return secrets.ScanString(t.where, string(t.data))
+	}
+	return secrets.Scan(t.where, t.data, true)
+}
+
+// textSecrets are the secrets in each of texts, taken from the entry all
+// of them key when c holds it, else found and kept there (c may be nil).
+func (c *Cache) textSecrets(texts []text) [][]secrets.Finding {
+	var p string
+	if c != nil {
+		h := sha256.New()
+		fmt.Fprintf(h, "%s\n%s\ntexts\n", cacheFormat, c.version)
+		for _, t := range texts {
+			fmt.Fprintf(h, "%d %t %d %s\x00", len(t.where), t.str, len(t.data), t.where)
+			h.Write(t.data)
+		}
+		p = filepath.Join(c.dir, strings.TrimPrefix(inlineGroup, "sha256:"), "texts-"+hex.EncodeToString(h.Sum(nil)))
+		var found [][]secrets.Finding
+		if readCacheEntry(p, &found) && len(found) == len(texts) {
+			return found
+		}
+	}
+	found := make([][]secrets.Finding, len(texts))
+	for i, t := range texts {
+		found[i] = t.find()
+	}
+	if c != nil {
+		// A cache that cannot be written costs the next build a scan.
+		_ = writeCacheEntry(p, found)
+	}
+	return found
+}
+
+// readCacheEntry decodes the entry at p into v and reports whether it could: a
+// missing, oversized or corrupt entry, or one whose sum does not match,
+// is not read.
+func readCacheEntry(p string, v any) bool {
+	f, err := os.Open(p)
 	if err != nil {
 		return false
 	}
@@ -149,27 +251,15 @@ func (c *Cache) load(g *layerFiles, results []fileResult) bool {
 	if string(sum) != hex.EncodeToString(got[:]) {
 		return false
 	}
-	var files []cachedFile
-	if err := json.Unmarshal(body, &files); err != nil || len(files) != len(g.index) {
-		return false
-	}
-	for j, i := range g.index {
-		cf := files[j]
-		results[i] = fileResult{secrets: cf.Secrets, elf: cf.ELF, interp: cf.Interp, goPkgs: cf.GoPkgs}
-	}
-	return true
+	return json.Unmarshal(body, v) == nil
 }
 
-// store writes g's results as its entry: under a temporary name, then
-// renamed, so a reader never sees a part of one. It is not synced: an
-// entry a power cut spoils fails its sum and is read again.
-func (c *Cache) store(g *layerFiles, results []fileResult) error {
-	files := make([]cachedFile, len(g.index))
-	for j, i := range g.index {
-		r := results[i]
-		files[j] = cachedFile{Secrets: r.secrets, ELF: r.elf, Interp: r.interp, GoPkgs: r.goPkgs}
-	}
-	body, err := json.Marshal(files)
+// writeCacheEntry writes v as the entry at p, with the sha256 of its body on
+// the first line: under a temporary name, then renamed, so a reader never
+// sees a part of one. It is not synced: an entry a power cut spoils fails
+// its sum and is made again.
+func writeCacheEntry(p string, v any) error {
+	body, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
@@ -177,11 +267,10 @@ func (c *Cache) store(g *layerFiles, results []fileResult) error {
 		return nil // too large to be read back: not kept
 	}
 	sum := sha256.Sum256(body)
-	p := c.path(g)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(p), "."+g.key[:16]+".tmp-*")
+	tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
 	if err != nil {
 		return err
 	}

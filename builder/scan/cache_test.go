@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
 )
 
 // cacheHost is the test host with a key in a layer, and a vulnerability
@@ -59,9 +61,11 @@ func TestCacheSameReport(t *testing.T) {
 			t.Fatalf("%s cache: the report differs from an uncached scan:\n%s\nwant:\n%s", pass, got, want)
 		}
 	}
-	// One entry per layer the tree reads files from: kernel, init, app.
-	if n := len(cacheEntries(t, dir)); n != 3 {
-		t.Errorf("%d cache entries, want 3: %v", n, cacheEntries(t, dir))
+	// One entry per layer the tree reads files from (kernel, init, app),
+	// one for the files the tree holds the bytes of (the spec's), one for
+	// the texts (the images' configurations, the spec, the command line).
+	if n := len(cacheEntries(t, dir)); n != 5 {
+		t.Errorf("%d cache entries, want 5: %v", n, cacheEntries(t, dir))
 	}
 }
 
@@ -79,6 +83,35 @@ func TestCacheIsRead(t *testing.T) {
 	os.WriteFile(p, fmt.Appendf(nil, "%x\n%s", sha256.Sum256(body), body), 0o644)
 	if got := reportBytes(t, run(t, in)); !bytes.Contains(got, []byte("etc/app/cached.key")) {
 		t.Fatal("the warm scan did not take its findings from the cache")
+	}
+}
+
+// TestCacheTextsAreRead: a warm scan takes the secrets of the texts that
+// are not files (image configurations, the spec, the command line) from
+// their entry; other texts make another entry.
+func TestCacheTextsAreRead(t *testing.T) {
+	in := cacheHost(t)
+	want := reportBytes(t, run(t, in))
+	if !bytes.Contains(want, []byte("GITHUB_TOKEN")) {
+		t.Fatal("the token in the image's configuration is not found without the cache")
+	}
+	dir := t.TempDir()
+	in.Cache = newCache(dir, "v1")
+	run(t, in)
+	p := entryHolding(t, dir, "GITHUB_TOKEN")
+	if !strings.HasPrefix(filepath.Base(p), "texts-") {
+		t.Fatalf("the configuration's token is kept in %s", p)
+	}
+	b, _ := os.ReadFile(p)
+	_, body, _ := bytes.Cut(b, []byte{'\n'})
+	body = bytes.ReplaceAll(body, []byte("env GITHUB_TOKEN"), []byte("env CACHED_TOKEN"))
+	os.WriteFile(p, fmt.Appendf(nil, "%x\n%s", sha256.Sum256(body), body), 0o644)
+	if got := reportBytes(t, run(t, in)); !bytes.Contains(got, []byte("env CACHED_TOKEN")) {
+		t.Fatal("the warm scan did not take the texts' secrets from the cache")
+	}
+	in.Cmdline += " quiet"
+	if got := reportBytes(t, run(t, in)); bytes.Contains(got, []byte("CACHED_TOKEN")) || !bytes.Contains(got, []byte("env GITHUB_TOKEN")) {
+		t.Fatal("another command line took the old texts' entry")
 	}
 }
 
@@ -136,13 +169,13 @@ func TestCacheKey(t *testing.T) {
 	in.Cache = newCache(dir, "v1")
 	run(t, in)
 	run(t, in)
-	if n := len(cacheEntries(t, dir)); n != 3 {
-		t.Fatalf("%d entries after two scans of the same host, want 3", n)
+	if n := len(cacheEntries(t, dir)); n != 5 {
+		t.Fatalf("%d entries after two scans of the same host, want 5", n)
 	}
 	in.Cache = newCache(dir, "v2")
 	run(t, in)
-	if n := len(cacheEntries(t, dir)); n != 6 {
-		t.Fatalf("%d entries after a scan by another version, want 6", n)
+	if n := len(cacheEntries(t, dir)); n != 10 {
+		t.Fatalf("%d entries after a scan by another version, want 10", n)
 	}
 	// The app layer's files under another name: a new entry for that
 	// layer alone.
@@ -157,11 +190,36 @@ func TestCacheKey(t *testing.T) {
 	tree.Put(&moved)
 	in.Tree = tree
 	r := run(t, in)
-	if n := len(cacheEntries(t, dir)); n != 7 {
-		t.Fatalf("%d entries after moving a file, want 7", n)
+	if n := len(cacheEntries(t, dir)); n != 11 {
+		t.Fatalf("%d entries after moving a file, want 11", n)
 	}
 	if got := reportBytes(t, r); !bytes.Contains(got, []byte("etc/app/other.key")) || bytes.Contains(got, []byte("etc/app/deploy.key")) {
 		t.Fatal("the moved file's finding is not reported at its new path")
+	}
+	// A file the spec writes, with other bytes: a new entry for those
+	// files alone, and what the new bytes hold is found.
+	tree = in.Tree.Clone()
+	var spec *rootfs.Entry
+	tree.Walk(func(e *rootfs.Entry) error {
+		if spec == nil && e.Kind == rootfs.KindFile && e.Content.Blob == "" && bytes.Contains(e.Content.Data, []byte("PRIVATE KEY")) {
+			spec = e
+		}
+		return nil
+	})
+	if spec == nil {
+		t.Fatal("no file of the spec's holds the key")
+	}
+	changed := spec.Copy()
+	changed.Content.Data = bytes.ReplaceAll(spec.Content.Data, []byte("PRIVATE KEY"), []byte("PUBLIC NOTE"))
+	tree.Put(changed)
+	in.Tree = tree
+	before := reportBytes(t, r)
+	r = run(t, in)
+	if n := len(cacheEntries(t, dir)); n != 12 {
+		t.Fatalf("%d entries after changing a file of the spec's, want 12", n)
+	}
+	if got := reportBytes(t, r); bytes.Count(got, []byte(spec.Path)) >= bytes.Count(before, []byte(spec.Path)) {
+		t.Fatalf("the key taken out of %s is still reported", spec.Path)
 	}
 }
 

@@ -79,31 +79,39 @@ func violations(r *Report, forbid []string, maxSize int64, p *config.Policy) []s
 // command line, and applies the allowlist.
 func (r *Report) secrets(in Input, files *treeFiles) error {
 	found := append([]secrets.Finding{}, files.secrets...)
+	var texts []text
 	for _, img := range in.Images {
-		found = append(found, configSecrets(img.Ref, imageConfigStrings(img))...)
+		for _, s := range imageConfigStrings(img) {
+			texts = append(texts, text{where: "image " + img.Ref + ": " + s.where, data: []byte(s.value), str: true})
+		}
 	}
+	spec := -1
 	if len(in.Spec) > 0 {
 		name := in.SpecName
 		if name == "" {
 			name = "spec"
 		}
-		// A secret a files entry writes from the spec is found twice: in
-		// the host's file and in the spec's text. It is one secret:
-		// reported once, where the host carries it.
-		fromSpec := map[string]bool{}
-		for _, f := range files.secrets {
-			if e := in.Tree.Get(f.Where); e != nil && strings.HasPrefix(e.Origin, "spec:") {
-				fromSpec[f.Fingerprint] = true
-			}
+		spec = len(texts)
+		texts = append(texts, text{where: "spec " + name, data: in.Spec})
+	}
+	if in.Cmdline != "" {
+		texts = append(texts, text{where: "kernel command line", data: []byte(in.Cmdline), str: true})
+	}
+	// A secret a files entry writes from the spec is found twice: in the
+	// host's file and in the spec's text. It is one secret: reported
+	// once, where the host carries it.
+	fromSpec := map[string]bool{}
+	for _, f := range files.secrets {
+		if e := in.Tree.Get(f.Where); e != nil && strings.HasPrefix(e.Origin, "spec:") {
+			fromSpec[f.Fingerprint] = true
 		}
-		for _, f := range secrets.Scan("spec "+name, in.Spec, true) {
-			if !fromSpec[f.Fingerprint] {
+	}
+	for i, fs := range in.Cache.textSecrets(texts) {
+		for _, f := range fs {
+			if i != spec || !fromSpec[f.Fingerprint] {
 				found = append(found, f)
 			}
 		}
-	}
-	if in.Cmdline != "" {
-		found = append(found, secrets.ScanString("kernel command line", in.Cmdline)...)
 	}
 	sort.SliceStable(found, func(i, j int) bool {
 		a, b := found[i], found[j]
@@ -168,14 +176,6 @@ func imageConfigStrings(img *resolve.Image) []configString {
 	}
 	for i, h := range cf.History {
 		out = append(out, configString{fmt.Sprintf("history %d", i), h.CreatedBy + "\n" + h.Comment})
-	}
-	return out
-}
-
-func configSecrets(ref string, strs []configString) []secrets.Finding {
-	var out []secrets.Finding
-	for _, s := range strs {
-		out = append(out, secrets.ScanString("image "+ref+": "+s.where, s.value)...)
 	}
 	return out
 }

@@ -178,7 +178,8 @@ func newStore(t *testing.T) *Store {
 		t.Fatal(err)
 	}
 	// A key of the test's own, not the user's.
-	s.stamps = stamp.Open(s.StampDir(), filepath.Join(t.TempDir(), "stamp.key"))
+	book := stamp.Open(s.StampDir(), filepath.Join(t.TempDir(), "stamp.key"))
+	s.stamps = func() *stamp.Book { return book }
 	return s
 }
 

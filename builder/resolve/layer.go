@@ -178,14 +178,15 @@ func (s *Store) verifyStored(ctx context.Context, path string, want v1.Hash, wha
 	}
 	defer f.Close()
 	subject := what + want.String()
-	if s.stamps.Holds(f, subject) {
+	stamps := s.Stamps()
+	if stamps.Holds(f, subject) {
 		fi, err := f.Stat()
 		if err != nil {
 			return 0, err
 		}
 		return fi.Size(), nil
 	}
-	p := s.stamps.Begin(f)
+	p := stamps.Begin(f)
 	s.hashed.Add(1)
 	h := sha256.New()
 	n, err := io.Copy(h, &ctxReader{ctx, f})
@@ -195,7 +196,7 @@ func (s *Store) verifyStored(ctx context.Context, path string, want v1.Hash, wha
 	if got := sum(h); got != want {
 		return 0, fmt.Errorf("%s%s (%s): %w (it hashes to %s)", what, want, path, ErrCorrupt, got)
 	}
-	s.stamps.Record(p, subject)
+	stamps.Record(p, subject)
 	return n, nil
 }
 

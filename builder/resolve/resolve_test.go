@@ -577,8 +577,9 @@ func TestStampedStoreFilesAreNotHashedAgain(t *testing.T) {
 	store := newStore(t)
 	// A clock past the settle margin, so what this test writes can be
 	// stamped at once.
-	store.stamps = stamp.Open(store.StampDir(), filepath.Join(t.TempDir(), "stamp.key"),
+	book := stamp.Open(store.StampDir(), filepath.Join(t.TempDir(), "stamp.key"),
 		stamp.WithClock(func() time.Time { return time.Now().Add(time.Minute) }))
+	store.stamps = func() *stamp.Book { return book }
 	resolveOffline := func() error {
 		_, err := newResolver(t, WithStore(store), WithOffline(true)).Resolve(ctx, ref)
 		return err

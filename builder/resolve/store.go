@@ -45,8 +45,9 @@ const (
 type Store struct {
 	dir string
 	mu  sync.Mutex // serialises index.json updates inside this process
-	// stamps vouch for files verified before (nil: none do).
-	stamps *stamp.Book
+	// stamps opens, on first use, the book of stamps that vouch for files
+	// verified before (nil: none do).
+	stamps func() *stamp.Book
 	// hashed counts the stored files hashed in full (tests).
 	hashed atomic.Int64
 }
@@ -68,12 +69,16 @@ func DefaultStoreDir() (string, error) {
 }
 
 // OpenStore opens the store in dir, creating it if missing, with the
-// stamps under the user's key (stamp.KeyPath).
+// stamps under the user's key (stamp.KeyPath), read when first needed.
 func OpenStore(dir string) (*Store, error) {
 	s := &Store{dir: dir}
-	if key, err := stamp.KeyPath(); err == nil {
-		s.stamps = stamp.Open(s.StampDir(), key)
-	}
+	s.stamps = sync.OnceValue(func() *stamp.Book {
+		key, err := stamp.KeyPath()
+		if err != nil {
+			return nil
+		}
+		return stamp.Open(s.StampDir(), key)
+	})
 	for _, d := range []string{s.path("blobs", "sha256"), s.path("uncompressed", "sha256")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("opening image store: %w", err)
@@ -118,7 +123,7 @@ func (s *Store) ArchiveCacheDir() string { return s.path("cache", "initrd") }
 // Stamps is the book of stamps the store's files are checked with (nil
 // when there is none): others keeping verified files in the store may use
 // it too.
-func (s *Store) Stamps() *stamp.Book { return s.stamps }
+func (s *Store) Stamps() *stamp.Book { return s.stamps() }
 
 // StampDir holds the stamps of verified files: Prune deletes them all
 // (each costs one verification to make again).

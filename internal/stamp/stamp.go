@@ -155,6 +155,12 @@ type state struct {
 	sum                 uint32 // CRC-32C of the bytes
 }
 
+// withSum is s with the checksum sum.
+func (s state) withSum(sum uint32) state {
+	s.sum = sum
+	return s
+}
+
 // fields is s in the order a stamp holds them.
 func (s state) fields() [8]uint64 {
 	return [8]uint64{s.dev, s.ino, s.size, uint64(s.ctimeSec), uint64(s.ctimeNsec), uint64(s.mtimeSec), uint64(s.mtimeNsec), uint64(s.sum)}
@@ -215,8 +221,8 @@ func checksum(f *os.File, size uint64) (uint32, error) {
 
 // Holds reports whether f is the file stamped for subject: same device
 // and inode, unchanged size and times, the recorded checksum over all
-// its bytes now, and a stamp made with this user's key. It reads f
-// (mapped) but leaves its offset alone.
+// its bytes now, and a stamp made with this user's key. It reads f with
+// ReadAt, leaving its offset alone.
 func (b *Book) Holds(f *os.File, subject string) bool {
 	if b == nil {
 		return false
@@ -230,9 +236,7 @@ func (b *Book) Holds(f *os.File, subject string) bool {
 		return false
 	}
 	rec, ok := b.open(raw, subject)
-	if !ok || rec.dev != st.dev || rec.ino != st.ino || rec.size != st.size ||
-		rec.ctimeSec != st.ctimeSec || rec.ctimeNsec != st.ctimeNsec ||
-		rec.mtimeSec != st.mtimeSec || rec.mtimeNsec != st.mtimeNsec {
+	if !ok || rec.withSum(0) != st {
 		return false
 	}
 	sum, err := checksum(f, st.size)
@@ -278,9 +282,7 @@ func (b *Book) Record(p Pending, subject string) {
 	if after, err := statOf(p.f); err != nil || after != p.st {
 		return
 	}
-	st := p.st
-	st.sum = sum
-	b.write(subject, b.seal(st, subject))
+	b.write(subject, b.seal(p.st.withSum(sum), subject))
 }
 
 // Forget removes subject's stamp.

@@ -43,18 +43,14 @@ type Gates struct {
 	SBOM *rootfs.Entry
 }
 
-// KernelVerdict is the kernel check's outcome against policy.kernel.
+// KernelVerdict is the kernel check's outcome against policy.kernel: the
+// kernel image, its score, how many rules failed, and the verdict (pass,
+// the minimum score, why the policy failed, whether it is enforced).
 type KernelVerdict struct {
-	Image    string
-	Score    int
-	MinScore int
-	// Failed counts the rules that failed; Reasons say why the policy
-	// failed, one line each.
-	Failed  int
-	Reasons []string
-	Pass    bool
-	// Enforce is whether a failure fails the build (policy.kernel.enforce).
-	Enforce bool
+	Image  string
+	Score  int
+	Failed int
+	kernelcheck.Verdict
 }
 
 // GateError is a build stopped by a gate the policy enforces; Report
@@ -155,19 +151,19 @@ func (b *Builder) checkKernel(g *Gates, spec *config.Spec, host *rootfs.Host, im
 	if spec.Kernel.Image == "" {
 		return nil
 	}
-	cfg, _, err := kernelcheck.ImageConfig(images[spec.Kernel.Image], spec.Kernel.Binary)
+	k, _, err := kernelcheck.ImageKconfig(images[spec.Kernel.Image], spec.Kernel.Binary)
 	if err != nil {
 		b.warn("gates", config.Pos{}, "kernel check skipped: %v", err)
 		return nil
 	}
-	if err := checkSealedDataKernel(spec, cfg); err != nil {
+	if err := checkSealedDataKernel(spec, k); err != nil {
 		return err
 	}
 	policy := DefaultKernelPolicy()
 	if spec.Policy != nil && spec.Policy.Kernel != nil {
 		policy = *spec.Policy.Kernel
 	}
-	rep, v, err := kernelcheck.CheckHost(cfg, host.Cmdline, Sysctls(hostInit), &policy)
+	rep, v, err := kernelcheck.CheckKconfig(k, host.Cmdline, Sysctls(hostInit), &policy)
 	if err != nil {
 		return err
 	}
@@ -176,8 +172,7 @@ func (b *Builder) checkKernel(g *Gates, spec *config.Spec, host *rootfs.Host, im
 		return err
 	}
 	g.KernelReport = buf.Bytes()
-	g.Kernel = &KernelVerdict{Image: spec.Kernel.Image, Score: rep.Score, MinScore: v.MinScore, Failed: rep.Failed,
-		Reasons: v.Reasons, Pass: v.Pass, Enforce: v.Enforce}
+	g.Kernel = &KernelVerdict{Image: spec.Kernel.Image, Score: rep.Score, Failed: rep.Failed, Verdict: v}
 	if v.Pass {
 		return nil
 	}
@@ -244,13 +239,9 @@ var sealedDataConfig = []struct {
 
 // checkSealedDataKernel refuses a spec whose data partition is sealed to
 // the TPM on a kernel that cannot open it.
-func checkSealedDataKernel(spec *config.Spec, cfg []byte) error {
+func checkSealedDataKernel(spec *config.Spec, k kernelcheck.Kconfig) error {
 	if spec.Disk == nil || spec.Disk.EncryptData == "" {
 		return nil
-	}
-	k, err := kernelcheck.ParseKconfig(cfg)
-	if err != nil {
-		return err
 	}
 	var missing []string
 	for _, c := range sealedDataConfig {

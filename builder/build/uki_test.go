@@ -1,7 +1,6 @@
 package build
 
 import (
-	"github.com/bulkhead-dev/bulkhead/builder/config"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulkhead-dev/bulkhead/builder/config"
+	"github.com/bulkhead-dev/bulkhead/builder/kernelcheck"
 	"github.com/bulkhead-dev/bulkhead/builder/secureboot"
 )
 
@@ -125,7 +126,7 @@ func TestSealedDataNeedsDMCryptAndTPM(t *testing.T) {
 	spec := &config.Spec{Disk: &config.Disk{EncryptData: "tpm", Pos: config.Pos{File: "h.yml", Line: 9, Col: 3}}}
 	spec.Kernel.Image = "k"
 	good := "CONFIG_DM_CRYPT=m\nCONFIG_CRYPTO_XTS=m\nCONFIG_TCG_TPM=y\n"
-	if err := checkSealedDataKernel(spec, []byte(good)); err != nil {
+	if err := checkSealedDataKernel(spec, kconfig(t, good)); err != nil {
 		t.Errorf("Debian's cloud kernel options refused: %v", err)
 	}
 	for cfg, want := range map[string]string{
@@ -133,13 +134,22 @@ func TestSealedDataNeedsDMCryptAndTPM(t *testing.T) {
 		"# CONFIG_DM_CRYPT is not set\nCONFIG_CRYPTO_XTS=y\nCONFIG_TCG_TPM=y\n": "has no CONFIG_DM_CRYPT",
 		"CONFIG_TCG_TPM=y\n": "has no CONFIG_DM_CRYPT, CONFIG_CRYPTO_XTS",
 	} {
-		err := checkSealedDataKernel(spec, []byte(cfg))
+		err := checkSealedDataKernel(spec, kconfig(t, cfg))
 		if err == nil || !strings.HasPrefix(err.Error(), "h.yml:9:3: disk: encrypt_data: tpm needs dm-crypt") || !strings.HasSuffix(err.Error(), want) {
 			t.Errorf("%q: %v, want an error ending %q", cfg, err, want)
 		}
 	}
 	spec.Disk.EncryptData = ""
-	if err := checkSealedDataKernel(spec, []byte("CONFIG_X=y\n")); err != nil {
+	if err := checkSealedDataKernel(spec, kconfig(t, "CONFIG_X=y\n")); err != nil {
 		t.Errorf("a spec without encrypt_data: %v", err)
 	}
+}
+
+func kconfig(t *testing.T, text string) kernelcheck.Kconfig {
+	t.Helper()
+	k, err := kernelcheck.ParseKconfig([]byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

@@ -14,10 +14,6 @@ import (
 // when they are not known, which leaves the sysctl rules unchecked). The
 // verdict judges the report against policy (nil requires nothing).
 func CheckHost(kernel []byte, cmdline string, sysctls []sysctl.Setting, policy *config.KernelPolicy) (*Report, Verdict, error) {
-	rules, err := DefaultRules()
-	if err != nil {
-		return nil, Verdict{}, err
-	}
 	cfg, _, err := ReadConfig(kernel)
 	if err != nil {
 		return nil, Verdict{}, fmt.Errorf("checking kernel: %w", err)
@@ -25,6 +21,15 @@ func CheckHost(kernel []byte, cmdline string, sysctls []sysctl.Setting, policy *
 	k, err := ParseKconfig(cfg)
 	if err != nil {
 		return nil, Verdict{}, fmt.Errorf("checking kernel: %w", err)
+	}
+	return CheckKconfig(k, cmdline, sysctls, policy)
+}
+
+// CheckKconfig is CheckHost on a kernel config already parsed.
+func CheckKconfig(k Kconfig, cmdline string, sysctls []sysctl.Setting, policy *config.KernelPolicy) (*Report, Verdict, error) {
+	rules, err := DefaultRules()
+	if err != nil {
+		return nil, Verdict{}, err
 	}
 	rep := Check(rules, Input{Config: k, Cmdline: &cmdline, Sysctls: sysctls})
 	return rep, rep.Evaluate(policy), nil

@@ -20,39 +20,53 @@ const maxConfig = 16 << 20
 // kernel.config file, or else the config embedded in its kernel binary
 // (binary is the spec's kernel.binary; "" means "kernel").
 func ImageConfig(img *resolve.Image, binary string) ([]byte, Source, error) {
+	data, _, src, err := imageConfig(img, binary)
+	return data, src, err
+}
+
+// ImageKconfig is ImageConfig's config, parsed.
+func ImageKconfig(img *resolve.Image, binary string) (Kconfig, Source, error) {
+	_, k, src, err := imageConfig(img, binary)
+	return k, src, err
+}
+
+// imageConfig finds the kernel config of img as ImageConfig says and
+// returns it as it is and parsed.
+func imageConfig(img *resolve.Image, binary string) ([]byte, Kconfig, Source, error) {
 	t := rootfs.New()
 	for _, l := range img.Layers {
 		if err := rootfs.ApplyLayer(t, "", l); err != nil {
-			return nil, "", fmt.Errorf("reading kernel image %s: %w", img.Name, err)
+			return nil, nil, "", fmt.Errorf("reading kernel image %s: %w", img.Name, err)
 		}
 	}
-	if e := t.Get(KernelConfigFile); e != nil && e.Kind == rootfs.KindFile {
-		data, err := readEntry(e, maxConfig)
-		if err != nil {
-			return nil, "", fmt.Errorf("reading kernel image %s: %s: %w", img.Name, KernelConfigFile, err)
-		}
-		if _, err := ParseKconfig(data); err != nil {
-			return nil, "", fmt.Errorf("reading kernel image %s: %s: %w", img.Name, KernelConfigFile, err)
-		}
-		return data, SourceConfig, nil
-	}
-	if binary == "" {
-		binary = "kernel"
-	}
-	p, _ := rootfs.Clean(binary)
-	e := t.Get(p)
+	what, src := KernelConfigFile, SourceConfig
+	e := t.Get(KernelConfigFile)
 	if e == nil || e.Kind != rootfs.KindFile {
-		return nil, "", fmt.Errorf("reading kernel image %s: no %s and no %s", img.Name, KernelConfigFile, binary)
+		if binary == "" {
+			binary = "kernel"
+		}
+		p, _ := rootfs.Clean(binary)
+		if e = t.Get(p); e == nil || e.Kind != rootfs.KindFile {
+			return nil, nil, "", fmt.Errorf("reading kernel image %s: no %s and no %s", img.Name, KernelConfigFile, binary)
+		}
+		what, src = binary, ""
 	}
-	data, err := readEntry(e, maxKernel)
+	limit := int64(maxConfig)
+	if src == "" {
+		limit = maxKernel
+	}
+	data, err := readEntry(e, limit)
+	if err == nil && src == "" {
+		data, src, err = ReadConfig(data)
+	}
+	var k Kconfig
+	if err == nil {
+		k, err = ParseKconfig(data)
+	}
 	if err != nil {
-		return nil, "", fmt.Errorf("reading kernel image %s: %s: %w", img.Name, binary, err)
+		return nil, nil, "", fmt.Errorf("reading kernel image %s: %s: %w", img.Name, what, err)
 	}
-	cfg, src, err := ReadConfig(data)
-	if err != nil {
-		return nil, "", fmt.Errorf("reading kernel image %s: %s: %w", img.Name, binary, err)
-	}
-	return cfg, src, nil
+	return data, k, src, nil
 }
 
 func readEntry(e *rootfs.Entry, limit int64) ([]byte, error) {

@@ -3,7 +3,6 @@ package build
 import (
 	"context"
 	"errors"
-	"os"
 
 	"github.com/bulkhead-dev/bulkhead/builder/config"
 	"github.com/bulkhead-dev/bulkhead/builder/resolve"
@@ -28,7 +27,8 @@ type Validation struct {
 // Load and the spec-level part of Check and, when the store holds every
 // image the formats need, Resolve (from the store alone, never a
 // registry), Assemble and CheckContainers: users, commands and the mount
-// targets of read-only roots. It never creates the store. The error is
+// targets of read-only roots. It never creates the store, nor makes one of
+// a directory that is not a store. The error is
 // only for what stops validation itself; the spec's problems are in the
 // Validation.
 func (b *Builder) Validate(ctx context.Context) (*Validation, error) {
@@ -48,7 +48,7 @@ func (b *Builder) Validate(ctx context.Context) (*Validation, error) {
 			return nil, err
 		}
 	}
-	if _, err := os.Stat(dir); err != nil {
+	if !resolve.IsStore(dir) {
 		v.Unchecked = refs
 		return v, nil
 	}

@@ -68,6 +68,13 @@ func DefaultStoreDir() (string, error) {
 	return filepath.Join(home, ".cache", "bulkhead", "store"), nil
 }
 
+// IsStore reports whether dir holds a store (an OCI image layout, as
+// OpenStore makes one), without creating or changing anything.
+func IsStore(dir string) bool {
+	fi, err := os.Stat(filepath.Join(dir, "oci-layout"))
+	return err == nil && fi.Mode().IsRegular()
+}
+
 // OpenStore opens the store in dir, creating it if missing, with the
 // stamps under the user's key (stamp.KeyPath), read when first needed.
 func OpenStore(dir string) (*Store, error) {

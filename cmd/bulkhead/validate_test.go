@@ -150,8 +150,9 @@ func TestValidateHost(t *testing.T) {
 
 // TestValidateChecksStoredImages: once the store holds the images (a
 // build put them there), validate reports a bind target a read-only
-// image lacks, at the container's entry, as build does; without a store
-// it says the images were not checked, and still accepts the spec.
+// image lacks, at the container's entry, as build does; without a store,
+// or with a directory that is not one, it says the images were not
+// checked, and still accepts the spec.
 func TestValidateChecksStoredImages(t *testing.T) {
 	spec := fixture(t)
 	store := t.TempDir()
@@ -165,6 +166,17 @@ func TestValidateChecksStoredImages(t *testing.T) {
 	if code := run(context.Background(), []string{"validate", "--store", filepath.Join(t.TempDir(), "none"), spec}, &stdout, &stderr); code != 0 ||
 		!strings.Contains(stderr.String(), "not in the store") || stdout.String() != spec+": ok\n" {
 		t.Fatalf("no store: exit %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
+	}
+	// A directory that is not a store is not made one.
+	notStore := t.TempDir()
+	stdout.Reset()
+	stderr.Reset()
+	if code := run(context.Background(), []string{"validate", "--store", notStore, spec}, &stdout, &stderr); code != 0 ||
+		!strings.Contains(stderr.String(), "not in the store") || stdout.String() != spec+": ok\n" {
+		t.Fatalf("a directory that is not a store: exit %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
+	}
+	if left, _ := os.ReadDir(notStore); len(left) != 0 {
+		t.Fatalf("validate wrote %d entries into a directory that is not a store", len(left))
 	}
 	stdout.Reset()
 	stderr.Reset()

@@ -146,7 +146,7 @@ func (a *artifacts) path(suffix string) string { return filepath.Join(a.dir, a.b
 func (a *artifacts) writeKernelInitrd(ctx context.Context) ([]string, error) {
 	host := a.host
 	if host.Kernel == nil {
-		return nil, fmt.Errorf("the spec names no kernel image")
+		return nil, errNoKernel
 	}
 	kernel, c, err := host.Kernel.ReaderAt()
 	if err != nil {
@@ -175,10 +175,7 @@ func (a *artifacts) writeVerifiedKernelInitrd(ctx context.Context) ([]string, er
 	if err != nil {
 		return nil, err
 	}
-	if a.kernel == nil {
-		a.startKernel(ctx)
-	}
-	kernel, err := a.kernel()
+	kernel, err := a.kernel() // started with the root image
 	if err != nil {
 		return nil, err
 	}
@@ -201,7 +198,7 @@ func (a *artifacts) startKernel(ctx context.Context) {
 	go func() {
 		defer close(done)
 		if a.host.Kernel == nil {
-			err = fmt.Errorf("the spec names no kernel image")
+			err = errNoKernel
 			return
 		}
 		kernel, c, rerr := a.host.Kernel.ReaderAt()

@@ -23,12 +23,14 @@ import (
 	"crypto/rsa"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/bulkhead-dev/bulkhead/builder/config"
 	"github.com/bulkhead-dev/bulkhead/builder/output"
+	"github.com/bulkhead-dev/bulkhead/builder/resolve"
 	"github.com/bulkhead-dev/bulkhead/builder/rootfs"
 	"github.com/bulkhead-dev/bulkhead/builder/scan"
 	"github.com/bulkhead-dev/bulkhead/builder/secureboot"
@@ -42,6 +44,9 @@ func Formats() []string { return []string{"kernel+initrd", "tar", "raw-efi", "is
 type Builder struct {
 	specs []string
 	o     options
+	// store opens the image store once: resolving, the scan cache and
+	// the archive cache share it (and its stamps).
+	store func() (*resolve.Store, error)
 }
 
 type options struct {
@@ -163,6 +168,7 @@ func New(specs []string, opts ...Option) (*Builder, error) {
 	if b.o.progress == nil {
 		b.o.progress = ProgressFunc(func(Event) {})
 	}
+	b.store = sync.OnceValues(func() (*resolve.Store, error) { return OpenStore(b.o.store) })
 	return b, nil
 }
 

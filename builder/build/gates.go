@@ -117,7 +117,7 @@ func (b *Builder) Gates(ctx context.Context, l *Loaded, res *Resolved, host *roo
 // no cache, when the running program's version cannot be told or the
 // store cannot be written).
 func (b *Builder) ScanCache() (*scan.Cache, error) {
-	store, err := OpenStore(b.o.store)
+	store, err := b.store()
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +128,7 @@ func (b *Builder) ScanCache() (*scan.Cache, error) {
 // store (nil, no cache, when the running program's version cannot be told
 // or the store cannot be written).
 func (b *Builder) archiveCache() *output.ArchiveCache {
-	store, err := OpenStore(b.o.store)
+	store, err := b.store()
 	if err != nil {
 		return nil
 	}

@@ -72,7 +72,7 @@ func (b *Builder) resolveRefs(ctx context.Context, spec *config.Spec, refs []Ref
 	if err != nil {
 		return nil, err
 	}
-	store, err := OpenStore(b.o.store)
+	store, err := b.store()
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -75,10 +76,13 @@ type RootImage struct {
 	Cmdline string
 }
 
+// errNoKernel is a boot format asked of a spec without a kernel.
+var errNoKernel = errors.New("the spec names no kernel image")
+
 // RootImage writes host's tree as the verified root image into dir.
 func (b *Builder) RootImage(ctx context.Context, spec *config.Spec, host *rootfs.Host, dir string) (*RootImage, error) {
 	if host.Kernel == nil {
-		return nil, fmt.Errorf("the spec names no kernel image")
+		return nil, errNoKernel
 	}
 	kernel := host.Kernel
 	tmp, err := os.CreateTemp(dir, "."+b.o.name+"-root-*.img")

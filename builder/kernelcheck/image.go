@@ -39,34 +39,41 @@ func imageConfig(img *resolve.Image, binary string) ([]byte, Kconfig, Source, er
 			return nil, nil, "", fmt.Errorf("reading kernel image %s: %w", img.Name, err)
 		}
 	}
-	what, src := KernelConfigFile, SourceConfig
-	e := t.Get(KernelConfigFile)
-	if e == nil || e.Kind != rootfs.KindFile {
-		if binary == "" {
-			binary = "kernel"
-		}
-		p, _ := rootfs.Clean(binary)
-		if e = t.Get(p); e == nil || e.Kind != rootfs.KindFile {
-			return nil, nil, "", fmt.Errorf("reading kernel image %s: no %s and no %s", img.Name, KernelConfigFile, binary)
-		}
-		what, src = binary, ""
-	}
-	limit := int64(maxConfig)
-	if src == "" {
-		limit = maxKernel
-	}
-	data, err := readEntry(e, limit)
-	if err == nil && src == "" {
-		data, src, err = ReadConfig(data)
-	}
+	data, src, what, err := configData(t, binary)
 	var k Kconfig
 	if err == nil {
 		k, err = ParseKconfig(data)
 	}
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("reading kernel image %s: %s: %w", img.Name, what, err)
+		if what != "" {
+			err = fmt.Errorf("%s: %w", what, err)
+		}
+		return nil, nil, "", fmt.Errorf("reading kernel image %s: %w", img.Name, err)
 	}
 	return data, k, src, nil
+}
+
+// configData reads the config out of the kernel image's tree t: its
+// kernel.config file, else the config embedded in binary. what names the
+// file it read ("" when there was none).
+func configData(t *rootfs.Tree, binary string) (data []byte, src Source, what string, err error) {
+	if e := t.Get(KernelConfigFile); e != nil && e.Kind == rootfs.KindFile {
+		data, err := readEntry(e, maxConfig)
+		return data, SourceConfig, KernelConfigFile, err
+	}
+	if binary == "" {
+		binary = "kernel"
+	}
+	p, _ := rootfs.Clean(binary)
+	e := t.Get(p)
+	if e == nil || e.Kind != rootfs.KindFile {
+		return nil, "", "", fmt.Errorf("no %s and no %s", KernelConfigFile, binary)
+	}
+	if data, err = readEntry(e, maxKernel); err != nil {
+		return nil, "", binary, err
+	}
+	data, src, err = ReadConfig(data)
+	return data, src, binary, err
 }
 
 func readEntry(e *rootfs.Entry, limit int64) ([]byte, error) {

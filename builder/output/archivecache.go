@@ -120,15 +120,13 @@ func (c *ArchiveCache) open(ctx context.Context, name string, t *rootfs.Tree) (*
 	if err != nil {
 		return nil, err
 	}
-	subject := stampSubject(filepath.Base(name))
-	if !c.stamps.Holds(f, subject) {
-		p := c.stamps.Begin(f)
+	err = c.stamps.Check(f, stampSubject(filepath.Base(name)), func() error {
 		c.checked++
-		if err := check(ctx, f, t); err != nil {
-			f.Close()
-			return nil, err
-		}
-		c.stamps.Record(p, subject)
+		return check(ctx, f, t)
+	})
+	if err != nil {
+		f.Close()
+		return nil, err
 	}
 	c.used(name)
 	return f, nil

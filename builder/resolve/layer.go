@@ -177,27 +177,25 @@ func (s *Store) verifyStored(ctx context.Context, path string, want v1.Hash, wha
 		return 0, err
 	}
 	defer f.Close()
-	subject := what + want.String()
-	stamps := s.Stamps()
-	if stamps.Holds(f, subject) {
-		fi, err := f.Stat()
-		if err != nil {
-			return 0, err
-		}
-		return fi.Size(), nil
-	}
-	p := stamps.Begin(f)
-	s.hashed.Add(1)
-	h := sha256.New()
-	n, err := io.Copy(h, &ctxReader{ctx, f})
+	fi, err := f.Stat()
 	if err != nil {
-		return 0, fmt.Errorf("reading %s: %w", path, err)
+		return 0, err
 	}
-	if got := sum(h); got != want {
-		return 0, fmt.Errorf("%s%s (%s): %w (it hashes to %s)", what, want, path, ErrCorrupt, got)
-	}
-	stamps.Record(p, subject)
-	return n, nil
+	size := fi.Size() // what a stamp vouches for; a hash counts what it read
+	err = s.Stamps().Check(f, what+want.String(), func() error {
+		s.hashed.Add(1)
+		h := sha256.New()
+		n, err := io.Copy(h, &ctxReader{ctx, f})
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", path, err)
+		}
+		if got := sum(h); got != want {
+			return fmt.Errorf("%s%s (%s): %w (it hashes to %s)", what, want, path, ErrCorrupt, got)
+		}
+		size = n
+		return nil
+	})
+	return size, err
 }
 
 // ctxReader stops reading once the context is done.

@@ -76,11 +76,7 @@ func TestCacheIsRead(t *testing.T) {
 	dir := t.TempDir()
 	in.Cache = newCache(dir, "v1")
 	run(t, in)
-	p := entryHolding(t, dir, "deploy.key")
-	b, _ := os.ReadFile(p)
-	_, body, _ := bytes.Cut(b, []byte{'\n'})
-	body = bytes.ReplaceAll(body, []byte("etc/app/deploy.key"), []byte("etc/app/cached.key"))
-	os.WriteFile(p, fmt.Appendf(nil, "%x\n%s", sha256.Sum256(body), body), 0o644)
+	rewriteEntry(t, entryHolding(t, dir, "deploy.key"), "etc/app/deploy.key", "etc/app/cached.key")
 	if got := reportBytes(t, run(t, in)); !bytes.Contains(got, []byte("etc/app/cached.key")) {
 		t.Fatal("the warm scan did not take its findings from the cache")
 	}
@@ -102,16 +98,29 @@ func TestCacheTextsAreRead(t *testing.T) {
 	if !strings.HasPrefix(filepath.Base(p), "texts-") {
 		t.Fatalf("the configuration's token is kept in %s", p)
 	}
-	b, _ := os.ReadFile(p)
-	_, body, _ := bytes.Cut(b, []byte{'\n'})
-	body = bytes.ReplaceAll(body, []byte("env GITHUB_TOKEN"), []byte("env CACHED_TOKEN"))
-	os.WriteFile(p, fmt.Appendf(nil, "%x\n%s", sha256.Sum256(body), body), 0o644)
+	rewriteEntry(t, p, "env GITHUB_TOKEN", "env CACHED_TOKEN")
 	if got := reportBytes(t, run(t, in)); !bytes.Contains(got, []byte("env CACHED_TOKEN")) {
 		t.Fatal("the warm scan did not take the texts' secrets from the cache")
 	}
 	in.Cmdline += " quiet"
 	if got := reportBytes(t, run(t, in)); bytes.Contains(got, []byte("CACHED_TOKEN")) || !bytes.Contains(got, []byte("env GITHUB_TOKEN")) {
 		t.Fatal("another command line took the old texts' entry")
+	}
+}
+
+// rewriteEntry replaces old with new in the body of the cache entry at p
+// and gives it the sum of its new body: an entry a read would find as
+// valid as one a scan wrote.
+func rewriteEntry(t *testing.T, p, old, new string) {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, body, _ := bytes.Cut(b, []byte{'\n'})
+	body = bytes.ReplaceAll(body, []byte(old), []byte(new))
+	if err := os.WriteFile(p, fmt.Appendf(nil, "%x\n%s", sha256.Sum256(body), body), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -219,11 +219,27 @@ func checksum(f *os.File, size uint64) (uint32, error) {
 	return h.Sum32(), nil
 }
 
-// Holds reports whether f is the file stamped for subject: same device
+// Check returns nil at once when f holds its stamp for subject (see
+// holds). Otherwise it runs verify, which reads f whole and says whether
+// it is right, and stamps f when it is (see record). A nil Book always
+// runs verify.
+func (b *Book) Check(f *os.File, subject string, verify func() error) error {
+	if b.holds(f, subject) {
+		return nil
+	}
+	p := b.begin(f)
+	if err := verify(); err != nil {
+		return err
+	}
+	b.record(p, subject)
+	return nil
+}
+
+// holds reports whether f is the file stamped for subject: same device
 // and inode, unchanged size and times, the recorded checksum over all
 // its bytes now, and a stamp made with this user's key. It reads f with
 // ReadAt, leaving its offset alone.
-func (b *Book) Holds(f *os.File, subject string) bool {
+func (b *Book) holds(f *os.File, subject string) bool {
 	if b == nil {
 		return false
 	}
@@ -249,29 +265,29 @@ func (b *Book) Holds(f *os.File, subject string) bool {
 	return err == nil && after == st
 }
 
-// Pending is a verification under way, begun with Begin.
-type Pending struct {
+// pending is a verification under way, begun with begin.
+type pending struct {
 	f     *os.File
 	st    state
 	start time.Time
 	err   error
 }
 
-// Begin notes f's state before a verification reads it, for Record.
-func (b *Book) Begin(f *os.File) Pending {
+// begin notes f's state before a verification reads it, for record.
+func (b *Book) begin(f *os.File) pending {
 	if b == nil {
-		return Pending{err: errors.New("no stamps")}
+		return pending{err: errors.New("no stamps")}
 	}
 	st, err := statOf(f)
-	return Pending{f: f, st: st, start: b.now(), err: err}
+	return pending{f: f, st: st, start: b.now(), err: err}
 }
 
-// Record stamps the file of p for subject once the verification begun
+// record stamps the file of p for subject once the verification begun
 // with p has read it whole and found it right. It does nothing for a
-// file changed since Begin, or changed too shortly before it (within
+// file changed since begin, or changed too shortly before it (within
 // the settle margin). A stamp that cannot be written only costs the
 // next build a verification.
-func (b *Book) Record(p Pending, subject string) {
+func (b *Book) record(p pending, subject string) {
 	if b == nil || p.err != nil || p.start.Sub(time.Unix(p.st.ctimeSec, p.st.ctimeNsec)) < settle {
 		return
 	}

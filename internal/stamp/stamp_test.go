@@ -2,6 +2,7 @@ package stamp
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,8 +48,8 @@ func reopen(t *testing.T, path string) *os.File {
 // stamped records f for subject as a verification would.
 func stamped(t *testing.T, b *Book, f *os.File, subject string) {
 	t.Helper()
-	b.Record(b.Begin(f), subject)
-	if !b.Holds(f, subject) {
+	b.record(b.begin(f), subject)
+	if !b.holds(f, subject) {
 		t.Fatal("a file just stamped does not hold its stamp")
 	}
 }
@@ -56,20 +57,20 @@ func stamped(t *testing.T, b *Book, f *os.File, subject string) {
 func TestStampHoldsForTheSameFile(t *testing.T) {
 	b := book(t)
 	f := file(t, "layer bytes")
-	if b.Holds(f, "layer x") {
+	if b.holds(f, "layer x") {
 		t.Fatal("holds before anything was recorded")
 	}
 	stamped(t, b, f, "layer x")
 	// Another open of the same file, by another book on the same key.
 	again := Open(b.dir, filepath.Join(filepath.Dir(b.dir), "config", "stamp.key"))
-	if !again.Holds(reopen(t, f.Name()), "layer x") {
+	if !again.holds(reopen(t, f.Name()), "layer x") {
 		t.Fatal("the stamp does not hold for the file opened again")
 	}
-	if b.Holds(f, "layer y") {
+	if b.holds(f, "layer y") {
 		t.Fatal("a stamp holds for another subject")
 	}
 	var none *Book
-	if none.Holds(f, "layer x") {
+	if none.holds(f, "layer x") {
 		t.Fatal("a nil book holds a stamp")
 	}
 }
@@ -125,7 +126,7 @@ func TestChangedFileLosesItsStamp(t *testing.T) {
 			f := file(t, "layer bytes")
 			stamped(t, b, f, "layer x")
 			tc.change(t, f.Name())
-			if b.Holds(reopen(t, f.Name()), "layer x") {
+			if b.holds(reopen(t, f.Name()), "layer x") {
 				t.Fatal("the stamp still holds")
 			}
 		})
@@ -168,7 +169,7 @@ func TestStampIsRefusedWhenNotOurs(t *testing.T) {
 			if err := os.WriteFile(b.path("layer x"), tc.stamp, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			if b.Holds(f, "layer x") {
+			if b.holds(f, "layer x") {
 				t.Fatal("the stamp holds")
 			}
 		})
@@ -178,7 +179,7 @@ func TestStampIsRefusedWhenNotOurs(t *testing.T) {
 	if err := os.WriteFile(b.path("layer x"), good, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if !b.Holds(f, "layer x") {
+	if !b.holds(f, "layer x") {
 		t.Fatal("the good stamp does not hold")
 	}
 }
@@ -189,8 +190,8 @@ func TestFreshFileIsNotStamped(t *testing.T) {
 	dir := t.TempDir()
 	b := Open(filepath.Join(dir, "stamps"), filepath.Join(dir, "stamp.key"))
 	f := file(t, "layer bytes")
-	b.Record(b.Begin(f), "layer x")
-	if b.Holds(f, "layer x") {
+	b.record(b.begin(f), "layer x")
+	if b.holds(f, "layer x") {
 		t.Fatal("a file changed within the margin was stamped")
 	}
 }
@@ -198,11 +199,11 @@ func TestFreshFileIsNotStamped(t *testing.T) {
 func TestFileChangedDuringVerificationIsNotStamped(t *testing.T) {
 	b := book(t)
 	f := file(t, "layer bytes")
-	p := b.Begin(f)
+	p := b.begin(f)
 	if err := os.WriteFile(f.Name(), []byte("other bytes"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	b.Record(p, "layer x")
+	b.record(p, "layer x")
 	if _, err := os.Stat(b.path("layer x")); !os.IsNotExist(err) {
 		t.Fatalf("a stamp was written for a file that changed: %v", err)
 	}
@@ -213,7 +214,7 @@ func TestForgetRemovesTheStamp(t *testing.T) {
 	f := file(t, "layer bytes")
 	stamped(t, b, f, "layer x")
 	b.Forget("layer x")
-	if b.Holds(f, "layer x") {
+	if b.holds(f, "layer x") {
 		t.Fatal("a forgotten stamp holds")
 	}
 }
@@ -277,5 +278,39 @@ func TestOnlyLocalFileSystems(t *testing.T) {
 	)
 	if localFS(nfs) || localFS(fuse) || !localFS(ext4) {
 		t.Fatal("wrong file system verdicts")
+	}
+}
+
+func TestCheckVerifiesOnceThenTakesTheStamp(t *testing.T) {
+	b := book(t)
+	f := file(t, "layer bytes")
+	runs := 0
+	verify := func() error { runs++; return nil }
+	for range 3 {
+		if err := b.Check(f, "layer x", verify); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if runs != 1 {
+		t.Fatalf("verified %d times, want once", runs)
+	}
+	// A failed verification stamps nothing and is returned.
+	g := file(t, "other bytes")
+	bad := errors.New("hashes to something else")
+	for range 2 {
+		if err := b.Check(g, "layer y", func() error { runs++; return bad }); err != bad {
+			t.Fatalf("got %v, want the verification's error", err)
+		}
+	}
+	if runs != 3 {
+		t.Fatalf("a refused file was not verified each time (%d runs)", runs)
+	}
+	// No book: every check verifies.
+	var none *Book
+	for range 2 {
+		none.Check(f, "layer x", verify)
+	}
+	if runs != 5 {
+		t.Fatalf("without a book %d runs, want 5", runs)
 	}
 }
